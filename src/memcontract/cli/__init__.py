@@ -1,0 +1,39 @@
+"""The ``memcontract`` command line.
+
+Every command prints errors as one line on stderr and exits 2 on bad input; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import MemcontractError
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import contract_cmd, probe_cmd
+
+    parser = argparse.ArgumentParser(prog="memcontract", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    contract_cmd.register(sub)
+    probe_cmd.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except MemcontractError as err:
+        print(f"memcontract: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

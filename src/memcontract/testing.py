@@ -1,0 +1,108 @@
+"""Test doubles for deterministic guard tests, shipped for users' own tests too.
+
+>>> from memcontract import Contract, Guard
+>>> probe, clock = FakeProbe(), FakeClock()
+>>> guard = Guard(Contract.from_yaml("modules: [{name: a, max_heap_mb: 100}]"),
+...               probe=probe, clock=clock)
+>>> probe.set(usage=0.5); guard.sample_once().usage_ratio
+0.5
+"""
+
+from __future__ import annotations
+
+from .pressure import MIB
+from .probe import Reading
+
+
+class ProbeFailure(OSError):
+    """What a :class:`FakeProbe` raises after :meth:`FakeProbe.fail`."""
+
+
+class FakeProbe:
+    """A probe whose readings the test sets: ``probe.set(usage=0.95)``.
+
+    Usage is relative to the capacity: the contract budget unless ``capacity_mb`` is set
+    (a smaller cgroup limit, say). ``alloc_rate_mb`` reports a growth rate directly.
+    """
+
+    def __init__(self) -> None:
+        self.used_bytes: int | None = None
+        self.usage: float | None = 0.0
+        self.capacity_bytes: int | None = None
+        self.alloc_rate_bytes_per_sec: float | None = None
+        self.psi_some_avg10: float | None = None
+        self.gc_pause_p99_ms: float | None = None
+        self.failing = False
+        self.reads = 0
+        self.closed = False
+
+    def set(
+        self,
+        *,
+        usage: float | None = None,
+        used_mb: float | None = None,
+        capacity_mb: float | None = None,
+        alloc_rate_mb: float | None = None,
+        psi: float | None = None,
+        gc_pause_p99_ms: float | None = None,
+    ) -> FakeProbe:
+        """Set what the next reads return (usage ratio, or used MiB); clears a failure."""
+        if usage is not None:
+            self.usage, self.used_bytes = usage, None
+        if used_mb is not None:
+            self.used_bytes, self.usage = int(used_mb * MIB), None
+        if capacity_mb is not None:
+            self.capacity_bytes = int(capacity_mb * MIB)
+        self.alloc_rate_bytes_per_sec = None if alloc_rate_mb is None else alloc_rate_mb * MIB
+        self.psi_some_avg10 = psi
+        self.gc_pause_p99_ms = gc_pause_p99_ms
+        self.failing = False
+        return self
+
+    def fail(self) -> FakeProbe:
+        """Make the following reads raise :class:`ProbeFailure` until :meth:`set`."""
+        self.failing = True
+        return self
+
+    def read(self, budget_bytes: int) -> Reading:
+        """Return the reading set by the test (or raise after :meth:`fail`)."""
+        self.reads += 1
+        if self.failing:
+            raise ProbeFailure("fake probe failure")
+        capacity = min(budget_bytes, self.capacity_bytes or budget_bytes)
+        if self.used_bytes is not None:
+            used = self.used_bytes
+        else:
+            used = round((self.usage or 0.0) * capacity)
+        return Reading(
+            used_bytes=used,
+            capacity_bytes=capacity,
+            psi_some_avg10=self.psi_some_avg10,
+            gc_pause_p99_ms=self.gc_pause_p99_ms,
+            alloc_rate_bytes_per_sec=self.alloc_rate_bytes_per_sec,
+        )
+
+    def close(self) -> None:
+        """Mark the probe closed."""
+        self.closed = True
+
+
+class FakeClock:
+    """A clock that moves only when told: ``clock.advance(0.5)``."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._wall = start
+        self._mono = 1000.0
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch."""
+        return self._wall
+
+    def monotonic(self) -> float:
+        """Monotonic seconds."""
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward."""
+        self._wall += seconds
+        self._mono += seconds

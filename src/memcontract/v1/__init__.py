@@ -1,0 +1,1 @@
+"""Generated code for ``memcontract/v1/memcontract.proto`` (do not edit; see tools/genproto.py)."""
