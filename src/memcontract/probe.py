@@ -8,8 +8,15 @@ Sources that fail inside a reading (PSI, cgroup files) are skipped and named in
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+import psutil
+
+from . import _cgroup
+from ._gcpause import GcPauseMonitor
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +52,175 @@ class Probe(Protocol):
     def close(self) -> None:
         """Release what the probe installed (e.g. ``gc.callbacks`` hooks)."""
         ...
+
+
+_log = logging.getLogger("memcontract.probe")
+
+
+class SystemProbe:
+    """The real probe: this process's memory against the contract, the cgroup and the host.
+
+    ``read(budget_bytes)`` reports ``capacity_bytes = min(budget, cgroup limit, physical
+    memory)``; ``used_bytes`` is the process RSS, or the cgroup's working set (usage minus
+    inactive file cache, as kubelet and the OOM killer count it) when the cgroup limit is the
+    smallest of the three. It also reports memory PSI ``some avg10`` (the own v2 cgroup's, else
+    the host's) and the p99 GC pause, from a ``gc.callbacks`` hook installed here.
+
+    Cgroup paths are resolved once, when built (and again every ``refresh_every`` seconds if
+    set); a read only opens the few small files they name. Only the RSS read may raise; a
+    failing cgroup or PSI file is skipped, named in ``Reading.failed_sources`` ("cgroup",
+    "psi") and logged once per source on the ``memcontract.probe`` logger.
+
+    ``root`` is the filesystem root the ``/proc`` and ``/sys`` files are read under: "/" in
+    production, a fixture tree in tests.
+
+    >>> with SystemProbe() as probe:
+    ...     reading = probe.read(512 * 1024 * 1024)
+    >>> 0 < reading.used_bytes and reading.capacity_bytes <= 512 * 1024 * 1024
+    True
+    """
+
+    def __init__(self, *, root: str = "/", refresh_every: float | None = None) -> None:
+        if refresh_every is not None and refresh_every <= 0:
+            raise ValueError(f"refresh_every must be positive seconds, got {refresh_every}")
+        self._root = root
+        self._refresh_every = refresh_every
+        self._process = psutil.Process()
+        self._physical_bytes = psutil.virtual_memory().total
+        self._logged: set[str] = set()
+        self._resolve()
+        self._gc = GcPauseMonitor()
+
+    def _resolve(self) -> None:
+        self._cgroup: _cgroup.CgroupPaths | None = None
+        self._cgroup_error: str | None = None
+        try:
+            self._cgroup = _cgroup.resolve(self._root)
+        except (OSError, ValueError) as e:
+            # Keep going without a cgroup limit; every read names "cgroup" as failed.
+            self._cgroup_error = f"cannot resolve the cgroup: {e}"
+        # The first candidate that parses now; if none does, the first that exists, so its
+        # failures are reported. No candidate at all (no PSI in this kernel): not a source.
+        candidates = _cgroup.psi_candidates(self._root, self._cgroup)
+        self._psi_file = next((c for c in candidates if _psi_ok(c)), None)
+        if self._psi_file is None and candidates:
+            self._psi_file = candidates[0]
+        self._resolved_at = time.monotonic()
+
+    @property
+    def cgroup_version(self) -> int | None:
+        """1 or 2, the cgroup hierarchy the limit is read from; ``None`` without one."""
+        return None if self._cgroup is None else self._cgroup.version
+
+    @property
+    def cgroup_path(self) -> str | None:
+        """The own cgroup as ``/proc/self/cgroup`` names it, or ``None``."""
+        return None if self._cgroup is None else self._cgroup.cgroup_path
+
+    @property
+    def cgroup_limit_bytes(self) -> int | None:
+        """The cgroup memory limit read now, bytes, or ``None`` (no limit, or none readable)."""
+        return None if self._cgroup is None else _cgroup.read_limit(self._cgroup).limit_bytes
+
+    @property
+    def physical_bytes(self) -> int:
+        """Physical memory of the host, bytes (read once, when built)."""
+        return self._physical_bytes
+
+    def describe(self) -> dict[str, object]:
+        """A short summary for ``memcontract probe``: cgroup version, path, limit, physical."""
+        return {
+            "cgroup_version": self.cgroup_version,
+            "cgroup_path": self.cgroup_path,
+            "cgroup_directory": None if self._cgroup is None else self._cgroup.directory,
+            "cgroup_limit_bytes": self.cgroup_limit_bytes,
+            "cgroup_error": self._cgroup_error,
+            "physical_bytes": self._physical_bytes,
+            "psi_source": self._psi_file,
+        }
+
+    def read(self, budget_bytes: int) -> Reading:
+        """Read memory now against ``budget_bytes``; raises only if the RSS cannot be read."""
+        rss = self._process.memory_info().rss  # may raise: the guard counts it, holds its level
+        if self._refresh_every is not None:
+            self._maybe_refresh(self._refresh_every)
+        failed: list[str] = []
+        capacity = min(budget_bytes, self._physical_bytes)
+        used = rss
+        limit = self._read_cgroup_limit(failed)
+        # The cgroup binds only when strictly smaller: on a tie the budget (or the host) is the
+        # tighter constraint on this process alone, so RSS is the measure.
+        if limit.limit_bytes is not None and limit.limit_bytes < capacity:
+            capacity = limit.limit_bytes
+            used = self._read_working_set(limit, rss, failed)
+        return Reading(
+            used_bytes=used,
+            capacity_bytes=capacity,
+            psi_some_avg10=self._read_psi(failed),
+            gc_pause_p99_ms=self._gc.p99_ms(),
+            failed_sources=tuple(failed),
+        )
+
+    def _maybe_refresh(self, every: float) -> None:
+        # Re-resolving picks up a process moved to another cgroup, or a cgroup that failed.
+        if time.monotonic() - self._resolved_at >= every:
+            self._resolve()
+
+    def _read_cgroup_limit(self, failed: list[str]) -> _cgroup.CgroupLimit:
+        if self._cgroup_error is not None:
+            self._fail("cgroup", self._cgroup_error, failed)
+        if self._cgroup is None:
+            return _cgroup.CgroupLimit(None, None)
+        limit = _cgroup.read_limit(self._cgroup)
+        if limit.errors:
+            self._fail("cgroup", "; ".join(limit.errors), failed)
+        return limit
+
+    def _read_working_set(self, limit: _cgroup.CgroupLimit, rss: int, failed: list[str]) -> int:
+        # The usage that counts is that of the cgroup whose limit binds (maybe a parent).
+        if self._cgroup is None or limit.directory is None:
+            return rss
+        try:
+            return _cgroup.read_working_set(self._cgroup.version, limit.directory)
+        except (OSError, ValueError) as e:
+            # The limit still binds; RSS is the best lower bound of what the cgroup holds.
+            self._fail("cgroup", f"cannot read the working set: {e}", failed)
+            return rss
+
+    def _read_psi(self, failed: list[str]) -> float | None:
+        if self._psi_file is None:
+            return None
+        try:
+            return _cgroup.read_psi_some_avg10(self._psi_file)
+        except (OSError, ValueError) as e:
+            self._fail("psi", f"{self._psi_file}: {e}", failed)
+            return None
+
+    def _fail(self, source: str, detail: str, failed: list[str]) -> None:
+        if source not in failed:
+            failed.append(source)
+        if source not in self._logged:
+            self._logged.add(source)
+            _log.warning(
+                "memory probe source %r skipped (%s); further failures of it are not logged",
+                source,
+                detail,
+            )
+
+    def close(self) -> None:
+        """Remove the ``gc.callbacks`` hook; idempotent. Reads still work afterwards."""
+        self._gc.close()
+
+    def __enter__(self) -> SystemProbe:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _psi_ok(path: str) -> bool:
+    try:
+        _cgroup.read_psi_some_avg10(path)
+    except (OSError, ValueError):
+        return False
+    return True

@@ -22,10 +22,13 @@ class FakeProbe:
     """A probe whose readings the test sets: ``probe.set(usage=0.95)``.
 
     Usage is relative to the capacity: the contract budget unless ``capacity_mb`` is set
-    (a smaller cgroup limit, say). ``alloc_rate_mb`` reports a growth rate directly.
+    (a smaller cgroup limit, say). ``alloc_rate_mb`` reports a growth rate directly (default 0);
+    with ``estimate_rate=True`` the probe reports none and the guard estimates it from the
+    successive used bytes, as with the system probe.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, estimate_rate: bool = False) -> None:
+        self.estimate_rate = estimate_rate
         self.used_bytes: int | None = None
         self.usage: float | None = 0.0
         self.capacity_bytes: int | None = None
@@ -53,7 +56,7 @@ class FakeProbe:
             self.used_bytes, self.usage = int(used_mb * MIB), None
         if capacity_mb is not None:
             self.capacity_bytes = int(capacity_mb * MIB)
-        self.alloc_rate_bytes_per_sec = None if alloc_rate_mb is None else alloc_rate_mb * MIB
+        self.alloc_rate_bytes_per_sec = (alloc_rate_mb or 0.0) * MIB
         self.psi_some_avg10 = psi
         self.gc_pause_p99_ms = gc_pause_p99_ms
         self.failing = False
@@ -79,7 +82,7 @@ class FakeProbe:
             capacity_bytes=capacity,
             psi_some_avg10=self.psi_some_avg10,
             gc_pause_p99_ms=self.gc_pause_p99_ms,
-            alloc_rate_bytes_per_sec=self.alloc_rate_bytes_per_sec,
+            alloc_rate_bytes_per_sec=None if self.estimate_rate else self.alloc_rate_bytes_per_sec,
         )
 
     def close(self) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._contract_yaml import fmt
+from ..contract import Contract, ModuleContract
+
 
 def register(sub: Any) -> None:
     """Add the ``contract`` command group."""
@@ -18,4 +21,20 @@ def register(sub: Any) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     """Validate the file; print a one-line summary (errors propagate as ContractError)."""
-    raise NotImplementedError
+    contract = Contract.load(args.file, module=args.module)
+    module = contract.module
+    of = f" (1 of {len(contract.modules)})" if len(contract.modules) > 1 else ""
+    print(
+        f"OK {args.file}: version {contract.version}, module {module.name}{of} ({_summary(module)})"
+    )
+    return 0
+
+
+def _summary(module: ModuleContract) -> str:
+    globs = len(module.core_methods)
+    return (
+        f"budget {fmt(module.max_heap_mb)} MiB, alloc {fmt(module.alloc_rate_mb_per_sec)} MiB/s, "
+        f"interval {module.sample_interval_ms} ms, {globs} core glob{'' if globs == 1 else 's'}, "
+        f"dry_run={str(module.dry_run).lower()}"
+    )
+

@@ -1,0 +1,390 @@
+"""The guard: samples a probe, runs the ladder, fires actions, publishes a snapshot.
+
+Everything a call needs is in :attr:`Guard.snapshot`, an immutable object replaced by the sampler
+(one attribute read per call, no lock, no system call).
+
+>>> from memcontract.testing import FakeProbe, FakeClock
+>>> from memcontract import Contract
+>>> probe, clock = FakeProbe(), FakeClock()
+>>> guard = Guard(Contract.from_yaml("modules: [{name: api, max_heap_mb: 100}]"),
+...               probe=probe, clock=clock)
+>>> for _ in range(3):
+...     _ = probe.set(usage=0.97); _ = guard.sample_once(); clock.advance(0.5)
+>>> guard.level
+<Level.CRITICAL: 3>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
+
+from opentelemetry import metrics, trace
+
+from . import wire
+from .actions import (
+    Action,
+    ActionRunner,
+    CollectGarbage,
+    PauseTelemetry,
+    QuietLoggers,
+    SampleAllocations,
+    Shrinkable,
+    ShrinkCaches,
+    TightenGC,
+)
+from .contract import Contract, ModuleContract
+from .errors import GuardStateError
+from .ladder import ALLOC_RATE, HEAP, Ladder
+from .pressure import Level, Pressure
+from .probe import Probe, Reading
+from .telemetry import HOOK_ERRORS, PROBE_FAILURES, Telemetry
+
+log = logging.getLogger("memcontract.guard")
+
+TransitionCallback = Callable[[Level, Level, Pressure], object]
+
+
+class Clock(Protocol):
+    """Where the guard gets time (``memcontract.testing.FakeClock`` in tests)."""
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch."""
+        ...
+
+    def monotonic(self) -> float:
+        """Monotonic seconds."""
+        ...
+
+
+class _SystemClock:
+    @staticmethod
+    def time() -> float:
+        return time.time()
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a call reads: the pressure and its wire forms, encoded once per sample.
+
+    Attributes:
+        pressure: the last sample.
+        request_metadata: keys a client adds to outgoing calls.
+        trailing_metadata: keys (and the ORCA report) a server adds to its trailers.
+        shed_trailers: ``trailing_metadata`` plus ``grpc-retry-pushback-ms``.
+        shedding: level 3 and not dry run: non-core calls are shed.
+        shed_details: the status details of a shed call.
+    """
+
+    pressure: Pressure
+    request_metadata: wire.Metadata
+    trailing_metadata: wire.Metadata
+    shed_trailers: wire.Metadata
+    shedding: bool
+    shed_details: str
+
+
+class RateEstimator:
+    """Smoothed growth rate of used memory (bytes/s, never negative): an EWMA of deltas."""
+
+    def __init__(self, alpha: float = 0.5) -> None:
+        self.alpha = alpha
+        self.rate = 0.0
+        self._last: tuple[float, int] | None = None
+
+    def update(self, now: float, used_bytes: int) -> float:
+        """Feed a reading taken at monotonic time ``now``; return the smoothed rate."""
+        if self._last is not None and now > self._last[0]:
+            instant = max(0.0, (used_bytes - self._last[1]) / (now - self._last[0]))
+            self.rate = self.alpha * instant + (1 - self.alpha) * self.rate
+        if self._last is None or now > self._last[0]:
+            self._last = (now, used_bytes)
+        return self.rate
+
+
+class Guard:
+    """Keeps a process inside its memory contract (SPEC §4).
+
+    Args:
+        contract: the loaded contract; its ``module`` is the one in force.
+        probe: where readings come from (default: :class:`memcontract.probe.SystemProbe`).
+        clock: where time comes from (default: the system clocks).
+        actions: replaces the default actions (see :meth:`default_actions`).
+        disable: names of default actions to leave out, e.g. ``{"sample_allocations"}``.
+        meter_provider, tracer_provider: OpenTelemetry providers (default: the global ones).
+    """
+
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        probe: Probe | None = None,
+        clock: Clock | None = None,
+        actions: Iterable[Action] | None = None,
+        disable: Iterable[str] = (),
+        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.contract = contract
+        self.module: ModuleContract = contract.module
+        self._owns_probe = probe is None
+        self._probe = probe
+        self._clock: Clock = clock or _SystemClock()
+        self._ladder = Ladder(self.module.ladder)
+        self._rate = RateEstimator()
+        self._callbacks: list[TransitionCallback] = []
+        self._sample_lock = threading.Lock()
+        self._failed_once: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = threading.Event()
+        budget = self.module.max_heap_bytes
+        self.snapshot = self._publish(Pressure(
+            capacity_bytes=budget,
+            contract_version=contract.version,
+            module=self.module.name,
+            sampled_at=self._clock.time(),
+        ))
+        self.telemetry = Telemetry(
+            lambda: self.snapshot.pressure,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+        )
+        self._caches = ShrinkCaches()
+        chosen = self.default_actions() if actions is None else list(actions)
+        self._actions = ActionRunner(
+            (a for a in chosen if a.name not in set(disable)),
+            self.telemetry,
+            dry_run=self.module.dry_run,
+        )
+
+    def default_actions(self) -> list[Action]:
+        """The actions of SPEC §4's table, configured from the contract."""
+        return [
+            TightenGC(self.module.gc_trigger_ratio),
+            QuietLoggers(self.module.noncritical_loggers),
+            PauseTelemetry(self.telemetry),
+            SampleAllocations(),
+            CollectGarbage(),
+            self._caches,
+        ]
+
+    # -- reading the state: one attribute read, safe from any thread ---------------------------
+
+    @property
+    def pressure(self) -> Pressure:
+        """The last sample (cached; no I/O)."""
+        return self.snapshot.pressure
+
+    @property
+    def level(self) -> Level:
+        """The level in force (cached; no I/O)."""
+        return self.snapshot.pressure.level
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether the contract says evaluate and report only."""
+        return self.module.dry_run
+
+    # -- extension points -------------------------------------------------------------------------
+
+    def on_transition(self, callback: TransitionCallback) -> TransitionCallback:
+        """Call ``callback(old, new, pressure)`` on every level change (usable as a decorator).
+
+        Callbacks run on the sampler; their exceptions are logged and counted, never raised.
+        """
+        self._callbacks.append(callback)
+        return callback
+
+    def register_cache(self, cache: Shrinkable) -> None:
+        """Shrink ``cache`` at level 3 and restore it on recovery (held weakly)."""
+        self._caches.caches.add(cache)
+
+    # -- sampling ---------------------------------------------------------------------------------
+
+    def sample_once(self) -> Pressure:
+        """Take one sample now, update the level, fire actions; return the new pressure.
+
+        A failed read holds the level and returns the previous pressure.
+        """
+        with self._sample_lock:
+            reading = self._read()
+            if reading is None:
+                return self.snapshot.pressure
+            old = self.snapshot.pressure.level
+            pressure = self._evaluate(reading)
+            self.snapshot = self._publish(pressure)
+            self._actions.update(pressure)
+            if pressure.level != old:
+                self._transition(old, pressure)
+            return pressure
+
+    def _read(self) -> Reading | None:
+        if self._probe is None:
+            from .probe import SystemProbe
+
+            self._probe = SystemProbe()
+        try:
+            reading = self._probe.read(self.module.max_heap_bytes)
+        except Exception as err:
+            self._count_failure("read", err)
+            return None
+        for source in reading.failed_sources:
+            self._count_failure(source, None)
+        return reading
+
+    def _count_failure(self, source: str, err: BaseException | None) -> None:
+        self.telemetry.add(PROBE_FAILURES, 1, {"source": source})
+        if source not in self._failed_once:
+            self._failed_once.add(source)
+            log.warning("memcontract: memory source %r failed (%s); holding the level", source, err)
+
+    def _evaluate(self, reading: Reading) -> Pressure:
+        capacity = max(1, reading.capacity_bytes)
+        rate = reading.alloc_rate_bytes_per_sec
+        if rate is None:
+            rate = self._rate.update(self._clock.monotonic(), reading.used_bytes)
+        usage = reading.used_bytes / capacity
+        rate_ratio = rate / self.module.alloc_rate_bytes_per_sec
+        level = self._ladder.step({HEAP: usage, ALLOC_RATE: rate_ratio})
+        return Pressure(
+            usage_ratio=usage,
+            used_bytes=reading.used_bytes,
+            capacity_bytes=capacity,
+            alloc_rate_bytes_per_sec=rate,
+            alloc_rate_ratio=rate_ratio,
+            level=level,
+            contract_version=self.contract.version,
+            module=self.module.name,
+            sampled_at=self._clock.time(),
+            psi_some_avg10=reading.psi_some_avg10,
+            gc_pause_p99_ms=reading.gc_pause_p99_ms,
+        )
+
+    def _publish(self, pressure: Pressure) -> Snapshot:
+        trailers = wire.encode_trailers(pressure)
+        pushback = (wire.RETRY_PUSHBACK, str(self.module.retry_pushback_ms))
+        return Snapshot(
+            pressure=pressure,
+            request_metadata=trailers[:-1],
+            trailing_metadata=trailers,
+            shed_trailers=(*trailers, pushback),
+            shedding=pressure.level == Level.CRITICAL and not self.module.dry_run,
+            shed_details=(
+                f"memory pressure: module {self.module.name} at level {int(pressure.level)} "
+                f"(usage {wire.format_usage(pressure.usage_ratio)}); "
+                f"retry after {self.module.retry_pushback_ms} ms"
+            ),
+        )
+
+    def _transition(self, old: Level, pressure: Pressure) -> None:
+        new = pressure.level
+        if new > old:
+            log.warning(
+                "memcontract: %s entered level %d (%s): usage %s of %d MiB, growth %.1f MiB/s",
+                self.module.name, new, new.name, wire.format_usage(pressure.usage_ratio),
+                pressure.capacity_mib, pressure.alloc_rate_bytes_per_sec / 1048576,
+            )
+        else:
+            log.info("memcontract: %s stepped down to level %d (%s)", self.module.name, new, new.name)
+        try:
+            self.telemetry.transition(old, new, pressure)
+        except Exception:
+            log.exception("memcontract: telemetry transition failed")
+        for callback in list(self._callbacks):
+            try:
+                callback(old, new, pressure)
+            except Exception:
+                self.telemetry.add(HOOK_ERRORS, 1, {"hook": "on_transition"})
+                log.exception("memcontract: on_transition callback %r failed", callback)
+
+    # -- running: a daemon thread, or an asyncio task -----------------------------------------
+
+    def start(self) -> Guard:
+        """Sample every ``sample_interval_ms`` on a daemon thread (first sample at once)."""
+        if self.running:
+            raise GuardStateError("guard is already running")
+        self._stop.clear()
+        self.sample_once()
+        self._thread = threading.Thread(target=self._run_thread, name="memcontract-guard", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run_thread(self) -> None:
+        while not self._stop.wait(self.module.sample_interval):
+            self.sample_once()
+
+    async def start_async(self) -> Guard:
+        """Sample every ``sample_interval_ms`` in an asyncio task on the running loop."""
+        if self.running:
+            raise GuardStateError("guard is already running")
+        self.sample_once()
+        self._task = asyncio.get_running_loop().create_task(self._run_task(), name="memcontract-guard")
+        return self
+
+    async def _run_task(self) -> None:
+        while True:
+            await asyncio.sleep(self.module.sample_interval)
+            self.sample_once()
+
+    @property
+    def running(self) -> bool:
+        """Whether a sampler thread or task is running."""
+        return (self._thread is not None and self._thread.is_alive()) or (
+            self._task is not None and not self._task.done()
+        )
+
+    def stop(self) -> None:
+        """Stop sampling and reverse every engaged action. Safe to call twice."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._shutdown()
+
+    async def stop_async(self) -> None:
+        """Stop the asyncio sampler, wait for it, and reverse every engaged action."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self.stop()
+
+    def _shutdown(self) -> None:
+        with self._sample_lock:
+            self._actions.release_all()
+            if self._owns_probe and self._probe is not None:
+                self._probe.close()
+                self._probe = None
+
+    def __enter__(self) -> Guard:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Guard:
+        return await self.start_async()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop_async()

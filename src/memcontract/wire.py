@@ -1,0 +1,232 @@
+"""The wire codec (SPEC §5): a :class:`Pressure` to and from gRPC metadata, both languages alike.
+
+Encoding is exact and shared with Go through ``tests/vectors``. Decoding is forgiving: a value
+that does not parse is ignored for its key and named in :attr:`Decoded.invalid`; it never raises.
+
+>>> md = encode(Pressure(usage_ratio=0.684, capacity_bytes=2 << 30, contract_version="v1.2"))
+>>> md[:4]
+(('x-memory-usage', '68.4%'), ('x-memory-capacity', '2048'), ('x-memory-contract', 'v1.2'), ('x-memory-level', '0'))
+>>> decode(md).pressure.usage_ratio
+0.684
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from xds.data.orca.v3 import orca_load_report_pb2
+
+from .pressure import MIB, Level, Pressure
+from .v1 import memcontract_pb2
+
+USAGE = "x-memory-usage"
+CAPACITY = "x-memory-capacity"
+CONTRACT = "x-memory-contract"
+LEVEL = "x-memory-level"
+PRESSURE_BIN = "x-memory-pressure-bin"
+ORCA_BIN = "endpoint-load-metrics-bin"
+RETRY_PUSHBACK = "grpc-retry-pushback-ms"
+
+KEYS = frozenset({USAGE, CAPACITY, CONTRACT, LEVEL, PRESSURE_BIN})
+ORCA_LEVEL = "memcontract.level"
+ORCA_ALLOC_RATE_RATIO = "memcontract.alloc_rate_ratio"
+
+MAX_VALUE_BYTES = 64
+MAX_USAGE_PERCENT = 1000.0
+# The -bin value carries a handful of scalars; anything larger is not ours.
+MAX_BIN_BYTES = 1024
+
+_USAGE_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?%?")
+_CAPACITY_RE = re.compile(r"[0-9]{1,12}")
+_VERSION_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+_LEVEL_RE = re.compile(r"[0-3]")
+
+Metadata = tuple[tuple[str, str | bytes], ...]
+
+
+def format_usage(usage_ratio: float) -> str:
+    """``x-memory-usage`` text: percent with one decimal, ``.0`` dropped (``0.68`` → ``68%``)."""
+    percent = min(max(usage_ratio, 0.0), MAX_USAGE_PERCENT / 100) * 100
+    text = format(percent, ".1f")
+    return (text[:-2] if text.endswith(".0") else text) + "%"
+
+
+def to_proto(p: Pressure) -> memcontract_pb2.MemoryPressure:
+    """The ``memcontract.v1.MemoryPressure`` message of a pressure."""
+    msg = memcontract_pb2.MemoryPressure(
+        usage_ratio=p.usage_ratio,
+        used_bytes=p.used_bytes,
+        capacity_bytes=p.capacity_bytes,
+        alloc_rate_bytes_per_sec=p.alloc_rate_bytes_per_sec,
+        level=int(p.level) + 1,
+        contract_version=p.contract_version,
+        module=p.module,
+        alloc_rate_ratio=p.alloc_rate_ratio,
+    )
+    millis = round(p.sampled_at * 1000)
+    msg.sampled_at.seconds, msg.sampled_at.nanos = millis // 1000, (millis % 1000) * 1_000_000
+    return msg
+
+
+def from_proto(msg: memcontract_pb2.MemoryPressure) -> Pressure:
+    """A pressure from a ``MemoryPressure`` message (level 1..4 on the wire → 0..3)."""
+    ts = msg.sampled_at
+    return Pressure(
+        usage_ratio=msg.usage_ratio,
+        used_bytes=msg.used_bytes,
+        capacity_bytes=msg.capacity_bytes,
+        alloc_rate_bytes_per_sec=msg.alloc_rate_bytes_per_sec,
+        alloc_rate_ratio=msg.alloc_rate_ratio,
+        level=Level(msg.level - 1),
+        contract_version=msg.contract_version,
+        module=msg.module,
+        sampled_at=ts.seconds + ts.nanos / 1e9,
+    )
+
+
+def orca_report(p: Pressure) -> bytes:
+    """``endpoint-load-metrics-bin``: ORCA ``OrcaLoadReport``, deterministically serialized."""
+    report = orca_load_report_pb2.OrcaLoadReport(
+        mem_utilization=min(max(p.usage_ratio, 0.0), 1.0),
+        named_metrics={ORCA_LEVEL: float(p.level), ORCA_ALLOC_RATE_RATIO: p.alloc_rate_ratio},
+    )
+    return report.SerializeToString(deterministic=True)
+
+
+def encode(p: Pressure) -> Metadata:
+    """The request metadata for ``p``: the four text keys and ``x-memory-pressure-bin``."""
+    md: list[tuple[str, str | bytes]] = [
+        (USAGE, format_usage(p.usage_ratio)),
+        (CAPACITY, str(p.capacity_bytes // MIB)),
+    ]
+    if p.contract_version:
+        md.append((CONTRACT, p.contract_version))
+    md.append((LEVEL, str(int(p.level))))
+    md.append((PRESSURE_BIN, to_proto(p).SerializeToString(deterministic=True)))
+    return tuple(md)
+
+
+def encode_trailers(p: Pressure) -> Metadata:
+    """The server's trailing metadata for ``p``: :func:`encode` plus the ORCA report."""
+    return (*encode(p), (ORCA_BIN, orca_report(p)))
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What :func:`decode` found: the peer's pressure (or ``None``) and the invalid keys."""
+
+    pressure: Pressure | None
+    invalid: tuple[str, ...] = ()
+
+
+_NOTHING = Decoded(None)
+
+
+def _text(value: Any) -> str | None:
+    """The value as text if it is short, valid UTF-8 text; else ``None``."""
+    if isinstance(value, bytes):
+        if len(value) > MAX_VALUE_BYTES:
+            return None
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) <= MAX_VALUE_BYTES:
+        return value
+    return None
+
+
+def parse_usage(value: Any) -> float | None:
+    """``68``, ``68%`` or ``68.4%`` → 0.68 / 0.684; anything else (or over 1000 %) → ``None``."""
+    text = _text(value)
+    if text is None or not _USAGE_RE.fullmatch(text):
+        return None
+    percent = float(text.rstrip("%"))
+    return percent / 100 if percent <= MAX_USAGE_PERCENT else None
+
+
+def parse_capacity(value: Any) -> int | None:
+    """Capacity in MiB (decimal integer, at most 12 digits) → bytes, else ``None``."""
+    text = _text(value)
+    return int(text) * MIB if text is not None and _CAPACITY_RE.fullmatch(text) else None
+
+
+def parse_version(value: Any) -> str | None:
+    """A contract version ``[A-Za-z0-9._-]{1,32}``, else ``None``."""
+    text = _text(value)
+    return text if text is not None and _VERSION_RE.fullmatch(text) else None
+
+
+def parse_level(value: Any) -> Level | None:
+    """``0``..``3`` → :class:`Level`, else ``None``."""
+    text = _text(value)
+    return Level(int(text)) if text is not None and _LEVEL_RE.fullmatch(text) else None
+
+
+def parse_pressure_bin(value: Any) -> Pressure | None:
+    """A serialized ``MemoryPressure`` with a known level and a sane usage, else ``None``."""
+    if not isinstance(value, bytes) or len(value) > MAX_BIN_BYTES:
+        return None
+    msg = memcontract_pb2.MemoryPressure()
+    try:
+        msg.ParseFromString(value)
+    except DecodeError:
+        return None
+    usage = msg.usage_ratio
+    if not 1 <= msg.level <= 4 or not math.isfinite(usage) or usage < 0:
+        return None
+    if parse_version(msg.contract_version) is None and msg.contract_version:
+        return None
+    return from_proto(msg)
+
+
+_TEXT_PARSERS = {
+    USAGE: parse_usage,
+    CAPACITY: parse_capacity,
+    CONTRACT: parse_version,
+    LEVEL: parse_level,
+}
+
+
+def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
+    """Read a peer's pressure from gRPC metadata (invocation metadata or trailers).
+
+    The ``-bin`` value wins when it parses; otherwise the text keys are assembled. Keys that
+    are not ours are skipped; ours that do not parse are named in ``invalid``. Never raises.
+    """
+    if not metadata:
+        return _NOTHING
+    found: dict[str, Any] = {}
+    invalid: list[str] = []
+    for key, value in metadata:
+        if key not in KEYS:
+            continue
+        parser = _TEXT_PARSERS.get(key, parse_pressure_bin)
+        parsed = parser(value)
+        if parsed is None:
+            invalid.append(key)
+        else:
+            found[key] = parsed
+    return Decoded(_assemble(found), tuple(invalid))
+
+
+def _assemble(found: dict[str, Any]) -> Pressure | None:
+    if PRESSURE_BIN in found:
+        pressure: Pressure = found[PRESSURE_BIN]
+        return pressure
+    if USAGE not in found and LEVEL not in found:
+        return None
+    usage = found.get(USAGE, 0.0)
+    capacity = found.get(CAPACITY, 0)
+    return Pressure(
+        usage_ratio=usage,
+        used_bytes=round(usage * capacity),
+        capacity_bytes=capacity,
+        level=found.get(LEVEL, Level.NORMAL),
+        contract_version=found.get(CONTRACT, ""),
+    )

@@ -1,0 +1,48 @@
+"""Test support: contracts built in code and a deterministic guard rig."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from memcontract import Contract, Guard
+from memcontract.contract import LadderConfig, LevelCounts, LevelThresholds, ModuleContract
+from memcontract.testing import FakeClock, FakeProbe
+
+
+def make_contract(*, version: str = "v1.2", ladder: dict[str, Any] | None = None, **fields: Any) -> Contract:
+    """A one-module contract built without YAML (defaults: 100 MiB, 10 MiB/s)."""
+    lad = LadderConfig()
+    for key, value in (ladder or {}).items():
+        if key in ("heap", "alloc_rate"):
+            value = LevelThresholds(*value)
+        elif key == "confirm":
+            value = LevelCounts(*value)
+        lad = dataclasses.replace(lad, **{key: value})
+    base: dict[str, Any] = {"name": "test-module", "max_heap_mb": 100, "alloc_rate_mb_per_sec": 10}
+    module = ModuleContract(**{**base, **fields, "ladder": lad})
+    return Contract(version=version, modules=(module,), module=module)
+
+
+class Rig:
+    """A guard over a FakeProbe and FakeClock, stepped by hand (stopped after each test)."""
+
+    live: ClassVar[list[Rig]] = []
+
+    def __init__(self, contract: Contract, *, estimate_rate: bool = False, **guard_kw: Any) -> None:
+        self.probe = FakeProbe(estimate_rate=estimate_rate)
+        self.clock = FakeClock()
+        self.guard = Guard(contract, probe=self.probe, clock=self.clock, **guard_kw)
+        Rig.live.append(self)
+
+    def step(self, usage: float | None = None, *, fail: bool = False, **probe_kw: Any) -> int:
+        """Set the probe, advance the clock one interval, sample; return the level."""
+        if fail:
+            self.probe.fail()
+        else:
+            self.probe.set(usage=usage, **probe_kw)
+        self.clock.advance(self.guard.module.sample_interval)
+        return int(self.guard.sample_once().level)
+
+    def run(self, usages: list[float]) -> list[int]:
+        return [self.step(u) for u in usages]
