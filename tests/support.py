@@ -10,7 +10,9 @@ from memcontract.contract import LadderConfig, LevelCounts, LevelThresholds, Mod
 from memcontract.testing import FakeClock, FakeProbe
 
 
-def make_contract(*, version: str = "v1.2", ladder: dict[str, Any] | None = None, **fields: Any) -> Contract:
+def make_contract(
+    *, version: str = "v1.2", ladder: dict[str, Any] | None = None, **fields: Any
+) -> Contract:
     """A one-module contract built without YAML (defaults: 100 MiB, 10 MiB/s)."""
     lad = LadderConfig()
     for key, value in (ladder or {}).items():

@@ -24,7 +24,12 @@ LADDER_CASES = [
     ("level3 needs three in a row", {}, [0.96, 0.96, 0.96], [1, 2, 3]),
     ("a dip resets the level3 streak", {}, [0.96, 0.96, 0.5, 0.96, 0.96], [1, 2, 2, 2, 2]),
     ("confirm counts from the contract", {"confirm": (2, 3, 4)}, [0.96] * 4, [0, 1, 2, 3]),
-    ("thresholds from the contract", {"heap": (0.5, 0.6, 0.7)}, [0.55, 0.65, 0.75, 0.75, 0.75], [1, 1, 2, 2, 3]),
+    (
+        "thresholds from the contract",
+        {"heap": (0.5, 0.6, 0.7)},
+        [0.55, 0.65, 0.75, 0.75, 0.75],
+        [1, 1, 2, 2, 3],
+    ),
     (
         "recovery: one level at a time after recover_after",
         {"recover_after": 2},
@@ -46,8 +51,12 @@ LADDER_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "ladder", "usages", "levels"), LADDER_CASES, ids=[c[0] for c in LADDER_CASES])
-def test_ladder_heap(name: str, ladder: dict[str, object], usages: list[float], levels: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("name", "ladder", "usages", "levels"), LADDER_CASES, ids=[c[0] for c in LADDER_CASES]
+)
+def test_ladder_heap(
+    name: str, ladder: dict[str, object], usages: list[float], levels: list[int]
+) -> None:
     rig = Rig(make_contract(ladder=ladder))
     assert rig.run(usages) == levels
 
@@ -135,7 +144,9 @@ def test_level1_quiets_noncritical_loggers(rig: Rig) -> None:
     assert noisy.level == logging.DEBUG
 
 
-def test_level2_samples_allocations_and_pauses_telemetry(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+def test_level2_samples_allocations_and_pauses_telemetry(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
     assert not tracemalloc.is_tracing()
     rig.run([0.91, 0.91])
     assert tracemalloc.is_tracing()

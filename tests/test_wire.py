@@ -69,15 +69,22 @@ def test_text_keys_alone_are_assembled() -> None:
 
 def test_orca_report_fields() -> None:
     report = orca_load_report_pb2.OrcaLoadReport()
-    report.ParseFromString(wire.orca_report(Pressure(1.7, level=Level.CRITICAL, alloc_rate_ratio=2.5)))
+    report.ParseFromString(
+        wire.orca_report(Pressure(1.7, level=Level.CRITICAL, alloc_rate_ratio=2.5))
+    )
     assert report.mem_utilization == 1.0
-    assert dict(report.named_metrics) == {"memcontract.level": 3.0, "memcontract.alloc_rate_ratio": 2.5}
+    assert dict(report.named_metrics) == {
+        "memcontract.level": 3.0,
+        "memcontract.alloc_rate_ratio": 2.5,
+    }
 
 
 PARSE_CASES = json.loads((VECTORS / "parse.json").read_text())["cases"]
 
 
-@pytest.mark.parametrize("case", PARSE_CASES, ids=lambda c: f"{c['key']}={c.get('value', '<bytes>')!r}"[:60])
+@pytest.mark.parametrize(
+    "case", PARSE_CASES, ids=lambda c: f"{c['key']}={c.get('value', '<bytes>')!r}"[:60]
+)
 def test_parse_vector(case: dict[str, object]) -> None:
     key = str(case["key"])
     value = case["value"] if "value" in case else base64.b64decode(str(case["value_base64"]))
@@ -85,8 +92,12 @@ def test_parse_vector(case: dict[str, object]) -> None:
     if case["valid"]:
         assert decoded.invalid == ()
         assert decoded.pressure is not None or key in (wire.CAPACITY, wire.CONTRACT)
-        parser = {wire.USAGE: wire.parse_usage, wire.CAPACITY: wire.parse_capacity,
-                  wire.CONTRACT: wire.parse_version, wire.LEVEL: wire.parse_level}[key]
+        parser = {
+            wire.USAGE: wire.parse_usage,
+            wire.CAPACITY: wire.parse_capacity,
+            wire.CONTRACT: wire.parse_version,
+            wire.LEVEL: wire.parse_level,
+        }[key]
         assert parser(value) == case["parsed"]
     else:
         assert decoded.invalid == (key,)
@@ -107,10 +118,16 @@ def test_bin_with_unknown_level_is_invalid() -> None:
     assert wire.decode([(wire.PRESSURE_BIN, bad)]).invalid == (wire.PRESSURE_BIN,)
 
 
-_values = st.one_of(st.text(max_size=80), st.binary(max_size=200), st.integers(), st.none(), st.floats())
+_values = st.one_of(
+    st.text(max_size=80), st.binary(max_size=200), st.integers(), st.none(), st.floats()
+)
 
 
-@given(st.lists(st.tuples(st.sampled_from(sorted(wire.KEYS) + ["x-memory-other"]), _values), max_size=8))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([*sorted(wire.KEYS), "x-memory-other"]), _values), max_size=8
+    )
+)
 def test_decode_never_raises(md: list[tuple[str, object]]) -> None:
     decoded = wire.decode(md)
     assert len(decoded.invalid) <= len(md)

@@ -17,14 +17,82 @@ from memcontract.pressure import MIB, Level, Pressure
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "vectors"
 
 STATES = {
-    "normal": ("inside the contract", Pressure(0.684, 1468006400, 2048 * MIB, 1048576.0, 0.08, Level.NORMAL, "v1.2", "inventory", 1800000000.25)),
-    "whole_percent": ("usage rounds to a whole percent: no decimal", Pressure(0.68, 696254464, 1024 * MIB, 0.0, 0.0, Level.NORMAL, "v1", "order", 1800000001.0)),
-    "alert": ("level 1 on heap", Pressure(0.8125, 436207616, 512 * MIB, 5 * MIB, 0.4, Level.ALERT, "v1.2", "inventory", 1800000002.5)),
-    "degraded_rate": ("level 2 on allocation rate", Pressure(0.5, 900 * MIB, 1800 * MIB, 20 * MIB, 1.6, Level.DEGRADED, "2026.11-rc_1", "transaction-processor", 1800000003.999)),
-    "critical": ("level 3, over budget", Pressure(0.9731, 1045000000, 1024 * MIB, 30 * MIB, 2.4, Level.CRITICAL, "v1.2", "inventory", 1800000004.001)),
-    "over_budget_clamped": ("usage above 1000% is clamped on the wire; ORCA clamps to 1", Pressure(12.5, 13421772800, 1024 * MIB, 0.0, 0.0, Level.CRITICAL, "v9", "batch", 1800000005.0)),
-    "no_version": ("no contract version: x-memory-contract omitted", Pressure(0.0, 0, 3 * MIB + 17, 0.0, 0.0, Level.NORMAL, "", "", 0.0)),
-    "rounding_half": ("one decimal, rounded from the exact binary value", Pressure(0.12345, 129446707, 1000 * MIB, 123.5, 0.00001, Level.NORMAL, "v1", "m", 1800000006.5)),
+    "normal": (
+        "inside the contract",
+        Pressure(
+            0.684,
+            1468006400,
+            2048 * MIB,
+            1048576.0,
+            0.08,
+            Level.NORMAL,
+            "v1.2",
+            "inventory",
+            1800000000.25,
+        ),
+    ),
+    "whole_percent": (
+        "usage rounds to a whole percent: no decimal",
+        Pressure(0.68, 696254464, 1024 * MIB, 0.0, 0.0, Level.NORMAL, "v1", "order", 1800000001.0),
+    ),
+    "alert": (
+        "level 1 on heap",
+        Pressure(
+            0.8125,
+            436207616,
+            512 * MIB,
+            5 * MIB,
+            0.4,
+            Level.ALERT,
+            "v1.2",
+            "inventory",
+            1800000002.5,
+        ),
+    ),
+    "degraded_rate": (
+        "level 2 on allocation rate",
+        Pressure(
+            0.5,
+            900 * MIB,
+            1800 * MIB,
+            20 * MIB,
+            1.6,
+            Level.DEGRADED,
+            "2026.11-rc_1",
+            "transaction-processor",
+            1800000003.999,
+        ),
+    ),
+    "critical": (
+        "level 3, over budget",
+        Pressure(
+            0.9731,
+            1045000000,
+            1024 * MIB,
+            30 * MIB,
+            2.4,
+            Level.CRITICAL,
+            "v1.2",
+            "inventory",
+            1800000004.001,
+        ),
+    ),
+    "over_budget_clamped": (
+        "usage above 1000% is clamped on the wire; ORCA clamps to 1",
+        Pressure(
+            12.5, 13421772800, 1024 * MIB, 0.0, 0.0, Level.CRITICAL, "v9", "batch", 1800000005.0
+        ),
+    ),
+    "no_version": (
+        "no contract version: x-memory-contract omitted",
+        Pressure(0.0, 0, 3 * MIB + 17, 0.0, 0.0, Level.NORMAL, "", "", 0.0),
+    ),
+    "rounding_half": (
+        "one decimal, rounded from the exact binary value",
+        Pressure(
+            0.12345, 129446707, 1000 * MIB, 123.5, 0.00001, Level.NORMAL, "v1", "m", 1800000006.5
+        ),
+    ),
 }
 
 PARSE_CASES: list[tuple[str, str | bytes, bool, object]] = [

@@ -165,10 +165,10 @@ class Walker:
         """Raise the ContractError for ``node``."""
         raise ContractError(message, path=self.path, line=line_of(node), field=field)
 
-    def scalar(self, node: yaml.Node, field: str | None) -> Scalar:
-        """The plain value of a scalar node: str, int, float, bool or None."""
+    def scalar(self, node: yaml.Node, field: str | None, what: str = "a single value") -> Scalar:
+        """The plain value of a scalar node: str, int, float, bool or None (``what`` is expected)."""
         if not isinstance(node, yaml.ScalarNode):
-            self.fail(f"expected a single value, got {_describe(node)}", node, field)
+            self.fail(f"expected {what}, got {_describe(node)}", node, field)
         if node.tag not in _SCALAR_TAGS:
             self.fail(f"unsupported YAML value (tag {node.tag}); quote it", node, field)
         try:
@@ -221,7 +221,7 @@ class Walker:
 
     def string(self, node: yaml.Node, field: str, *, what: str = "a string") -> str:
         """A string value (numbers, booleans and null are not strings)."""
-        value = self.scalar(node, field)
+        value = self.scalar(node, field, what)
         if not isinstance(value, str):
             self.fail(f"expected {what}, got {_describe(node, value)}", node, field)
         return value
@@ -235,14 +235,14 @@ class Walker:
 
     def boolean(self, node: yaml.Node, field: str) -> bool:
         """A boolean (``true``/``false``)."""
-        value = self.scalar(node, field)
+        value = self.scalar(node, field, "true or false")
         if not isinstance(value, bool):
             self.fail(f"expected true or false, got {_describe(node, value)}", node, field)
         return value
 
     def integer(self, node: yaml.Node, field: str, *, low: int, high: int = UINT32_MAX) -> int:
         """An integer in ``[low, high]`` (booleans and floats are not integers)."""
-        value = self.scalar(node, field)
+        value = self.scalar(node, field, "an integer")
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(f"expected an integer, got {_describe(node, value)}", node, field)
         if not low <= value <= high:
@@ -269,7 +269,7 @@ class Walker:
         return value
 
     def _finite(self, node: yaml.Node, field: str) -> float:
-        value = self.scalar(node, field)
+        value = self.scalar(node, field, "a number")
         if isinstance(value, str) and node.tag == _YAML + "str" and _is_plain_number(node, value):
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -10,6 +10,7 @@ import logging
 import tracemalloc
 import weakref
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Protocol
 
 from .pressure import Level, Pressure
@@ -162,7 +163,7 @@ class ShrinkCaches(Action):
     level = Level.CRITICAL
 
     def __init__(self) -> None:
-        self.caches: weakref.WeakSet[Shrinkable] = weakref.WeakSet()  # type: ignore[type-var]
+        self.caches: weakref.WeakSet[Shrinkable] = weakref.WeakSet()
 
     def engage(self, pressure: Pressure) -> None:
         for cache in list(self.caches):
@@ -185,14 +186,14 @@ class ActionRunner:
     def update(self, pressure: Pressure) -> None:
         """Apply one sample: engage, tick or release each action as its condition says."""
         for action in self.actions:
-            wanted = bool(self._safe(action, "wanted", lambda a=action: a.wanted(pressure)))
+            wanted = bool(self._safe(action, "wanted", partial(action.wanted, pressure)))
             engaged = action.name in self.engaged
             if wanted and not engaged:
-                self._fire(action, "engage", lambda a=action: a.engage(pressure))
+                self._fire(action, "engage", partial(action.engage, pressure))
             elif engaged and not wanted:
                 self._fire(action, "release", action.release)
             elif engaged and not self.dry_run:
-                self._safe(action, "tick", lambda a=action: a.tick(pressure))
+                self._safe(action, "tick", partial(action.tick, pressure))
 
     def release_all(self) -> None:
         """Reverse every engaged action (the guard stops)."""

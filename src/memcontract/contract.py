@@ -130,7 +130,7 @@ class Contract:
         _y.check_text_size(text, path)
         walker = _y.Walker(path)
         root = _y.compose(text, path)
-        if root is None:
+        if root is None or _is_blank(root):
             walker.fail("the file is empty; expected a mapping with a 'modules' list", None, None)
         version, modules, modules_node = _parse_root(walker, root)
         selected = _select(walker, modules, modules_node, module)
@@ -158,6 +158,11 @@ _LADDER_KEYS = tuple(f.name for f in fields(LadderConfig))
 _LEVEL_KEYS = ("level1", "level2", "level3")
 
 _Parser = Callable[[_y.Walker, yaml.Node, str], object]
+
+
+def _is_blank(root: yaml.Node) -> bool:
+    # "---" alone is a document holding an empty plain scalar: as empty as an empty file.
+    return isinstance(root, yaml.ScalarNode) and root.value == "" and root.style is None
 
 
 def _parse_root(

@@ -17,6 +17,7 @@ Everything a call needs is in :attr:`Guard.snapshot`, an immutable object replac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -149,12 +150,14 @@ class Guard:
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         budget = self.module.max_heap_bytes
-        self.snapshot = self._publish(Pressure(
-            capacity_bytes=budget,
-            contract_version=contract.version,
-            module=self.module.name,
-            sampled_at=self._clock.time(),
-        ))
+        self.snapshot = self._publish(
+            Pressure(
+                capacity_bytes=budget,
+                contract_version=contract.version,
+                module=self.module.name,
+                sampled_at=self._clock.time(),
+            )
+        )
         self.telemetry = Telemetry(
             lambda: self.snapshot.pressure,
             meter_provider=meter_provider,
@@ -190,6 +193,11 @@ class Guard:
     def level(self) -> Level:
         """The level in force (cached; no I/O)."""
         return self.snapshot.pressure.level
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        """The actions in force, in the order they are applied."""
+        return self._actions.actions
 
     @property
     def dry_run(self) -> bool:
@@ -292,11 +300,17 @@ class Guard:
         if new > old:
             log.warning(
                 "memcontract: %s entered level %d (%s): usage %s of %d MiB, growth %.1f MiB/s",
-                self.module.name, new, new.name, wire.format_usage(pressure.usage_ratio),
-                pressure.capacity_mib, pressure.alloc_rate_bytes_per_sec / 1048576,
+                self.module.name,
+                new,
+                new.name,
+                wire.format_usage(pressure.usage_ratio),
+                pressure.capacity_mib,
+                pressure.alloc_rate_bytes_per_sec / 1048576,
             )
         else:
-            log.info("memcontract: %s stepped down to level %d (%s)", self.module.name, new, new.name)
+            log.info(
+                "memcontract: %s stepped down to level %d (%s)", self.module.name, new, new.name
+            )
         try:
             self.telemetry.transition(old, new, pressure)
         except Exception:
@@ -316,7 +330,9 @@ class Guard:
             raise GuardStateError("guard is already running")
         self._stop.clear()
         self.sample_once()
-        self._thread = threading.Thread(target=self._run_thread, name="memcontract-guard", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run_thread, name="memcontract-guard", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -329,7 +345,9 @@ class Guard:
         if self.running:
             raise GuardStateError("guard is already running")
         self.sample_once()
-        self._task = asyncio.get_running_loop().create_task(self._run_task(), name="memcontract-guard")
+        self._task = asyncio.get_running_loop().create_task(
+            self._run_task(), name="memcontract-guard"
+        )
         return self
 
     async def _run_task(self) -> None:
@@ -360,10 +378,8 @@ class Guard:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         self.stop()
 
     def _shutdown(self) -> None:
@@ -377,7 +393,10 @@ class Guard:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -385,6 +404,9 @@ class Guard:
         return await self.start_async()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.stop_async()

@@ -16,6 +16,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.util.types import AttributeValue
 
 from .pressure import Level, Pressure
 
@@ -67,7 +68,9 @@ class Telemetry:
         self._gauges(meter)
 
     def _gauges(self, meter: metrics.Meter) -> None:
-        def gauge(name: str, unit: str, text: str, read: Callable[[Pressure], Any], essential: bool) -> None:
+        def gauge(
+            name: str, unit: str, text: str, read: Callable[[Pressure], Any], essential: bool
+        ) -> None:
             def observe(_: CallbackOptions) -> Iterable[Observation]:
                 if self.paused and not essential:
                     return ()
@@ -76,15 +79,43 @@ class Telemetry:
 
             meter.create_observable_gauge(name, callbacks=[observe], unit=unit, description=text)
 
-        gauge("memcontract.memory.usage_ratio", "1", "Used memory over capacity", lambda p: p.usage_ratio, True)
+        gauge(
+            "memcontract.memory.usage_ratio",
+            "1",
+            "Used memory over capacity",
+            lambda p: p.usage_ratio,
+            True,
+        )
         gauge("memcontract.memory.used", "By", "Used memory", lambda p: p.used_bytes, True)
-        gauge("memcontract.memory.capacity", "By", "Effective capacity", lambda p: p.capacity_bytes, True)
+        gauge(
+            "memcontract.memory.capacity",
+            "By",
+            "Effective capacity",
+            lambda p: p.capacity_bytes,
+            True,
+        )
         gauge("memcontract.level", "1", "Breach level in force (0-3)", lambda p: int(p.level), True)
-        gauge("memcontract.memory.alloc_rate", "By/s", "Smoothed growth rate of used memory",
-              lambda p: p.alloc_rate_bytes_per_sec, False)
-        gauge("memcontract.memory.psi", "%", "Memory PSI some avg10", lambda p: p.psi_some_avg10, False)
-        gauge("memcontract.gc.pause_p99", "ms", "p99 GC pause over the window",
-              lambda p: p.gc_pause_p99_ms, False)
+        gauge(
+            "memcontract.memory.alloc_rate",
+            "By/s",
+            "Smoothed growth rate of used memory",
+            lambda p: p.alloc_rate_bytes_per_sec,
+            False,
+        )
+        gauge(
+            "memcontract.memory.psi",
+            "%",
+            "Memory PSI some avg10",
+            lambda p: p.psi_some_avg10,
+            False,
+        )
+        gauge(
+            "memcontract.gc.pause_p99",
+            "ms",
+            "p99 GC pause over the window",
+            lambda p: p.gc_pause_p99_ms,
+            False,
+        )
 
     def add(self, name: str, amount: int = 1, attributes: dict[str, str] | None = None) -> None:
         """Add to counter ``name`` (one of :data:`COUNTERS`); never raises into the caller."""
@@ -97,7 +128,7 @@ class Telemetry:
 
     def transition(self, old: Level, new: Level, pressure: Pressure) -> None:
         """Record a level transition as a span event (``memcontract.level.transition``)."""
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "memcontract.level.old": int(old),
             "memcontract.level.new": int(new),
             "memcontract.memory.usage_ratio": pressure.usage_ratio,

@@ -4,7 +4,8 @@
 >>> probe, clock = FakeProbe(), FakeClock()
 >>> guard = Guard(Contract.from_yaml("modules: [{name: a, max_heap_mb: 100}]"),
 ...               probe=probe, clock=clock)
->>> probe.set(usage=0.5); guard.sample_once().usage_ratio
+>>> _ = probe.set(usage=0.5)
+>>> guard.sample_once().usage_ratio
 0.5
 """
 

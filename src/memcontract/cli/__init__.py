@@ -13,12 +13,13 @@ from ..errors import MemcontractError
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import contract_cmd, probe_cmd
+    from .contract_cmd import register as register_contract
+    from .probe_cmd import register as register_probe
 
     parser = argparse.ArgumentParser(prog="memcontract", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    contract_cmd.register(sub)
-    probe_cmd.register(sub)
+    register_contract(sub)
+    register_probe(sub)
     return parser
 
 
