@@ -448,6 +448,7 @@ trees = st.recursive(
     max_leaves=20,
 )
 KEYS = [f.name for f in dataclasses.fields(ModuleContract)]
+LEVELS = ["level1", "level2", "level3"]
 levels = st.dictionaries(st.sampled_from(["level1", "level2", "level3", "level4"]), scalars | trees)
 ladders = st.dictionaries(
     st.sampled_from(["heap", "alloc_rate", "confirm", "recover_after", "hep"]),
@@ -455,13 +456,29 @@ ladders = st.dictionaries(
     max_size=4,
 )
 module_values = st.one_of(scalars, trees, ladders, st.lists(st.sampled_from(["/a/*", "x", ""])))
+thresholds = st.lists(st.floats(0.01, 1.0), min_size=3, max_size=3, unique=True).map(sorted)
+VALID = {
+    "max_heap_mb": st.floats(1, 1e6) | st.integers(1, 10**6),
+    "alloc_rate_mb_per_sec": st.floats(0.1, 1e3),
+    "gc_trigger_ratio": st.floats(0.01, 1.0),
+    "required_gc_pauses_ms": st.sampled_from(["<5", "<=2.5", "10"]),
+    "core_methods": st.lists(st.sampled_from(["/a/*", "/b.C/D", "/[x"])),
+    "sample_interval_ms": st.integers(1, 2**32 - 1),
+    "ladder": st.fixed_dictionaries(
+        {}, optional={"heap": thresholds.map(lambda t: dict(zip(LEVELS, t, strict=True)))}
+    ),
+    "noncritical_loggers": st.lists(st.sampled_from(["a", "b.c"])),
+    "retry_pushback_ms": st.integers(0, 2**32 - 1),
+    "dry_run": st.booleans(),
+}
+# Mostly valid values (so that deep checks run), sometimes anything at all.
 modules = st.fixed_dictionaries(
     {"name": st.one_of(st.sampled_from(["a", "b"]), scalars)},
-    optional={k: module_values for k in [*KEYS[1:], "max_heap"]},
+    optional={k: st.one_of(VALID[k], VALID[k], module_values) for k in KEYS[1:]},
 )
 contracts = st.fixed_dictionaries(
-    {"modules": st.one_of(st.lists(modules, max_size=3), trees)},
-    optional={"version": st.one_of(scalars, st.sampled_from(["v1.2", "x" * 40]))},
+    {"modules": st.one_of(st.lists(modules, min_size=1, max_size=3), trees)},
+    optional={"version": st.one_of(st.sampled_from(["v1.2", "2", "x" * 40]), scalars)},
 )
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -495,3 +495,16 @@ def test_system_probe_on_this_machine() -> None:
     assert reading.alloc_rate_bytes_per_sec is None
     assert summary["physical_bytes"] == psutil.virtual_memory().total
     assert reading.psi_some_avg10 is None or 0.0 <= reading.psi_some_avg10 <= 100.0
+
+
+def test_limit_and_psi_are_cached_for_slow_every(tmp_path: Path) -> None:
+    root = build(tmp_path, v2_tree(str(256 * MIB), "max"))
+    limit_file = tmp_path / V2_DIR / "memory.max"
+    with (
+        SystemProbe(root=root, slow_every=3600) as cached,
+        SystemProbe(root=root, slow_every=0) as fresh,
+    ):
+        assert cached.read(GIB).capacity_bytes == fresh.read(GIB).capacity_bytes == 256 * MIB
+        limit_file.write_text(f"{128 * MIB}\n")
+        assert cached.read(GIB).capacity_bytes == 256 * MIB  # no file read on this sample
+        assert fresh.read(GIB).capacity_bytes == 128 * MIB

@@ -80,11 +80,17 @@ class SystemProbe:
     True
     """
 
-    def __init__(self, *, root: str = "/", refresh_every: float | None = None) -> None:
+    def __init__(
+        self, *, root: str = "/", refresh_every: float | None = None, slow_every: float = 2.0
+    ) -> None:
         if refresh_every is not None and refresh_every <= 0:
             raise ValueError(f"refresh_every must be positive seconds, got {refresh_every}")
         self._root = root
         self._refresh_every = refresh_every
+        # The cgroup limit rarely changes and PSI avg10 is a 10 s average: re-reading them every
+        # sample would be most of the sampler's CPU, so they are cached for `slow_every` seconds.
+        self._slow_every = slow_every
+        self._slow: tuple[float, _cgroup.CgroupLimit, float | None, tuple[str, ...]] | None = None
         self._process = psutil.Process()
         self._physical_bytes = psutil.virtual_memory().total
         self._logged: set[str] = set()
@@ -144,10 +150,10 @@ class SystemProbe:
         rss = self._process.memory_info().rss  # may raise: the guard counts it, holds its level
         if self._refresh_every is not None:
             self._maybe_refresh(self._refresh_every)
-        failed: list[str] = []
+        limit, psi, slow_failed = self._read_slow_sources()
+        failed = list(slow_failed)
         capacity = min(budget_bytes, self._physical_bytes)
         used = rss
-        limit = self._read_cgroup_limit(failed)
         # The cgroup binds only when strictly smaller: on a tie the budget (or the host) is the
         # tighter constraint on this process alone, so RSS is the measure.
         if limit.limit_bytes is not None and limit.limit_bytes < capacity:
@@ -156,15 +162,26 @@ class SystemProbe:
         return Reading(
             used_bytes=used,
             capacity_bytes=capacity,
-            psi_some_avg10=self._read_psi(failed),
+            psi_some_avg10=psi,
             gc_pause_p99_ms=self._gc.p99_ms(),
             failed_sources=tuple(failed),
         )
+
+    def _read_slow_sources(self) -> tuple[_cgroup.CgroupLimit, float | None, tuple[str, ...]]:
+        """The cgroup limit and PSI, re-read at most every ``slow_every`` seconds."""
+        now = time.monotonic()
+        if self._slow is None or now - self._slow[0] >= self._slow_every:
+            failed: list[str] = []
+            limit = self._read_cgroup_limit(failed)
+            psi = self._read_psi(failed)
+            self._slow = (now, limit, psi, tuple(failed))
+        return self._slow[1], self._slow[2], self._slow[3]
 
     def _maybe_refresh(self, every: float) -> None:
         # Re-resolving picks up a process moved to another cgroup, or a cgroup that failed.
         if time.monotonic() - self._resolved_at >= every:
             self._resolve()
+            self._slow = None
 
     def _read_cgroup_limit(self, failed: list[str]) -> _cgroup.CgroupLimit:
         if self._cgroup_error is not None:

@@ -86,7 +86,7 @@ func LoadReport(p Pressure) *v3orcapb.OrcaLoadReport {
 	return &v3orcapb.OrcaLoadReport{
 		MemUtilization: MemUtilization(p),
 		NamedMetrics: map[string]float64{
-			LevelMetricName:   float64(p.Level),
+			LevelMetricName:          float64(p.Level),
 			AllocRateRatioMetricName: p.AllocRateRatio,
 		},
 	}
@@ -175,10 +175,10 @@ func ParsePressureBin(b []byte) (Pressure, bool) {
 // a valid value.
 func Decode(md metadata.MD) (p Pressure, ok bool, invalid int) {
 	var (
-		text   Pressure
+		text     Pressure
 		haveText bool
-		bin    Pressure
-		binOK  bool
+		bin      Pressure
+		binOK    bool
 	)
 	for _, v := range md.Get(UsageKey) {
 		if r, good := ParseUsage(v); good {

@@ -5,10 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
-
-	"github.com/google/go-cmp/cmp"
 
 	memcontractv1 "github.com/memcontract/memcontract/examples/go/gen/memcontract/v1"
 )
@@ -169,7 +168,7 @@ func TestLadder(t *testing.T) {
 		{0.5, 0, LevelCritical},
 		{0.5, 0, LevelCritical},
 		{0.5, 0, LevelCritical},
-		{0.5, 0, LevelDegraded}, // one level at a time
+		{0.5, 0, LevelDegraded},   // one level at a time
 		{0.1, 2.5, LevelDegraded}, // level 3 needs three fresh samples
 		{0.1, 2.5, LevelDegraded},
 		{0.1, 2.5, LevelCritical},

@@ -1,6 +1,7 @@
 package memcontract
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -119,4 +120,14 @@ func PressureFromProto(m *memcontractv1.MemoryPressure) (Pressure, error) {
 		p.SampledAt = ts.AsTime()
 	}
 	return p, nil
+}
+
+// MarshalJSON encodes p with the field names of the shared test vectors
+// (snake case; sampled_at as sampled_at_unix_ms).
+func (p Pressure) MarshalJSON() ([]byte, error) {
+	type plain Pressure
+	return json.Marshal(struct {
+		plain
+		SampledAtUnixMs int64 `json:"sampled_at_unix_ms"`
+	}{plain(p), p.SampledAtUnixMilli()})
 }
