@@ -273,7 +273,12 @@ BAD = [
         "modules[0].ladder.confirm.level3",
         "4294967295",
     ),
-    (M + "    ladder:\n      recover_after: 0\n", 4, "modules[0].ladder.recover_after", "between 1"),
+    (
+        M + "    ladder:\n      recover_after: 0\n",
+        4,
+        "modules[0].ladder.recover_after",
+        "between 1",
+    ),
     (M + "    name: b\n", 3, "modules[0].name", "duplicate key 'name'"),
     ("modules:\n  - name: a\n  - name: a\n", 3, "modules[1].name", "duplicate module name"),
     (M + "    <<: {max_heap_mb: 5}\n", 3, "modules[0]", "merge keys"),
@@ -281,7 +286,12 @@ BAD = [
     (M + "    1: x\n", 3, "modules[0]", "keys must be strings"),
     (M + "    dry_run: 2024-01-01\n", 3, "modules[0].dry_run", "unsupported"),
     (M + "    max_heap_mb: !!int ''\n", 3, "modules[0].max_heap_mb", "unreadable"),
-    (M + "    max_heap_mb: !!python/name:os.system ''\n", 3, "modules[0].max_heap_mb", "unsupported"),
+    (
+        M + "    max_heap_mb: !!python/name:os.system ''\n",
+        3,
+        "modules[0].max_heap_mb",
+        "unsupported",
+    ),
     ("modules: !!set {a}\n", 1, "modules", "unsupported"),
     ("modules: [{name: a}\n", 2, None, "invalid YAML"),
     ("modules:\n  - name: a\n   bad: indent\n", 3, None, "invalid YAML"),
@@ -444,7 +454,9 @@ scalars = st.one_of(
 )
 trees = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 KEYS = [f.name for f in dataclasses.fields(ModuleContract)]

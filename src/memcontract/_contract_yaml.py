@@ -166,7 +166,7 @@ class Walker:
         raise ContractError(message, path=self.path, line=line_of(node), field=field)
 
     def scalar(self, node: yaml.Node, field: str | None, what: str = "a single value") -> Scalar:
-        """The plain value of a scalar node: str, int, float, bool or None (``what`` is expected)."""
+        """The value of a scalar node: str, int, float, bool or None (``what`` is expected)."""
         if not isinstance(node, yaml.ScalarNode):
             self.fail(f"expected {what}, got {_describe(node)}", node, field)
         if node.tag not in _SCALAR_TAGS:

@@ -132,8 +132,8 @@ class Contract:
         root = _y.compose(text, path)
         if root is None or _is_blank(root):
             walker.fail("the file is empty; expected a mapping with a 'modules' list", None, None)
-        version, modules, modules_node = _parse_root(walker, root)
-        selected = _select(walker, modules, modules_node, module)
+        version, modules, modules_key = _parse_root(walker, root)
+        selected = _select(walker, modules, modules_key, module)
         return cls(version, modules, selected, None if path == "<string>" else path)
 
     def to_proto(self) -> memcontract_pb2.Contract:
@@ -180,7 +180,9 @@ def _parse_root(
         walker.fail("must list at least one module", modules_node, "modules")
     parsed = [_parse_module(walker, item, f"modules[{i}]") for i, item in enumerate(items)]
     _check_unique_names(walker, parsed)
-    return version, tuple(m for m, _ in parsed), modules_node
+    # Selection errors point at the `modules:` key, not at the first item of the list.
+    modules_key = next(k for k, v in root.value if v is modules_node)
+    return version, tuple(m for m, _ in parsed), modules_key
 
 
 def _version(walker: _y.Walker, node: yaml.Node) -> str:
@@ -320,7 +322,7 @@ _MODULE_FIELDS: dict[str, _Parser] = {
 def _select(
     walker: _y.Walker,
     modules: tuple[ModuleContract, ...],
-    modules_node: yaml.Node,
+    modules_key: yaml.Node,
     requested: str | None,
 ) -> ModuleContract:
     """The module in force: ``requested``, else ``$MEMCONTRACT_MODULE``, else the only one."""
@@ -335,13 +337,13 @@ def _select(
             f"the file declares {len(names)} modules ({', '.join(names)}); select one with "
             f"module=NAME, --module NAME or ${MODULE_ENV}"
         )
-        walker.fail(message, modules_node, "modules")
+        walker.fail(message, modules_key, "modules")
     for module in modules:
         if module.name == requested:
             return module
     hint = _y.did_you_mean(requested, names)
     message = f"no module named {requested!r}{source}{hint}; modules: {', '.join(names)}"
-    walker.fail(message, modules_node, "modules")
+    walker.fail(message, modules_key, "modules")
 
 
 # --- proto ------------------------------------------------------------------------------------

@@ -222,12 +222,10 @@ def _assemble(found: dict[str, Any]) -> Pressure | None:
         return pressure
     if USAGE not in found and LEVEL not in found:
         return None
-    usage = found.get(USAGE, 0.0)
-    capacity = found.get(CAPACITY, 0)
+    # Text keys carry no used bytes or rates: those stay 0 ("not reported"), as in Go.
     return Pressure(
-        usage_ratio=usage,
-        used_bytes=round(usage * capacity),
-        capacity_bytes=capacity,
+        usage_ratio=found.get(USAGE, 0.0),
+        capacity_bytes=found.get(CAPACITY, 0),
         level=found.get(LEVEL, Level.NORMAL),
         contract_version=found.get(CONTRACT, ""),
     )

@@ -37,4 +37,3 @@ def _summary(module: ModuleContract) -> str:
         f"interval {module.sample_interval_ms} ms, {globs} core glob{'' if globs == 1 else 's'}, "
         f"dry_run={str(module.dry_run).lower()}"
     )
-

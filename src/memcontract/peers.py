@@ -1,0 +1,158 @@
+"""What peers report: the callees' pressure table (client side) and the trust policy.
+
+Both are plain core objects; the interceptors feed them and read them.
+
+>>> table = PeerTable(ttl=2.0)
+>>> table.record("inventory:50051", Pressure(0.97, level=Level.CRITICAL), pushback_ms=500)
+>>> table.blocked("inventory:50051")
+True
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from .pressure import Level, Pressure
+
+
+@dataclass(frozen=True, slots=True)
+class PeerEntry:
+    """The last pressure one target reported, and until when it holds (monotonic seconds)."""
+
+    pressure: Pressure
+    expires_at: float
+    blocked_until: float
+
+
+class PeerTable:
+    """Last pressure reported by each target: bounded (LRU) and expiring.
+
+    Args:
+        ttl: seconds an entry holds (a few of the peer's sample intervals).
+        max_targets: entries kept; the least recently updated goes first.
+        default_pushback_ms: fail-fast window when a level-3 report carries no pushback.
+        clock: monotonic seconds (``FakeClock().monotonic`` in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: float = 2.0,
+        max_targets: int = 1024,
+        default_pushback_ms: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl <= 0 or max_targets <= 0:
+            raise ValueError("ttl and max_targets must be positive")
+        self.ttl = ttl
+        self.max_targets = max_targets
+        self.default_pushback_ms = default_pushback_ms
+        self._clock = clock
+        self._entries: OrderedDict[str, PeerEntry] = OrderedDict()
+        # Hot-path view: target -> blocked-until, only for targets at level 3.
+        self._blocked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def record(self, target: str, pressure: Pressure, pushback_ms: int | None = None) -> None:
+        """Store what ``target`` reported; a level-3 report opens a fail-fast window."""
+        now = self._clock()
+        blocked_until = 0.0
+        if pressure.level == Level.CRITICAL:
+            ms = self.default_pushback_ms if pushback_ms is None else pushback_ms
+            blocked_until = now + ms / 1000
+        entry = PeerEntry(pressure, now + self.ttl, blocked_until)
+        with self._lock:
+            self._entries[target] = entry
+            self._entries.move_to_end(target)
+            while len(self._entries) > self.max_targets:
+                old, _ = self._entries.popitem(last=False)
+                self._blocked.pop(old, None)
+            if blocked_until:
+                self._blocked[target] = blocked_until
+            else:
+                self._blocked.pop(target, None)
+
+    def get(self, target: str) -> Pressure | None:
+        """The target's last unexpired pressure, or ``None``."""
+        entry = self._entries.get(target)
+        if entry is None or entry.expires_at <= self._clock():
+            return None
+        return entry.pressure
+
+    def blocked(self, target: str) -> bool:
+        """Whether non-core calls to ``target`` fail fast now (a dict lookup unless blocked)."""
+        until = self._blocked.get(target)
+        return until is not None and until > self._clock()
+
+    def least_pressured(self, targets: Iterable[str]) -> str | None:
+        """Of ``targets``, one not blocked with the lowest reported usage (unknown counts as 0)."""
+        best: tuple[float, str] | None = None
+        for target in targets:
+            if self.blocked(target):
+                continue
+            p = self.get(target)
+            score = (p.usage_ratio if p else 0.0, target)
+            best = score if best is None or score < best else best
+        return None if best is None else best[1]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def snapshot(self) -> dict[str, Pressure]:
+        """Every unexpired entry, for display."""
+        now = self._clock()
+        with self._lock:
+            return {t: e.pressure for t, e in self._entries.items() if e.expires_at > now}
+
+
+@dataclass(frozen=True, slots=True)
+class TrustPolicy:
+    """Whose reported pressure counts (SPEC §7). Default: everyone.
+
+    Args:
+        networks: caller addresses trusted, as CIDRs (``"10.0.0.0/8"``, ``"127.0.0.1/32"``).
+        identities: TLS peer identities trusted (SAN or CN, as grpc reports them).
+        trust_all: when true (the default without lists), every caller is trusted.
+
+    An untrusted caller's headers never shed (nothing does but the local level) and never
+    reach ``peer_pressure()``, so they cannot change cache admission; each is counted.
+    """
+
+    networks: tuple[str, ...] = ()
+    identities: tuple[str, ...] = ()
+    trust_all: bool = True
+
+    @classmethod
+    def only(cls, *, networks: Sequence[str] = (), identities: Sequence[str] = ()) -> TrustPolicy:
+        """Trust only these networks and identities (validated now)."""
+        for net in networks:
+            ipaddress.ip_network(net, strict=False)
+        return cls(tuple(networks), tuple(identities), trust_all=False)
+
+    def trusts(self, peer: str, identities: Iterable[str] = ()) -> bool:
+        """Whether a caller is trusted; ``peer`` as grpc gives it (``ipv4:1.2.3.4:5678``)."""
+        if self.trust_all:
+            return True
+        if any(i in self.identities for i in identities):
+            return True
+        address = _address_of(peer)
+        if address is None:
+            return False
+        return any(address in ipaddress.ip_network(n, strict=False) for n in self.networks)
+
+
+def _address_of(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    kind, _, rest = peer.partition(":")
+    try:
+        if kind == "ipv4":
+            return ipaddress.IPv4Address(rest.rsplit(":", 1)[0])
+        if kind == "ipv6":
+            return ipaddress.IPv6Address(rest.rsplit(":", 1)[0].strip("[]").split("%")[0])
+    except ValueError:
+        return None
+    return None
