@@ -1,6 +1,79 @@
 """gRPC bindings of memcontract (grpcio sync and grpc.aio, client and server).
 
 Importable as ``memcontract.interceptors``; the core (``memcontract``) never imports grpc.
+
+>>> import grpc, concurrent.futures
+>>> from memcontract import Contract, Guard
+>>> from memcontract.interceptors import server_interceptor
+>>> guard = Guard(Contract.from_yaml("modules: [{name: api, max_heap_mb: 512}]"))
+>>> server = grpc.server(concurrent.futures.ThreadPoolExecutor(4),
+...                      interceptors=[server_interceptor(guard)])
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from memcontract.guard import Guard
+from memcontract.peers import PeerTable, TrustPolicy
+
+from ._aio_client import make_aio_client_interceptors
+from ._aio_server import AioMemoryServerInterceptor
+from ._client import FastFailure, MemoryClientInterceptor
+from ._server import MemoryServerInterceptor
+from ._wrap import wrap_server
+
+__all__ = [
+    "FastFailure",
+    "PeerTable",
+    "TrustPolicy",
+    "aio_client_interceptors",
+    "aio_server_interceptor",
+    "client_interceptor",
+    "server_interceptor",
+    "wrap_server",
+]
+
+
+def server_interceptor(guard: Guard, *, trust: TrustPolicy | None = None) -> grpc.ServerInterceptor:
+    """A grpcio server interceptor: sheds non-core calls at level 3 with ``RESOURCE_EXHAUSTED``,
+    exposes the caller's pressure through ``memcontract.peer_pressure()``, and adds this
+    process's ``x-memory-*`` keys and ORCA report to every call's trailers.
+
+    Args:
+        guard: the process's guard (its cached snapshot is read per call; no I/O).
+        trust: whose reported pressure counts (default: every caller).
+    """
+    return MemoryServerInterceptor(guard, trust)
+
+
+def aio_server_interceptor(guard: Guard, *, trust: TrustPolicy | None = None) -> grpc.aio.ServerInterceptor:
+    """The grpc.aio twin of :func:`server_interceptor` (coroutine, async-generator and sync handlers)."""
+    return AioMemoryServerInterceptor(guard, trust)
+
+
+def client_interceptor(
+    guard: Guard, target: str | None = None, *, peers: PeerTable | None = None
+) -> Any:
+    """A grpcio client interceptor for one channel (all four arities).
+
+    Adds this process's keys to every call, reads the callee's from trailers into ``peers``
+    (default ``guard.peers``) under ``target``, and while the callee reports level 3 fails
+    non-core calls locally with ``RESOURCE_EXHAUSTED`` for the pushback period.
+
+    >>> import grpc
+    >>> channel = grpc.intercept_channel(grpc.insecure_channel("127.0.0.1:50051"),
+    ...                                  client_interceptor(guard, "inventory"))  # doctest: +SKIP
+    """
+    return MemoryClientInterceptor(guard, target, peers)
+
+
+def aio_client_interceptors(
+    guard: Guard, target: str | None = None, *, peers: PeerTable | None = None
+) -> list[grpc.aio.ClientInterceptor]:
+    """The grpc.aio twin of :func:`client_interceptor`: a list of four, one per arity
+    (pass it as ``grpc.aio.insecure_channel(target, interceptors=...)``)."""
+    return make_aio_client_interceptors(guard, target, peers)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -43,6 +44,7 @@ from .actions import (
 from .contract import Contract, ModuleContract
 from .errors import GuardStateError
 from .ladder import ALLOC_RATE, HEAP, Ladder
+from .peers import PeerTable
 from .pressure import Level, Pressure
 from .probe import Probe, Reading
 from .telemetry import HOOK_ERRORS, PROBE_FAILURES, Telemetry
@@ -205,6 +207,19 @@ class Guard:
         return self.module.dry_run
 
     # -- extension points -------------------------------------------------------------------------
+
+    @functools.cached_property
+    def peers(self) -> PeerTable:
+        """The pressure each callee last reported to this process's client interceptors.
+
+        Entries hold for four sample intervals (at least 2 s); a level-3 report without a
+        pushback blocks its target for this contract's ``retry_pushback_ms``.
+        """
+        return PeerTable(
+            ttl=max(2.0, 4 * self.module.sample_interval),
+            default_pushback_ms=self.module.retry_pushback_ms,
+            clock=self._clock.monotonic,
+        )
 
     def on_transition(self, callback: TransitionCallback) -> TransitionCallback:
         """Call ``callback(old, new, pressure)`` on every level change (usable as a decorator).

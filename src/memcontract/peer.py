@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from .pressure import Pressure
 
@@ -15,3 +15,16 @@ def peer_pressure() -> Pressure | None:
     Works in sync and aio handlers alike (a contextvar set for the call).
     """
     return _peer.get()
+
+
+def bind_peer_pressure(pressure: Pressure | None) -> Token[Pressure | None]:
+    """Set the caller's pressure for the current call (for adapters such as the interceptors)."""
+    return _peer.set(pressure)
+
+
+def unbind_peer_pressure(token: Token[Pressure | None]) -> None:
+    """Undo :func:`bind_peer_pressure`; tolerant of a generator finalized in another context."""
+    try:
+        _peer.reset(token)
+    except ValueError:
+        _peer.set(None)

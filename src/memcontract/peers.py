@@ -89,6 +89,11 @@ class PeerTable:
         until = self._blocked.get(target)
         return until is not None and until > self._clock()
 
+    def blocked_for(self, target: str) -> float:
+        """Seconds left in the target's fail-fast window (0 when not blocked)."""
+        until = self._blocked.get(target)
+        return 0.0 if until is None else max(0.0, until - self._clock())
+
     def least_pressured(self, targets: Iterable[str]) -> str | None:
         """Of ``targets``, one not blocked with the lowest reported usage (unknown counts as 0)."""
         best: tuple[float, str] | None = None

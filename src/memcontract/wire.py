@@ -194,6 +194,27 @@ _TEXT_PARSERS = {
 }
 
 
+# Peers resend the same values until their sampler runs again, so parses are memoized
+# (bounded: cleared when full, which also bounds what hostile values can pin in memory).
+_MEMO: dict[tuple[str, Any], Any] = {}
+_MEMO_MAX = 4096
+_INVALID = object()
+
+
+def _parse(key: str, value: Any) -> Any:
+    try:
+        hit = _MEMO.get((key, value))
+    except TypeError:  # an unhashable value cannot be ours anyway
+        return None
+    if hit is not None:
+        return None if hit is _INVALID else hit
+    parsed = _TEXT_PARSERS.get(key, parse_pressure_bin)(value)
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[(key, value)] = _INVALID if parsed is None else parsed
+    return parsed
+
+
 def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
     """Read a peer's pressure from gRPC metadata (invocation metadata or trailers).
 
@@ -207,8 +228,7 @@ def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
     for key, value in metadata:
         if key not in KEYS:
             continue
-        parser = _TEXT_PARSERS.get(key, parse_pressure_bin)
-        parsed = parser(value)
+        parsed = _parse(key, value)
         if parsed is None:
             invalid.append(key)
         else:

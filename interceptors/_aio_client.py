@@ -1,0 +1,109 @@
+"""The grpc.aio client side: one interceptor class per arity (aio registers a class once)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from memcontract import wire
+from memcontract.guard import Guard
+from memcontract.peers import PeerTable
+
+from ._shared import SHED_CODE, ClientSide, fast_fail_details
+
+log = logging.getLogger("memcontract.interceptors")
+
+
+class _AioClientBase:
+    def __init__(self, side: ClientSide) -> None:
+        self.side = side
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _call(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        side = self.side
+        if side.fails_fast(details.method):
+            pushback = str(side.pushback_ms())
+            raise grpc.aio.AioRpcError(
+                SHED_CODE,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata((wire.RETRY_PUSHBACK, pushback)),
+                details=fast_fail_details(side.target),
+            )
+        new_details = grpc.aio.ClientCallDetails(
+            details.method,
+            details.timeout,
+            grpc.aio.Metadata(*side.outgoing(details.metadata)),
+            details.credentials,
+            details.wait_for_ready,
+        )
+        call = await continuation(new_details, request)
+        self._when_done(call)
+        return call
+
+    def _when_done(self, call: Any) -> None:
+        try:
+            call.add_done_callback(self._record)
+        except NotImplementedError:  # an interceptor below answered without a real call
+            pass
+
+    def _record(self, call: Any) -> None:
+        # A finished aio call holds its status already; reading it is a plain attribute read.
+        # (The public accessor is a coroutine, which a done callback cannot await.)
+        status = getattr(getattr(call, "_cython_call", None), "_status", None)
+        if status is not None:
+            self.side.record(status.trailing_metadata())
+            return
+        task = asyncio.get_running_loop().create_task(self._record_async(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record_async(self, call: Any) -> None:
+        try:
+            trailers = await call.trailing_metadata()
+        except Exception:
+            return
+        self.side.record(tuple(trailers or ()))
+
+
+class AioUnaryUnary(_AioClientBase, grpc.aio.UnaryUnaryClientInterceptor):
+    """aio unary-unary client interceptor."""
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await self._call(continuation, client_call_details, request)
+
+
+class AioUnaryStream(_AioClientBase, grpc.aio.UnaryStreamClientInterceptor):
+    """aio unary-stream client interceptor."""
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await self._call(continuation, client_call_details, request)
+
+
+class AioStreamUnary(_AioClientBase, grpc.aio.StreamUnaryClientInterceptor):
+    """aio stream-unary client interceptor."""
+
+    async def intercept_stream_unary(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return await self._call(continuation, client_call_details, request_iterator)
+
+
+class AioStreamStream(_AioClientBase, grpc.aio.StreamStreamClientInterceptor):
+    """aio stream-stream client interceptor."""
+
+    async def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return await self._call(continuation, client_call_details, request_iterator)
+
+
+def make_aio_client_interceptors(
+    guard: Guard, target: str | None = None, peers: PeerTable | None = None
+) -> list[grpc.aio.ClientInterceptor]:
+    """The four aio client interceptors, sharing one :class:`ClientSide`."""
+    side = ClientSide(guard, target, peers)
+    return [AioUnaryUnary(side), AioUnaryStream(side), AioStreamUnary(side), AioStreamStream(side)]

@@ -1,0 +1,130 @@
+"""The grpc.aio server side: as the sync side, for coroutine, async-generator and sync handlers."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from memcontract.guard import Guard
+from memcontract.peer import bind_peer_pressure, unbind_peer_pressure
+from memcontract.peers import TrustPolicy
+from memcontract.pressure import Pressure
+
+from ._server import make_sync_behavior
+from ._shared import (
+    SHED_CODE,
+    HandlerCache,
+    MergedStatus,
+    Metadata,
+    ServerSide,
+    merged,
+    replace_behavior,
+)
+
+
+class AioContext:
+    """The aio handler's view of the context. ``abort`` sends at once in aio, so trailers the
+    handler sets (or passes to ``abort``) are merged with ours when set, not at the end."""
+
+    __slots__ = ("_context", "_ours")
+
+    def __init__(self, context: Any, ours: Metadata) -> None:
+        self._context = context
+        self._ours = ours
+        context.set_trailing_metadata(ours)
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        """Set the handler's trailers; memcontract's are kept beside them."""
+        self._context.set_trailing_metadata(merged(trailing_metadata, self._ours))
+
+    def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> Any:
+        """Abort the call; trailers passed here are merged with memcontract's."""
+        if trailing_metadata:
+            trailing_metadata = merged(trailing_metadata, self._ours)
+        return self._context.abort(code, details, trailing_metadata)
+
+    def abort_with_status(self, status: Any) -> Any:
+        """Abort with ``status``, its trailers merged with memcontract's."""
+        return self._context.abort_with_status(MergedStatus(status, self._ours))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+def make_aio_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], Any]:
+    """A wrapper factory for the behaviors of ``method`` on an aio server, by their kind."""
+    sync_wrap = make_sync_behavior(side, method)
+
+    async def start(context: Any) -> tuple[Pressure | None, AioContext]:
+        snapshot = side.guard.snapshot
+        peer = side.caller_pressure(context.invocation_metadata(), context)
+        if side.sheds(snapshot, method):
+            context.set_trailing_metadata(snapshot.shed_trailers)
+            await context.abort(SHED_CODE, snapshot.shed_details)
+        return peer, AioContext(context, snapshot.trailing_metadata)
+
+    def wrap(behavior: Any, response_streaming: bool) -> Any:
+        if inspect.isasyncgenfunction(behavior):
+            return _async_generator(start, behavior)
+        if inspect.iscoroutinefunction(behavior):
+            return _coroutine(start, behavior)
+        return sync_wrap(behavior, response_streaming)  # sync handlers run in aio's executor
+
+    return wrap
+
+
+Start = Callable[[Any], Awaitable[tuple[Pressure | None, AioContext]]]
+
+
+def _coroutine(start: Start, behavior: Any) -> Any:
+    async def unary(request: Any, context: Any) -> Any:
+        peer, ctx = await start(context)
+        token = bind_peer_pressure(peer)
+        try:
+            return await behavior(request, ctx)
+        finally:
+            unbind_peer_pressure(token)
+
+    return unary
+
+
+def _async_generator(start: Start, behavior: Any) -> Any:
+    async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+        peer, ctx = await start(context)
+        token = bind_peer_pressure(peer)
+        try:
+            async for item in behavior(request, ctx):
+                yield item
+        finally:
+            unbind_peer_pressure(token)
+
+    return stream
+
+
+class AioMemoryServerInterceptor(grpc.aio.ServerInterceptor):
+    """grpc.aio server interceptor: see :func:`memcontract.interceptors.aio_server_interceptor`."""
+
+    def __init__(self, guard: Guard, trust: TrustPolicy | None = None) -> None:
+        self.side = ServerSide(guard, trust)
+        self._cache = HandlerCache()
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """``handler`` with every behavior wrapped (serializers and arity kept)."""
+        return replace_behavior(handler, make_aio_behavior(self.side, method))
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if isinstance(method, bytes):
+            method = method.decode("utf-8", "replace")
+        return self._cache.get(handler, method, self.wrap)

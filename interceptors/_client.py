@@ -1,0 +1,143 @@
+"""The grpcio (sync) client side: add our keys, read the callee's, fail fast at its level 3."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from memcontract import wire
+from memcontract.guard import Guard
+from memcontract.peers import PeerTable
+
+from ._shared import SHED_CODE, ClientSide, fast_fail_details
+
+
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class FastFailure(grpc.RpcError, grpc.Call, grpc.Future):
+    """The outcome of a call failed locally: ``RESOURCE_EXHAUSTED``, nothing sent.
+
+    Behaves as a finished call (unary) and as a response iterator that raises (streaming).
+    """
+
+    def __init__(self, details: str, pushback_ms: int) -> None:
+        super().__init__()
+        self._details = details
+        self._trailers = ((wire.RETRY_PUSHBACK, str(pushback_ms)),)
+
+    def code(self) -> grpc.StatusCode:
+        return SHED_CODE
+
+    def details(self) -> str:
+        return self._details
+
+    def initial_metadata(self) -> tuple[()]:
+        return ()
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._trailers
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> None:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def running(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        raise self
+
+    def exception(self, timeout: float | None = None) -> FastFailure:
+        return self
+
+    def traceback(self, timeout: float | None = None) -> None:
+        return None
+
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
+        fn(self)
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        return False
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        raise self
+
+    def __str__(self) -> str:
+        return f"<FastFailure RESOURCE_EXHAUSTED: {self._details}>"
+
+
+class MemoryClientInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """grpcio client interceptor: see :func:`memcontract.interceptors.client_interceptor`."""
+
+    def __init__(self, guard: Guard, target: str | None = None, peers: PeerTable | None = None) -> None:
+        self.side = ClientSide(guard, target, peers)
+        self._on_done = self._record
+
+    def _record(self, call: Any) -> None:
+        try:
+            trailers = call.trailing_metadata()
+        except Exception:  # a failed or odd call object: nothing to read
+            return
+        self.side.record(trailers)
+
+    def _call(self, continuation: Any, details: Any, request: Any) -> Any:
+        side = self.side
+        if side.fails_fast(details.method):
+            return FastFailure(fast_fail_details(side.target), side.pushback_ms())
+        new_details = _CallDetails(
+            details.method,
+            details.timeout,
+            side.outgoing(details.metadata),
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+        call = continuation(new_details, request)
+        call.add_done_callback(self._on_done)
+        return call
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return self._call(continuation, client_call_details, request)
+
+    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return self._call(continuation, client_call_details, request)
+
+    def intercept_stream_unary(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return self._call(continuation, client_call_details, request_iterator)
+
+    def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return self._call(continuation, client_call_details, request_iterator)

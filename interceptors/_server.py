@@ -1,0 +1,121 @@
+"""The grpcio (sync) server side: shed at level 3, expose the caller's pressure, add ours."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from memcontract.guard import Guard
+from memcontract.peer import bind_peer_pressure, unbind_peer_pressure
+from memcontract.peers import TrustPolicy
+from memcontract.pressure import Pressure
+
+from ._shared import (
+    SHED_CODE,
+    HandlerCache,
+    MergedStatus,
+    Metadata,
+    ServerSide,
+    merged,
+    replace_behavior,
+)
+
+
+class SyncContext:
+    """The handler's view of the servicer context: trailers it sets are merged with ours."""
+
+    __slots__ = ("_context", "_ours")
+
+    def __init__(self, context: Any, ours: Metadata) -> None:
+        self._context = context
+        self._ours = ours
+        context.set_trailing_metadata(ours)
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
+        """Set the handler's trailers; memcontract's are kept beside them."""
+        self._context.set_trailing_metadata(merged(trailing_metadata, self._ours))
+
+    def abort_with_status(self, status: Any) -> None:
+        """Abort with ``status``, its trailers merged with memcontract's."""
+        self._context.abort_with_status(MergedStatus(status, self._ours))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+def make_sync_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], Any]:
+    """A wrapper factory for sync behaviors of ``method`` (also used on aio servers)."""
+
+    def wrap(behavior: Any, response_streaming: bool) -> Any:
+        def start(request: Any, context: Any) -> tuple[Pressure | None, SyncContext]:
+            snapshot = side.guard.snapshot
+            peer = side.caller_pressure(context.invocation_metadata(), context)
+            if side.sheds(snapshot, method):
+                context.set_trailing_metadata(snapshot.shed_trailers)
+                context.abort(SHED_CODE, snapshot.shed_details)
+            return peer, SyncContext(context, snapshot.trailing_metadata)
+
+        if response_streaming:
+
+            def stream(request: Any, context: Any) -> Iterator[Any]:
+                # A generator from the first line: the shed check runs on the first pull, where
+                # grpcio (sync and aio alike) expects a streaming handler to fail.
+                peer, ctx = start(request, context)
+                yield from _iterate(behavior, request, ctx, peer)
+
+            return stream
+
+        def unary(request: Any, context: Any) -> Any:
+            peer, ctx = start(request, context)
+            token = bind_peer_pressure(peer)
+            try:
+                return behavior(request, ctx)
+            finally:
+                unbind_peer_pressure(token)
+
+        return unary
+
+    return wrap
+
+
+def _iterate(behavior: Any, request: Any, context: Any, peer: Pressure | None) -> Iterator[Any]:
+    # The caller's pressure is bound around each step, not across yields: the server may pull
+    # successive items on different threads (aio runs sync generators in an executor).
+    token = bind_peer_pressure(peer)
+    try:
+        responses = iter(behavior(request, context))
+    finally:
+        unbind_peer_pressure(token)
+    while True:
+        token = bind_peer_pressure(peer)
+        try:
+            item = next(responses)
+        except StopIteration:
+            return
+        finally:
+            unbind_peer_pressure(token)
+        yield item
+
+
+class MemoryServerInterceptor(grpc.ServerInterceptor):
+    """grpcio server interceptor: see :func:`memcontract.interceptors.server_interceptor`."""
+
+    def __init__(self, guard: Guard, trust: TrustPolicy | None = None) -> None:
+        self.side = ServerSide(guard, trust)
+        self._cache = HandlerCache()
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """``handler`` with every behavior wrapped (serializers and arity kept)."""
+        return replace_behavior(handler, make_sync_behavior(self.side, method))
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        return self._cache.get(handler, handler_call_details.method, self.wrap)

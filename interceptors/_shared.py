@@ -1,0 +1,215 @@
+"""What the four interceptors share: method classification, reading a peer's metadata, the
+shed decision, trailer merging and the fail-fast outcome. No grpc call happens here per RPC
+beyond what the adapters pass in; everything read per call is a cached snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import grpc
+
+from memcontract import wire
+from memcontract.guard import Guard, Snapshot
+from memcontract.peers import PeerTable, TrustPolicy
+from memcontract.pressure import Level, Pressure
+from memcontract.telemetry import (
+    FAST_FAILS,
+    HOOK_ERRORS,
+    INVALID_HEADERS,
+    SHEDS,
+    UNTRUSTED_PEERS,
+    WOULD_SHED,
+)
+
+log = logging.getLogger("memcontract.interceptors")
+
+Metadata = tuple[tuple[str, str | bytes], ...]
+_MAX_METHODS = 4096
+
+
+class CoreMethods:
+    """Whether a full method name is core (never shed), memoized per name."""
+
+    def __init__(self, guard: Guard) -> None:
+        self._match = guard.module.core_matcher().match
+        self._known: dict[str | bytes, bool] = {}
+
+    def __call__(self, method: str | bytes) -> bool:
+        known = self._known.get(method)
+        if known is None:
+            name = method.decode("utf-8", "replace") if isinstance(method, bytes) else method
+            known = self._match(name) is not None
+            if len(self._known) >= _MAX_METHODS:
+                self._known.clear()
+            self._known[method] = known
+        return known
+
+
+def safe_metadata(metadata: Iterable[tuple[str, Any]] | None) -> Metadata:
+    """Metadata as a tuple, with ``str`` values of ``-bin`` keys turned into bytes.
+
+    grpcio hangs a call whose trailers carry a ``str`` under a ``-bin`` key; this makes sure
+    nothing that passes through memcontract can do that.
+    """
+    if not metadata:
+        return ()
+    pairs = tuple(metadata)
+    for key, value in pairs:
+        if key.endswith("-bin") and isinstance(value, str):
+            return tuple(
+                (k, v.encode("utf-8") if k.endswith("-bin") and isinstance(v, str) else v)
+                for k, v in pairs
+            )
+    return pairs
+
+
+class ServerSide:
+    """The server's per-call decisions, shared by the sync and aio adapters."""
+
+    def __init__(self, guard: Guard, trust: TrustPolicy | None) -> None:
+        self.guard = guard
+        self.trust = trust or TrustPolicy()
+        self.telemetry = guard.telemetry
+        self.is_core = CoreMethods(guard)
+
+    def caller_pressure(self, metadata: Any, context: Any) -> Pressure | None:
+        """The caller's reported pressure if it is valid and trusted; invalid keys counted."""
+        decoded = wire.decode(metadata)
+        for key in decoded.invalid:
+            self.telemetry.add(INVALID_HEADERS, 1, {"key": key})
+        pressure = decoded.pressure
+        if pressure is None or self.trust.trust_all:
+            return pressure
+        if self.trust.trusts(context.peer(), _identities(context)):
+            return pressure
+        self.telemetry.add(UNTRUSTED_PEERS, 1)
+        return None
+
+    def sheds(self, snapshot: Snapshot, method: str | bytes) -> bool:
+        """Whether this call is shed now (level 3, not core, not dry run); counted."""
+        if snapshot.pressure.level != Level.CRITICAL or self.is_core(method):
+            return False
+        if snapshot.shedding:
+            self.telemetry.add(SHEDS, 1)
+            return True
+        self.telemetry.add(WOULD_SHED, 1)
+        return False
+
+
+def _identities(context: Any) -> list[str]:
+    try:
+        found = context.peer_identities() or ()
+    except Exception:  # not every context has TLS identities
+        return []
+    return [i.decode("utf-8", "replace") if isinstance(i, bytes) else str(i) for i in found]
+
+
+def merged(theirs: Iterable[tuple[str, Any]] | None, ours: Metadata) -> Metadata:
+    """The handler's trailers followed by ours (ours win on our own keys)."""
+    kept = tuple((k, v) for k, v in safe_metadata(theirs) if k not in _OUR_TRAILER_KEYS)
+    return kept + ours
+
+
+_OUR_TRAILER_KEYS = frozenset({*wire.KEYS, wire.ORCA_BIN, wire.RETRY_PUSHBACK})
+
+
+class ClientSide:
+    """The client's per-call work, shared by the sync and aio adapters."""
+
+    def __init__(self, guard: Guard, target: str | None, peers: PeerTable | None) -> None:
+        self.guard = guard
+        self.target = target or "default"
+        self.peers = peers if peers is not None else guard.peers
+        self.telemetry = guard.telemetry
+        self.is_core = CoreMethods(guard)
+
+    def outgoing(self, metadata: Iterable[tuple[str, Any]] | None) -> Metadata:
+        """The call's metadata plus this process's keys (any stale copies of ours dropped)."""
+        ours = self.guard.snapshot.request_metadata
+        if not metadata:
+            return ours
+        return tuple((k, v) for k, v in safe_metadata(metadata) if k not in wire.KEYS) + ours
+
+    def fails_fast(self, method: str | bytes) -> bool:
+        """Whether a call fails locally: the target reports level 3 and the method is not core."""
+        if self.peers.blocked(self.target) and not self.is_core(method):
+            self.telemetry.add(FAST_FAILS, 1)
+            return True
+        return False
+
+    def pushback_ms(self) -> int:
+        """Milliseconds left in the target's fail-fast window (at least 1)."""
+        entry = self.peers.blocked_for(self.target)
+        return max(1, round(entry * 1000))
+
+    def record(self, trailers: Sequence[tuple[str, Any]] | None) -> None:
+        """Read the callee's keys (and any pushback) from trailers into the peer table."""
+        try:
+            decoded = wire.decode(trailers)
+            for key in decoded.invalid:
+                self.telemetry.add(INVALID_HEADERS, 1, {"key": key})
+            if decoded.pressure is not None:
+                self.peers.record(self.target, decoded.pressure, _pushback(trailers))
+        except Exception:  # a hook never breaks an RPC
+            self.telemetry.add(HOOK_ERRORS, 1, {"hook": "client.record"})
+            log.exception("memcontract: reading the callee's trailers failed")
+
+
+def _pushback(trailers: Sequence[tuple[str, Any]] | None) -> int | None:
+    for key, value in trailers or ():
+        if key == wire.RETRY_PUSHBACK:
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            return int(text) if text.isdigit() and len(text) <= 9 else None
+    return None
+
+
+def fast_fail_details(target: str) -> str:
+    """Status details of a call failed locally."""
+    return f"memcontract: {target} reports memory level 3; call not sent (fail fast)"
+
+
+SHED_CODE = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class HandlerCache:
+    """Wrapped handlers memoized per (handler, method): the server's dispatch thread then pays
+    one dict lookup per call instead of building a handler."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[tuple[int, str], tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def get(self, handler: grpc.RpcMethodHandler, method: str, wrap: Any) -> grpc.RpcMethodHandler:
+        key = (id(handler), method)
+        hit = self._wrapped.get(key)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
+        wrapped: grpc.RpcMethodHandler = wrap(handler, method)
+        if len(self._wrapped) >= _MAX_METHODS:
+            self._wrapped.clear()
+        # the original is kept alive with its wrapper, so its id cannot be reused meanwhile
+        self._wrapped[key] = (handler, wrapped)
+        return wrapped
+
+
+def replace_behavior(handler: Any, wrap: Any) -> Any:
+    """``handler`` with its one behavior replaced by ``wrap(behavior, response_streaming)``;
+    (de)serializers and streaming flags are kept as they are."""
+    if handler.request_streaming and handler.response_streaming:
+        return handler._replace(stream_stream=wrap(handler.stream_stream, True))
+    if handler.request_streaming:
+        return handler._replace(stream_unary=wrap(handler.stream_unary, False))
+    if handler.response_streaming:
+        return handler._replace(unary_stream=wrap(handler.unary_stream, True))
+    return handler._replace(unary_unary=wrap(handler.unary_unary, False))
+
+
+class MergedStatus(grpc.Status):
+    """A ``grpc.Status`` whose trailers are the handler's plus ours."""
+
+    def __init__(self, status: Any, ours: Metadata) -> None:
+        self.code = status.code
+        self.details = status.details
+        self.trailing_metadata = merged(getattr(status, "trailing_metadata", None), ours)

@@ -1,0 +1,243 @@
+"""Interceptors over real loopback servers: sync, aio and sync-handlers-on-aio, with the
+interceptor and with registration-time wrapping, for all four arities and every outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import grpc
+import grpc.aio
+import pytest
+
+from memcontract import Level
+from memcontract.interceptors import aio_client_interceptors, client_interceptor
+from memcontract.telemetry import FAST_FAILS, SHEDS
+
+from .grpc_support import ARITIES, CORE, Calls, call_aio, call_sync, serve
+from .support import Rig, make_contract
+
+SERVERS = [("sync", False), ("aio", False), ("aio-sync", False), ("sync", True), ("aio", True)]
+SERVER_IDS = ["sync", "aio", "aio-sync-handlers", "sync-wrapped", "aio-wrapped"]
+
+# (request mode, expected code, whether the handler's own trailer is expected)
+OUTCOMES = [
+    (b"ok", grpc.StatusCode.OK, False),
+    (b"error", grpc.StatusCode.UNKNOWN, False),
+    (b"abort", grpc.StatusCode.INVALID_ARGUMENT, False),
+    (b"trailers", grpc.StatusCode.OK, True),
+    (b"trailers-abort", grpc.StatusCode.FAILED_PRECONDITION, True),
+]
+
+
+def server_rig(**contract: object) -> Rig:
+    rig = Rig(make_contract(core_methods=(CORE,), retry_pushback_ms=300, **contract))
+    rig.step(0.42)
+    return rig
+
+
+def at_level3(rig: Rig) -> Rig:
+    for _ in range(3):
+        rig.step(0.97)
+    assert rig.guard.level == Level.CRITICAL
+    return rig
+
+
+@pytest.fixture(params=SERVERS, ids=SERVER_IDS)
+def server_kind(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    return request.param  # type: ignore[no-any-return]
+
+
+def assert_our_trailers(trailers: dict[str, object], level: int) -> None:
+    assert trailers["x-memory-level"] == str(level)
+    assert trailers["x-memory-usage"] == ("42%" if level == 0 else "97%")
+    assert trailers["x-memory-capacity"] == "100"
+    assert trailers["x-memory-contract"] == "v1.2"
+    assert isinstance(trailers["x-memory-pressure-bin"], bytes)
+
+
+@pytest.mark.parametrize("arity", ARITIES)
+@pytest.mark.parametrize(("mode", "code", "own_trailer"), OUTCOMES, ids=[o[0].decode() for o in OUTCOMES])
+def test_outcomes_keep_status_and_carry_trailers(
+    server_kind: tuple[str, bool], arity: str, mode: bytes, code: grpc.StatusCode, own_trailer: bool
+) -> None:
+    kind, wrapped = server_kind
+    rig, calls = server_rig(), Calls()
+    with serve(kind, rig.guard, calls, wrapped=wrapped) as address, grpc.insecure_channel(address) as channel:
+        got, responses, trailers = call_sync(channel, arity, mode)
+    assert got == code
+    assert calls.ran == 1
+    assert_our_trailers(trailers, 0)
+    if own_trailer:
+        assert trailers["x-app"] == "kept"
+    if mode == b"trailers":
+        assert trailers["x-app-bin"] == b"\x00\x01"
+    if code == grpc.StatusCode.OK:
+        assert responses[-1] == b"echo:" + mode
+        assert len(responses) == (2 if "Stream" in arity.split("Unary")[-1] or arity.endswith("StreamStream") or arity == "UnaryStream" else 1)
+
+
+@pytest.mark.parametrize("arity", ARITIES)
+def test_level3_sheds_non_core_without_running_the_handler(server_kind: tuple[str, bool], arity: str) -> None:
+    kind, wrapped = server_kind
+    rig, calls = at_level3(server_rig()), Calls()
+    with serve(kind, rig.guard, calls, wrapped=wrapped) as address, grpc.insecure_channel(address) as channel:
+        code, _, trailers = call_sync(channel, arity, b"ok")
+        core_code, _, core_trailers = call_sync(channel, "Core", b"ok")
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert calls.ran == 1  # only the core call ran
+    assert_our_trailers(trailers, 3)
+    assert trailers["grpc-retry-pushback-ms"] == "300"
+    assert core_code == grpc.StatusCode.OK
+    assert_our_trailers(core_trailers, 3)
+    assert rig.guard.telemetry.counts[SHEDS] == 1
+
+
+def test_shed_details_name_module_and_level() -> None:
+    rig, calls = at_level3(server_rig()), Calls()
+    with serve("sync", rig.guard, calls) as address, grpc.insecure_channel(address) as channel:
+        with pytest.raises(grpc.RpcError) as err:
+            channel.unary_unary("/test.Echo/UnaryUnary")(b"ok", timeout=5)
+    details = err.value.details()  # type: ignore[attr-defined]
+    assert "test-module" in details and "level 3" in details
+
+
+def test_health_is_never_shed() -> None:
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-not-found]
+
+    rig = at_level3(server_rig())
+    from concurrent import futures
+
+    from memcontract.interceptors import server_interceptor
+
+    server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=[server_interceptor(rig.guard)])
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply, call = health_pb2_grpc.HealthStub(channel).Check.with_call(health_pb2.HealthCheckRequest(), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert dict(call.trailing_metadata())["x-memory-level"] == "3"
+    finally:
+        server.stop(0).wait(5)
+
+
+def test_dry_run_reports_level3_but_does_not_shed() -> None:
+    rig, calls = at_level3(server_rig(dry_run=True)), Calls()
+    with serve("sync", rig.guard, calls) as address, grpc.insecure_channel(address) as channel:
+        code, _, trailers = call_sync(channel, "UnaryUnary", b"ok")
+    assert code == grpc.StatusCode.OK and trailers["x-memory-level"] == "3"
+    assert rig.guard.telemetry.counts["memcontract.shed.dry_run"] == 1
+    assert rig.guard.telemetry.counts[SHEDS] == 0
+
+
+@pytest.fixture
+def client_rig() -> Iterator[Rig]:
+    # the caller lists the callee methods it must never fail fast on (health is always core)
+    rig = Rig(make_contract(name="order", version="c-7", core_methods=(CORE,), retry_pushback_ms=200))
+    rig.step(0.66)
+    yield rig
+
+
+@pytest.mark.parametrize("arity", ARITIES)
+def test_both_sides_see_each_other_sync(server_kind: tuple[str, bool], arity: str, client_rig: Rig) -> None:
+    kind, wrapped = server_kind
+    rig, calls = server_rig(), Calls()
+    with serve(kind, rig.guard, calls, wrapped=wrapped) as address:
+        channel = grpc.intercept_channel(grpc.insecure_channel(address), client_interceptor(client_rig.guard, address))
+        code, _, _ = call_sync(channel, arity, b"ok")
+        channel.close()
+    assert code == grpc.StatusCode.OK
+    seen = calls.peers[0]
+    assert seen is not None and (seen.usage_ratio, seen.module, seen.contract_version) == (0.66, "order", "c-7")
+    reported = client_rig.guard.peers.get(address)
+    assert reported is not None and reported == rig.guard.pressure
+
+
+@pytest.mark.parametrize("arity", ARITIES)
+def test_both_sides_see_each_other_aio(server_kind: tuple[str, bool], arity: str, client_rig: Rig) -> None:
+    kind, wrapped = server_kind
+    rig, calls = server_rig(), Calls()
+
+    async def run(address: str) -> grpc.StatusCode:
+        async with grpc.aio.insecure_channel(address, interceptors=aio_client_interceptors(client_rig.guard, address)) as channel:
+            code, _, _ = await call_aio(channel, arity, b"ok")
+            await asyncio.sleep(0.05)  # let the done callback run
+            return code
+
+    with serve(kind, rig.guard, calls, wrapped=wrapped) as address:
+        assert asyncio.run(run(address)) == grpc.StatusCode.OK
+    seen = calls.peers[0]
+    assert seen is not None and seen.usage_ratio == 0.66
+    assert client_rig.guard.peers.get(address) == rig.guard.pressure
+
+
+def test_no_peer_pressure_without_client_interceptor() -> None:
+    rig, calls = server_rig(), Calls()
+    with serve("sync", rig.guard, calls) as address, grpc.insecure_channel(address) as channel:
+        call_sync(channel, "UnaryUnary", b"ok")
+    assert calls.peers == [None]
+
+
+@pytest.mark.parametrize("aio_client", [False, True], ids=["sync-client", "aio-client"])
+def test_fail_fast_window(aio_client: bool, client_rig: Rig) -> None:
+    rig, calls = at_level3(server_rig()), Calls()
+    with serve("sync", rig.guard, calls) as address:
+        if aio_client:
+            codes = asyncio.run(_aio_fail_fast_run(address, client_rig))
+        else:
+            channel = grpc.intercept_channel(grpc.insecure_channel(address), client_interceptor(client_rig.guard, address))
+            codes = [call_sync(channel, a, b"ok")[0] for a in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core")]
+            time.sleep(0.35)  # the server's pushback is 300 ms
+            codes.append(call_sync(channel, "UnaryUnary", b"ok")[0])
+            channel.close()
+    re = grpc.StatusCode.RESOURCE_EXHAUSTED
+    # first call shed by the server; the next three fail locally; core goes through; after the
+    # pushback window the call reaches the server again (and is shed there again)
+    assert codes == [re, re, re, re, grpc.StatusCode.OK, re]
+    assert client_rig.guard.telemetry.counts[FAST_FAILS] == 3
+    assert rig.guard.telemetry.counts[SHEDS] == 2
+    assert calls.ran == 1
+
+
+async def _aio_fail_fast_run(address: str, client_rig: Rig) -> list[grpc.StatusCode]:
+    async with grpc.aio.insecure_channel(address, interceptors=aio_client_interceptors(client_rig.guard, address)) as channel:
+        codes = []
+        for arity in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core"):
+            codes.append((await call_aio(channel, arity, b"ok"))[0])
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.35)
+        codes.append((await call_aio(channel, "UnaryUnary", b"ok"))[0])
+        return codes
+
+
+def test_str_for_bin_key_never_reaches_the_wire(client_rig: Rig) -> None:
+    rig, calls = server_rig(), Calls()
+    seen: list[object] = []
+
+    def handler(request: bytes, context: grpc.ServicerContext) -> bytes:
+        seen.extend(v for k, v in context.invocation_metadata() if k == "x-user-bin")
+        context.set_trailing_metadata((("x-handler-bin", "text, not bytes"),))
+        return b"ok"
+
+    from concurrent import futures
+
+    from memcontract.interceptors import server_interceptor
+
+    server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=[server_interceptor(rig.guard)])
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.S", {"M": grpc.unary_unary_rpc_method_handler(handler)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        channel = grpc.intercept_channel(grpc.insecure_channel(f"127.0.0.1:{port}"), client_interceptor(client_rig.guard))
+        started = time.monotonic()
+        _, call = channel.unary_unary("/t.S/M").with_call(b"x", timeout=5, metadata=(("x-user-bin", "abc"),))
+        assert time.monotonic() - started < 4  # no hang until the deadline
+        assert dict(call.trailing_metadata())["x-handler-bin"] == b"text, not bytes"
+        assert seen == [b"abc"]
+        assert all(isinstance(v, bytes) for k, v in rig.guard.snapshot.trailing_metadata if k.endswith("-bin"))
+        channel.close()
+    finally:
+        server.stop(0).wait(5)
