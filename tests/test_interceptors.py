@@ -190,7 +190,7 @@ def test_fail_fast_window(aio_client: bool, client_rig: Rig) -> None:
         else:
             channel = grpc.intercept_channel(grpc.insecure_channel(address), client_interceptor(client_rig.guard, address))
             codes = [call_sync(channel, a, b"ok")[0] for a in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core")]
-            time.sleep(0.35)  # the server's pushback is 300 ms
+            client_rig.clock.advance(0.35)  # past the server's 300 ms pushback (the table's clock)
             codes.append(call_sync(channel, "UnaryUnary", b"ok")[0])
             channel.close()
     re = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -208,7 +208,7 @@ async def _aio_fail_fast_run(address: str, client_rig: Rig) -> list[grpc.StatusC
         for arity in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core"):
             codes.append((await call_aio(channel, arity, b"ok"))[0])
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.35)
+        client_rig.clock.advance(0.35)
         codes.append((await call_aio(channel, "UnaryUnary", b"ok"))[0])
         return codes
 
