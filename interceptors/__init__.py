@@ -50,8 +50,11 @@ def server_interceptor(guard: Guard, *, trust: TrustPolicy | None = None) -> grp
     return MemoryServerInterceptor(guard, trust)
 
 
-def aio_server_interceptor(guard: Guard, *, trust: TrustPolicy | None = None) -> grpc.aio.ServerInterceptor:
-    """The grpc.aio twin of :func:`server_interceptor` (coroutine, async-generator and sync handlers)."""
+def aio_server_interceptor(
+    guard: Guard, *, trust: TrustPolicy | None = None
+) -> grpc.aio.ServerInterceptor:
+    """The grpc.aio twin of :func:`server_interceptor`, for coroutine, async-generator and
+    sync handlers alike."""
     return AioMemoryServerInterceptor(guard, trust)
 
 

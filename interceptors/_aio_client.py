@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -23,7 +24,9 @@ class _AioClientBase:
         self.side = side
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def _call(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
+    async def _call(
+        self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
         side = self.side
         if side.fails_fast(details.method):
             pushback = str(side.pushback_ms())
@@ -45,10 +48,9 @@ class _AioClientBase:
         return call
 
     def _when_done(self, call: Any) -> None:
-        try:
+        # An interceptor below may answer without a real call (no callbacks to add).
+        with contextlib.suppress(NotImplementedError):
             call.add_done_callback(self._record)
-        except NotImplementedError:  # an interceptor below answered without a real call
-            pass
 
     def _record(self, call: Any) -> None:
         # A finished aio call holds its status already; reading it is a plain attribute read.
@@ -72,14 +74,18 @@ class _AioClientBase:
 class AioUnaryUnary(_AioClientBase, grpc.aio.UnaryUnaryClientInterceptor):
     """aio unary-unary client interceptor."""
 
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+    async def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
         return await self._call(continuation, client_call_details, request)
 
 
 class AioUnaryStream(_AioClientBase, grpc.aio.UnaryStreamClientInterceptor):
     """aio unary-stream client interceptor."""
 
-    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+    async def intercept_unary_stream(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
         return await self._call(continuation, client_call_details, request)
 
 

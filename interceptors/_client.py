@@ -99,7 +99,9 @@ class MemoryClientInterceptor(
 ):
     """grpcio client interceptor: see :func:`memcontract.interceptors.client_interceptor`."""
 
-    def __init__(self, guard: Guard, target: str | None = None, peers: PeerTable | None = None) -> None:
+    def __init__(
+        self, guard: Guard, target: str | None = None, peers: PeerTable | None = None
+    ) -> None:
         self.side = ClientSide(guard, target, peers)
         self._on_done = self._record
 
@@ -126,10 +128,14 @@ class MemoryClientInterceptor(
         call.add_done_callback(self._on_done)
         return call
 
-    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+    def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
         return self._call(continuation, client_call_details, request)
 
-    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+    def intercept_unary_stream(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
         return self._call(continuation, client_call_details, request)
 
     def intercept_stream_unary(

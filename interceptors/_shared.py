@@ -179,7 +179,9 @@ class HandlerCache:
     one dict lookup per call instead of building a handler."""
 
     def __init__(self) -> None:
-        self._wrapped: dict[tuple[int, str], tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped: dict[
+            tuple[int, str], tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]
+        ] = {}
 
     def get(self, handler: grpc.RpcMethodHandler, method: str, wrap: Any) -> grpc.RpcMethodHandler:
         key = (id(handler), method)

@@ -22,7 +22,9 @@ class _WrappedGeneric(grpc.GenericRpcHandler):
         self._wrap = wrap
         self._cache = HandlerCache()
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
         handler = self._inner.service(handler_call_details)
         if handler is None:
             return None
@@ -67,6 +69,8 @@ def wrap_server(server: Any, guard: Guard, *, trust: TrustPolicy | None = None) 
     """
     is_aio = isinstance(server, grpc.aio.Server)
     interceptor = (
-        AioMemoryServerInterceptor(guard, trust) if is_aio else MemoryServerInterceptor(guard, trust)
+        AioMemoryServerInterceptor(guard, trust)
+        if is_aio
+        else MemoryServerInterceptor(guard, trust)
     )
     return WrappedServer(server, interceptor.wrap)

@@ -12,10 +12,10 @@ from typing import Any
 
 import grpc
 import grpc.aio
+from memcontract.interceptors import aio_server_interceptor, server_interceptor, wrap_server
 
 from memcontract import peer_pressure
 from memcontract.guard import Guard
-from memcontract.interceptors import aio_server_interceptor, server_interceptor, wrap_server
 
 SERVICE = "test.Echo"
 ARITIES = ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream")
@@ -133,7 +133,9 @@ def serve(kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False) -> It
         if wrapped:
             server = wrap_server(grpc.server(futures.ThreadPoolExecutor(8)), guard)
         else:
-            server = grpc.server(futures.ThreadPoolExecutor(8), interceptors=[server_interceptor(guard)])
+            server = grpc.server(
+                futures.ThreadPoolExecutor(8), interceptors=[server_interceptor(guard)]
+            )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
@@ -150,7 +152,9 @@ def serve(kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False) -> It
 class AioServerThread:
     """A grpc.aio server on its own event loop in a thread, for sync test code."""
 
-    def __init__(self, guard: Guard, handlers: dict[str, grpc.RpcMethodHandler], *, wrapped: bool) -> None:
+    def __init__(
+        self, guard: Guard, handlers: dict[str, grpc.RpcMethodHandler], *, wrapped: bool
+    ) -> None:
         self.guard, self.handlers, self.wrapped = guard, handlers, wrapped
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -166,7 +170,9 @@ class AioServerThread:
                 migration_thread_pool=futures.ThreadPoolExecutor(8),
                 interceptors=[aio_server_interceptor(self.guard)],
             )
-        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, self.handlers),))
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, self.handlers),)
+        )
         port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
         return f"127.0.0.1:{port}"
@@ -182,20 +188,28 @@ class AioServerThread:
         self.loop.close()
 
 
-def call_sync(channel: grpc.Channel, arity: str, mode: bytes, *, timeout: float = 10, metadata: Any = None) -> tuple[grpc.StatusCode, list[bytes], dict[str, Any]]:
+def call_sync(
+    channel: grpc.Channel, arity: str, mode: bytes, *, timeout: float = 10, metadata: Any = None
+) -> tuple[grpc.StatusCode, list[bytes], dict[str, Any]]:
     """Make one call of ``arity``; return (code, responses, trailers as a dict)."""
     method = f"/{SERVICE}/{arity}"
     responses: list[bytes] = []
     try:
         if arity in ("UnaryUnary", "Core"):
-            reply, call = channel.unary_unary(method).with_call(mode, timeout=timeout, metadata=metadata)
+            reply, call = channel.unary_unary(method).with_call(
+                mode, timeout=timeout, metadata=metadata
+            )
             responses.append(reply)
         elif arity == "StreamUnary":
-            reply, call = channel.stream_unary(method).with_call(iter([mode]), timeout=timeout, metadata=metadata)
+            reply, call = channel.stream_unary(method).with_call(
+                iter([mode]), timeout=timeout, metadata=metadata
+            )
             responses.append(reply)
         else:
             request: Any = mode if arity == "UnaryStream" else iter([mode])
-            stream = getattr(channel, "unary_stream" if arity == "UnaryStream" else "stream_stream")(method)
+            stream = getattr(
+                channel, "unary_stream" if arity == "UnaryStream" else "stream_stream"
+            )(method)
             call = stream(request, timeout=timeout, metadata=metadata)
             responses.extend(call)
         return call.code(), responses, dict(call.trailing_metadata() or ())
@@ -203,7 +217,9 @@ def call_sync(channel: grpc.Channel, arity: str, mode: bytes, *, timeout: float 
         return err.code(), responses, dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
 
 
-async def call_aio(channel: grpc.aio.Channel, arity: str, mode: bytes, *, timeout: float = 10, metadata: Any = None) -> tuple[grpc.StatusCode, list[bytes], dict[str, Any]]:
+async def call_aio(
+    channel: grpc.aio.Channel, arity: str, mode: bytes, *, timeout: float = 10, metadata: Any = None
+) -> tuple[grpc.StatusCode, list[bytes], dict[str, Any]]:
     """The aio twin of :func:`call_sync`."""
     method = f"/{SERVICE}/{arity}"
     responses: list[bytes] = []
@@ -217,7 +233,9 @@ async def call_aio(channel: grpc.aio.Channel, arity: str, mode: bytes, *, timeou
             responses.append(await call)
         else:
             request: Any = mode if arity == "UnaryStream" else iter([mode])
-            stream = getattr(channel, "unary_stream" if arity == "UnaryStream" else "stream_stream")(method)
+            stream = getattr(
+                channel, "unary_stream" if arity == "UnaryStream" else "stream_stream"
+            )(method)
             call = stream(request, timeout=timeout, metadata=metadata)
             async for item in call:
                 responses.append(item)

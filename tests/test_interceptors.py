@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import grpc
 import grpc.aio
 import pytest
+from memcontract.interceptors import aio_client_interceptors, client_interceptor
 
 from memcontract import Level
-from memcontract.interceptors import aio_client_interceptors, client_interceptor
 from memcontract.telemetry import FAST_FAILS, SHEDS
 
 from .grpc_support import ARITIES, CORE, Calls, call_aio, call_sync, serve
@@ -58,13 +58,18 @@ def assert_our_trailers(trailers: dict[str, object], level: int) -> None:
 
 
 @pytest.mark.parametrize("arity", ARITIES)
-@pytest.mark.parametrize(("mode", "code", "own_trailer"), OUTCOMES, ids=[o[0].decode() for o in OUTCOMES])
+@pytest.mark.parametrize(
+    ("mode", "code", "own_trailer"), OUTCOMES, ids=[o[0].decode() for o in OUTCOMES]
+)
 def test_outcomes_keep_status_and_carry_trailers(
     server_kind: tuple[str, bool], arity: str, mode: bytes, code: grpc.StatusCode, own_trailer: bool
 ) -> None:
     kind, wrapped = server_kind
     rig, calls = server_rig(), Calls()
-    with serve(kind, rig.guard, calls, wrapped=wrapped) as address, grpc.insecure_channel(address) as channel:
+    with (
+        serve(kind, rig.guard, calls, wrapped=wrapped) as address,
+        grpc.insecure_channel(address) as channel,
+    ):
         got, responses, trailers = call_sync(channel, arity, mode)
     assert got == code
     assert calls.ran == 1
@@ -75,14 +80,25 @@ def test_outcomes_keep_status_and_carry_trailers(
         assert trailers["x-app-bin"] == b"\x00\x01"
     if code == grpc.StatusCode.OK:
         assert responses[-1] == b"echo:" + mode
-        assert len(responses) == (2 if "Stream" in arity.split("Unary")[-1] or arity.endswith("StreamStream") or arity == "UnaryStream" else 1)
+        assert len(responses) == (
+            2
+            if "Stream" in arity.split("Unary")[-1]
+            or arity.endswith("StreamStream")
+            or arity == "UnaryStream"
+            else 1
+        )
 
 
 @pytest.mark.parametrize("arity", ARITIES)
-def test_level3_sheds_non_core_without_running_the_handler(server_kind: tuple[str, bool], arity: str) -> None:
+def test_level3_sheds_non_core_without_running_the_handler(
+    server_kind: tuple[str, bool], arity: str
+) -> None:
     kind, wrapped = server_kind
     rig, calls = at_level3(server_rig()), Calls()
-    with serve(kind, rig.guard, calls, wrapped=wrapped) as address, grpc.insecure_channel(address) as channel:
+    with (
+        serve(kind, rig.guard, calls, wrapped=wrapped) as address,
+        grpc.insecure_channel(address) as channel,
+    ):
         code, _, trailers = call_sync(channel, arity, b"ok")
         core_code, _, core_trailers = call_sync(channel, "Core", b"ok")
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -96,9 +112,12 @@ def test_level3_sheds_non_core_without_running_the_handler(server_kind: tuple[st
 
 def test_shed_details_name_module_and_level() -> None:
     rig, calls = at_level3(server_rig()), Calls()
-    with serve("sync", rig.guard, calls) as address, grpc.insecure_channel(address) as channel:
-        with pytest.raises(grpc.RpcError) as err:
-            channel.unary_unary("/test.Echo/UnaryUnary")(b"ok", timeout=5)
+    with (
+        serve("sync", rig.guard, calls) as address,
+        grpc.insecure_channel(address) as channel,
+        pytest.raises(grpc.RpcError) as err,
+    ):
+        channel.unary_unary("/test.Echo/UnaryUnary")(b"ok", timeout=5)
     details = err.value.details()  # type: ignore[attr-defined]
     assert "test-module" in details and "level 3" in details
 
@@ -111,13 +130,17 @@ def test_health_is_never_shed() -> None:
 
     from memcontract.interceptors import server_interceptor
 
-    server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=[server_interceptor(rig.guard)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(2), interceptors=[server_interceptor(rig.guard)]
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            reply, call = health_pb2_grpc.HealthStub(channel).Check.with_call(health_pb2.HealthCheckRequest(), timeout=5)
+            reply, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert dict(call.trailing_metadata())["x-memory-level"] == "3"
     finally:
@@ -136,33 +159,47 @@ def test_dry_run_reports_level3_but_does_not_shed() -> None:
 @pytest.fixture
 def client_rig() -> Iterator[Rig]:
     # the caller lists the callee methods it must never fail fast on (health is always core)
-    rig = Rig(make_contract(name="order", version="c-7", core_methods=(CORE,), retry_pushback_ms=200))
+    rig = Rig(
+        make_contract(name="order", version="c-7", core_methods=(CORE,), retry_pushback_ms=200)
+    )
     rig.step(0.66)
     yield rig
 
 
 @pytest.mark.parametrize("arity", ARITIES)
-def test_both_sides_see_each_other_sync(server_kind: tuple[str, bool], arity: str, client_rig: Rig) -> None:
+def test_both_sides_see_each_other_sync(
+    server_kind: tuple[str, bool], arity: str, client_rig: Rig
+) -> None:
     kind, wrapped = server_kind
     rig, calls = server_rig(), Calls()
     with serve(kind, rig.guard, calls, wrapped=wrapped) as address:
-        channel = grpc.intercept_channel(grpc.insecure_channel(address), client_interceptor(client_rig.guard, address))
+        channel = grpc.intercept_channel(
+            grpc.insecure_channel(address), client_interceptor(client_rig.guard, address)
+        )
         code, _, _ = call_sync(channel, arity, b"ok")
         channel.close()
     assert code == grpc.StatusCode.OK
     seen = calls.peers[0]
-    assert seen is not None and (seen.usage_ratio, seen.module, seen.contract_version) == (0.66, "order", "c-7")
+    assert seen is not None and (seen.usage_ratio, seen.module, seen.contract_version) == (
+        0.66,
+        "order",
+        "c-7",
+    )
     reported = client_rig.guard.peers.get(address)
     assert reported is not None and reported == rig.guard.pressure
 
 
 @pytest.mark.parametrize("arity", ARITIES)
-def test_both_sides_see_each_other_aio(server_kind: tuple[str, bool], arity: str, client_rig: Rig) -> None:
+def test_both_sides_see_each_other_aio(
+    server_kind: tuple[str, bool], arity: str, client_rig: Rig
+) -> None:
     kind, wrapped = server_kind
     rig, calls = server_rig(), Calls()
 
     async def run(address: str) -> grpc.StatusCode:
-        async with grpc.aio.insecure_channel(address, interceptors=aio_client_interceptors(client_rig.guard, address)) as channel:
+        async with grpc.aio.insecure_channel(
+            address, interceptors=aio_client_interceptors(client_rig.guard, address)
+        ) as channel:
             code, _, _ = await call_aio(channel, arity, b"ok")
             await asyncio.sleep(0.05)  # let the done callback run
             return code
@@ -188,8 +225,13 @@ def test_fail_fast_window(aio_client: bool, client_rig: Rig) -> None:
         if aio_client:
             codes = asyncio.run(_aio_fail_fast_run(address, client_rig))
         else:
-            channel = grpc.intercept_channel(grpc.insecure_channel(address), client_interceptor(client_rig.guard, address))
-            codes = [call_sync(channel, a, b"ok")[0] for a in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core")]
+            channel = grpc.intercept_channel(
+                grpc.insecure_channel(address), client_interceptor(client_rig.guard, address)
+            )
+            codes = [
+                call_sync(channel, a, b"ok")[0]
+                for a in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core")
+            ]
             client_rig.clock.advance(0.35)  # past the server's 300 ms pushback (the table's clock)
             codes.append(call_sync(channel, "UnaryUnary", b"ok")[0])
             channel.close()
@@ -203,7 +245,9 @@ def test_fail_fast_window(aio_client: bool, client_rig: Rig) -> None:
 
 
 async def _aio_fail_fast_run(address: str, client_rig: Rig) -> list[grpc.StatusCode]:
-    async with grpc.aio.insecure_channel(address, interceptors=aio_client_interceptors(client_rig.guard, address)) as channel:
+    async with grpc.aio.insecure_channel(
+        address, interceptors=aio_client_interceptors(client_rig.guard, address)
+    ) as channel:
         codes = []
         for arity in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core"):
             codes.append((await call_aio(channel, arity, b"ok"))[0])
@@ -214,7 +258,7 @@ async def _aio_fail_fast_run(address: str, client_rig: Rig) -> list[grpc.StatusC
 
 
 def test_str_for_bin_key_never_reaches_the_wire(client_rig: Rig) -> None:
-    rig, calls = server_rig(), Calls()
+    rig = server_rig()
     seen: list[object] = []
 
     def handler(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -226,18 +270,34 @@ def test_str_for_bin_key_never_reaches_the_wire(client_rig: Rig) -> None:
 
     from memcontract.interceptors import server_interceptor
 
-    server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=[server_interceptor(rig.guard)])
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.S", {"M": grpc.unary_unary_rpc_method_handler(handler)}),))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(2), interceptors=[server_interceptor(rig.guard)]
+    )
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "t.S", {"M": grpc.unary_unary_rpc_method_handler(handler)}
+            ),
+        )
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        channel = grpc.intercept_channel(grpc.insecure_channel(f"127.0.0.1:{port}"), client_interceptor(client_rig.guard))
+        channel = grpc.intercept_channel(
+            grpc.insecure_channel(f"127.0.0.1:{port}"), client_interceptor(client_rig.guard)
+        )
         started = time.monotonic()
-        _, call = channel.unary_unary("/t.S/M").with_call(b"x", timeout=5, metadata=(("x-user-bin", "abc"),))
+        _, call = channel.unary_unary("/t.S/M").with_call(
+            b"x", timeout=5, metadata=(("x-user-bin", "abc"),)
+        )
         assert time.monotonic() - started < 4  # no hang until the deadline
         assert dict(call.trailing_metadata())["x-handler-bin"] == b"text, not bytes"
         assert seen == [b"abc"]
-        assert all(isinstance(v, bytes) for k, v in rig.guard.snapshot.trailing_metadata if k.endswith("-bin"))
+        assert all(
+            isinstance(v, bytes)
+            for k, v in rig.guard.snapshot.trailing_metadata
+            if k.endswith("-bin")
+        )
         channel.close()
     finally:
         server.stop(0).wait(5)
