@@ -67,9 +67,10 @@ def client_interceptor(
     (default ``guard.peers``) under ``target``, and while the callee reports level 3 fails
     non-core calls locally with ``RESOURCE_EXHAUSTED`` for the pushback period.
 
-    >>> import grpc
-    >>> channel = grpc.intercept_channel(grpc.insecure_channel("127.0.0.1:50051"),
-    ...                                  client_interceptor(guard, "inventory"))  # doctest: +SKIP
+    Example::
+
+        channel = grpc.intercept_channel(grpc.insecure_channel("127.0.0.1:50051"),
+                                         client_interceptor(guard, "inventory"))
     """
     return MemoryClientInterceptor(guard, target, peers)
 

@@ -62,10 +62,10 @@ class WrappedServer:
 def wrap_server(server: Any, guard: Guard, *, trust: TrustPolicy | None = None) -> Any:
     """Wrap a grpcio or grpc.aio server so services added through it are guarded.
 
-    The opt-in alternative to the interceptors, with the same behavior and less per-call work:
+    The opt-in alternative to the interceptors, with the same behavior and less per-call work::
 
-    >>> server = wrap_server(grpc.server(executor), guard)          # doctest: +SKIP
-    >>> inventory_pb2_grpc.add_InventoryServicer_to_server(Inventory(), server)  # doctest: +SKIP
+        server = wrap_server(grpc.server(executor), guard)
+        inventory_pb2_grpc.add_InventoryServicer_to_server(Inventory(), server)
     """
     is_aio = isinstance(server, grpc.aio.Server)
     interceptor = (
