@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
@@ -149,6 +150,36 @@ def serve(kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False) -> It
         yield address
 
 
+class DaemonExecutor(futures.Executor):
+    """The aio server's pool for sync handlers, on daemon threads.
+
+    grpcio runs a sync streaming handler on an aio server as a producer thread that blocks on
+    a one-slot queue; when the call ends first, that thread can stay blocked for good, and a
+    ``ThreadPoolExecutor`` would then hold the test process open at exit (grpcio's own, seen
+    without memcontract). Daemon threads let the process exit.
+    """
+
+    def __init__(self, workers: int = 8) -> None:
+        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(workers):
+            threading.Thread(target=self._run, daemon=True).start()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
+        future: futures.Future[Any] = futures.Future()
+        self._work.put((future, fn, args, kwargs))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            future, fn, args, kwargs = self._work.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as err:
+                future.set_exception(err)
+
+
 class AioServerThread:
     """A grpc.aio server on its own event loop in a thread, for sync test code."""
 
@@ -163,11 +194,11 @@ class AioServerThread:
     async def _start(self) -> str:
         if self.wrapped:
             self.server = wrap_server(
-                grpc.aio.server(migration_thread_pool=futures.ThreadPoolExecutor(8)), self.guard
+                grpc.aio.server(migration_thread_pool=DaemonExecutor()), self.guard
             )
         else:
             self.server = grpc.aio.server(
-                migration_thread_pool=futures.ThreadPoolExecutor(8),
+                migration_thread_pool=DaemonExecutor(),
                 interceptors=[aio_server_interceptor(self.guard)],
             )
         self.server.add_generic_rpc_handlers(

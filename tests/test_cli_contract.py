@@ -127,3 +127,16 @@ def test_unknown_module_option() -> None:
     result = run("tests/contracts/multi.yaml", "--module", "wrker")
     assert result.returncode == 2
     assert "did you mean 'worker'" in result.stderr
+
+
+def test_check_names_the_position_of_the_selected_module(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text("modules: [{name: a}, {name: b}]\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "memcontract.cli", "contract", "check", str(path), "--module", "b"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "module b (2 of 2)" in out.stdout

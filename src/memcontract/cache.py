@@ -35,6 +35,7 @@ V = TypeVar("V")
 
 PEER_PRESSURE = "peer_pressure"
 LOCAL_PRESSURE = "local_pressure"
+TOO_LARGE = "too_large"
 
 
 @dataclass
@@ -105,16 +106,20 @@ class PressureAwareCache(Generic[K, V]):
     def put(self, key: K, value: V) -> bool:
         """Store ``value`` unless pressure says not to; return whether it was stored."""
         reason = self.denial()
-        if reason is not None:
+        if reason is None:
             with self._lock:
-                self.stats.denied[reason] += 1
-            if self.guard is not None:
-                self.guard.telemetry.add(CACHE_DENIED, 1, {"reason": reason})
-            return False
+                try:
+                    self.cache[key] = value
+                except ValueError:  # larger than a size-limited cache can hold (cachetools)
+                    reason = TOO_LARGE
+                else:
+                    self.stats.admitted += 1
+                    return True
         with self._lock:
-            self.cache[key] = value
-            self.stats.admitted += 1
-        return True
+            self.stats.denied[reason] += 1
+        if self.guard is not None:
+            self.guard.telemetry.add(CACHE_DENIED, 1, {"reason": reason})
+        return False
 
     def __contains__(self, key: object) -> bool:
         with self._lock:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -152,7 +153,8 @@ class TrustPolicy:
 
 
 def _address_of(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    kind, _, rest = peer.partition(":")
+    # grpc percent-encodes the brackets of IPv6 peers: "ipv6:%5B::1%5D:5000"
+    kind, _, rest = urllib.parse.unquote(peer).partition(":")
     try:
         if kind == "ipv4":
             return ipaddress.IPv4Address(rest.rsplit(":", 1)[0])

@@ -156,9 +156,17 @@ func ParseLevel(v string) (Level, bool) {
 // fails when the bytes do not unmarshal, the level is not 1..4 on the wire,
 // or the usage ratio is not a finite non-negative number.
 func ParsePressureBin(b []byte) (Pressure, bool) {
+	if len(b) > MaxBinBytes {
+		return Pressure{}, false
+	}
 	var m memcontractv1.MemoryPressure
 	if err := proto.Unmarshal(b, &m); err != nil {
 		return Pressure{}, false
+	}
+	if v := m.GetContractVersion(); v != "" {
+		if _, ok := ParseContract(v); !ok {
+			return Pressure{}, false
+		}
 	}
 	p, err := PressureFromProto(&m)
 	if err != nil {
@@ -167,12 +175,17 @@ func ParsePressureBin(b []byte) (Pressure, bool) {
 	return p, true
 }
 
+// MaxBinBytes bounds an x-memory-pressure-bin value: the message carries a
+// handful of scalars, so anything larger is not a peer's pressure.
+const MaxBinBytes = 1024
+
 // Decode reads a peer's pressure from metadata (request headers on a server,
 // trailers on a client). Each value of each x-memory-* key is checked; an
 // invalid value is ignored and counted in invalid, and the last valid value
 // of a key is used. When x-memory-pressure-bin parses it wins; otherwise the
-// pressure is assembled from the text keys. ok reports whether any key held
-// a valid value.
+// pressure is assembled from the text keys. ok reports whether a pressure
+// was found: a valid x-memory-pressure-bin, or a valid usage or level (capacity
+// and contract version alone describe no pressure).
 func Decode(md metadata.MD) (p Pressure, ok bool, invalid int) {
 	var (
 		text     Pressure
@@ -189,14 +202,14 @@ func Decode(md metadata.MD) (p Pressure, ok bool, invalid int) {
 	}
 	for _, v := range md.Get(CapacityKey) {
 		if c, good := ParseCapacity(v); good {
-			text.CapacityBytes, haveText = c, true
+			text.CapacityBytes = c
 		} else {
 			invalid++
 		}
 	}
 	for _, v := range md.Get(ContractKey) {
 		if c, good := ParseContract(v); good {
-			text.ContractVersion, haveText = c, true
+			text.ContractVersion = c
 		} else {
 			invalid++
 		}

@@ -23,7 +23,8 @@ def run_check(args: argparse.Namespace) -> int:
     """Validate the file; print a one-line summary (errors propagate as ContractError)."""
     contract = Contract.load(args.file, module=args.module)
     module = contract.module
-    of = f" (1 of {len(contract.modules)})" if len(contract.modules) > 1 else ""
+    position = contract.modules.index(module) + 1
+    of = f" ({position} of {len(contract.modules)})" if len(contract.modules) > 1 else ""
     print(
         f"OK {args.file}: version {contract.version}, module {module.name}{of} ({_summary(module)})"
     )

@@ -1,0 +1,620 @@
+"""What memcontract's interceptors cost per call, against bare grpcio and a pass-through floor.
+
+A 100-byte unary echo over 127.0.0.1, sync (grpcio) and aio (grpc.aio), four variants:
+
+* ``bare``: no interceptors on either side;
+* ``floor``: the cheapest interceptors that carry the same information: the client adds the
+  four ``x-memory-*`` text keys (constants) to each call, the server wraps the handler so it
+  sets the same four keys as trailers;
+* ``memcontract``: ``client_interceptor`` / ``aio_client_interceptors`` and
+  ``server_interceptor`` / ``aio_server_interceptor``;
+* ``wrapped``: ``wrap_server`` (registration-time wrapping, the opt-in path) on the server and
+  memcontract's client interceptor.
+
+The servers run in a child process per mode (one server per variant, all at once, on separate
+ports), started by this script; the client is this process. Both processes run a real
+``Guard`` (sampler thread, 100 ms). Rounds alternate the variants, the order rotated round by
+round, so drift on the machine falls on all of them alike; figures are medians over rounds.
+
+Measured per variant and mode:
+
+* ``p50``: median latency of sequential calls at concurrency 1 (one thread / one task);
+* ``cpu/call``: (client process CPU + server process CPU) / calls at concurrency 16 (16
+  threads each making sequential calls; aio: 16 tasks in one event loop). Client CPU is this
+  process's ``time.process_time()``; the server's is the child's ``time.process_time()``,
+  asked for over its stdin before and after each measurement (not on the RPC path).
+
+Usage::
+
+    .venv/bin/python bench/overhead.py                 # 5 rounds x 2 s, about 3 minutes
+    .venv/bin/python bench/overhead.py --quick         # smoke run, a few seconds
+    .venv/bin/python bench/overhead.py --rounds 7 --seconds 3 --modes sync
+
+The guard may log that it entered level 1 at start (the growth of imports); that level changes
+nothing per call (only level 3 sheds or fails fast).
+
+Targets (issue 3): Must: memcontract <= 1.05x floor CPU per call and <= 1.08x floor p50 (sync
+and aio). Target: memcontract <= 1.10x bare CPU per call. PASS/MISS is printed for each; the
+exit status is 0 either way (a benchmark, not a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+import grpc.aio
+from memcontract.interceptors import (
+    aio_client_interceptors,
+    aio_server_interceptor,
+    client_interceptor,
+    server_interceptor,
+    wrap_server,
+)
+
+from memcontract import Contract, Guard
+
+CONTRACT = "modules: [{name: bench, max_heap_mb: 4096, sample_interval_ms: 100}]"
+SERVICE = "bench.Echo"
+METHOD = f"/{SERVICE}/Echo"
+PAYLOAD = bytes(range(100))
+VARIANTS = ("bare", "floor", "memcontract", "wrapped")
+MODES = ("sync", "aio")
+TIMEOUT = 10.0
+SERVER_THREADS = 16
+
+# The floor's four text keys: the same information as memcontract's text keys, as constants.
+FOUR_KEYS: tuple[tuple[str, str], ...] = (
+    ("x-memory-usage", "12.5%"),
+    ("x-memory-capacity", "4096"),
+    ("x-memory-contract", "v1"),
+    ("x-memory-level", "0"),
+)
+
+
+def make_guard() -> Guard:
+    guard = Guard(Contract.from_yaml(CONTRACT))
+    guard.start()
+    return guard
+
+
+# ---------------------------------------------------------------------------------------------
+# The floor: minimal pass-through interceptors.
+
+
+class _Details(
+    collections.namedtuple(
+        "_Details",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,  # type: ignore[misc]
+):
+    pass
+
+
+class FloorClient(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds the four keys to each outgoing unary call."""
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = FOUR_KEYS if not details.metadata else (*details.metadata, *FOUR_KEYS)
+        new = _Details(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+        return continuation(new, request)
+
+
+class FloorServer(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Wraps each unary handler (once per method) so it sets the four keys as trailers."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, Any] = {}
+
+    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is None:
+            inner = handler.unary_unary
+
+            def behavior(request: Any, context: Any) -> Any:
+                context.set_trailing_metadata(FOUR_KEYS)
+                return inner(request, context)
+
+            wrapped = self._wrapped[handler_call_details.method] = handler._replace(
+                unary_unary=behavior
+            )
+        return wrapped
+
+
+class AioFloorClient(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """aio twin of :class:`FloorClient`."""
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), *FOUR_KEYS)
+        new = grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+        return await continuation(new, request)
+
+
+class AioFloorServer(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """aio twin of :class:`FloorServer`."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[Any, Any] = {}
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is None:
+            inner = handler.unary_unary
+
+            async def behavior(request: Any, context: Any) -> Any:
+                context.set_trailing_metadata(FOUR_KEYS)
+                return await inner(request, context)
+
+            wrapped = self._wrapped[handler_call_details.method] = handler._replace(
+                unary_unary=behavior
+            )
+        return wrapped
+
+
+# ---------------------------------------------------------------------------------------------
+# The child: all four servers of one mode, CPU time on request over stdin.
+
+
+def _sync_echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+async def _aio_echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+def _generic(echo: Any) -> Any:
+    return grpc.method_handlers_generic_handler(
+        SERVICE, {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    )
+
+
+def _control(ports: dict[str, int], on_quit: Callable[[], None]) -> None:
+    """Print the ports, then answer ``cpu`` with this process's CPU seconds until EOF/quit."""
+    print("PORTS " + json.dumps(ports), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "cpu":
+            print(f"{time.process_time():.9f}", flush=True)
+        elif line.strip() == "quit":
+            break
+    on_quit()
+
+
+def child_sync() -> None:
+    guard = make_guard()
+    servers: dict[str, Any] = {}
+    for variant in VARIANTS:
+        pool = futures.ThreadPoolExecutor(SERVER_THREADS)
+        if variant == "bare":
+            server = grpc.server(pool)
+        elif variant == "floor":
+            server = grpc.server(pool, interceptors=[FloorServer()])
+        elif variant == "memcontract":
+            server = grpc.server(pool, interceptors=[server_interceptor(guard)])
+        else:
+            server = wrap_server(grpc.server(pool), guard)
+        server.add_generic_rpc_handlers((_generic(_sync_echo),))
+        servers[variant] = server
+    ports = {v: s.add_insecure_port("127.0.0.1:0") for v, s in servers.items()}
+    for server in servers.values():
+        server.start()
+    _control(ports, lambda: None)
+    for server in servers.values():
+        server.stop(0).wait(5)
+    guard.stop()
+
+
+async def _child_aio() -> None:
+    guard = make_guard()
+    servers: dict[str, Any] = {}
+    for variant in VARIANTS:
+        if variant == "bare":
+            server = grpc.aio.server()
+        elif variant == "floor":
+            server = grpc.aio.server(interceptors=[AioFloorServer()])
+        elif variant == "memcontract":
+            server = grpc.aio.server(interceptors=[aio_server_interceptor(guard)])
+        else:
+            server = wrap_server(grpc.aio.server(), guard)
+        server.add_generic_rpc_handlers((_generic(_aio_echo),))
+        servers[variant] = server
+    ports = {v: s.add_insecure_port("127.0.0.1:0") for v, s in servers.items()}
+    for server in servers.values():
+        await server.start()
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    control = threading.Thread(
+        target=_control, args=(ports, lambda: loop.call_soon_threadsafe(done.set)), daemon=True
+    )
+    control.start()
+    await done.wait()
+    for server in servers.values():
+        await server.stop(0)
+    guard.stop()
+
+
+class Child:
+    """The server process of one mode."""
+
+    def __init__(self, mode: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self._in, self._out = self.proc.stdin, self.proc.stdout
+        line = self._out.readline()
+        if not line.startswith("PORTS "):
+            self.proc.kill()
+            raise RuntimeError(f"server child ({mode}) did not start: {line!r}")
+        self.ports: dict[str, int] = json.loads(line[6:])
+
+    def cpu(self) -> float:
+        self._in.write("cpu\n")
+        self._in.flush()
+        return float(self._out.readline())
+
+    def close(self) -> None:
+        try:
+            self._in.write("quit\n")
+            self._in.flush()
+            self._in.close()
+            self.proc.wait(15)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# The client side: measurements.
+
+Sample = dict[str, float]  # "p50" (s), "cpu" (s/call), "client", "server" (s/call), "calls"
+
+
+def _plan(round_no: int, slices: int) -> list[tuple[str, ...]]:
+    """The variant orders of a round's slices: rotated round by round and slice by slice,
+    every other slice reversed, so each variant takes each position alike."""
+    plan = []
+    for s in range(slices):
+        k = (round_no + s) % len(VARIANTS)
+        order = VARIANTS[k:] + VARIANTS[:k]
+        plan.append(order[::-1] if s % 2 else order)
+    return plan
+
+
+Totals = tuple[int, float, float]  # calls, client CPU s, server CPU s
+
+
+def _add(a: Totals, b: Totals) -> Totals:
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+
+def _sample(totals: Totals, latencies: list[int]) -> Sample:
+    calls, client, server = totals
+    n = max(calls, 1)
+    return {
+        "p50": statistics.median(latencies) / 1e9,
+        "cpu": (client + server) / n,
+        "client": client / n,
+        "server": server / n,
+        "calls": calls,
+    }
+
+
+def _sync_latencies(call: Callable[..., Any], seconds: float) -> list[int]:
+    latencies: list[int] = []
+    clock = time.perf_counter_ns
+    end = clock() + int(seconds * 1e9)
+    while True:
+        start = clock()
+        call(PAYLOAD, timeout=TIMEOUT)
+        stop = clock()
+        latencies.append(stop - start)
+        if stop >= end:
+            return latencies
+
+
+def _sync_cpu(call: Callable[..., Any], seconds: float, concurrency: int, child: Child) -> Totals:
+    counts = [0] * concurrency
+    stop = threading.Event()
+    ready = threading.Barrier(concurrency + 1)
+
+    def worker(i: int) -> None:
+        ready.wait()
+        n = 0
+        while not stop.is_set():
+            call(PAYLOAD, timeout=TIMEOUT)
+            n += 1
+        counts[i] = n
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    server0 = child.cpu()
+    client0 = time.process_time()
+    ready.wait()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    client1 = time.process_time()
+    server1 = child.cpu()
+    return sum(counts), client1 - client0, server1 - server0
+
+
+def run_sync(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
+    child = Child("sync")
+    channels: dict[str, grpc.Channel] = {}
+    try:
+        for variant in VARIANTS:
+            channel = grpc.insecure_channel(f"127.0.0.1:{child.ports[variant]}")
+            if variant == "floor":
+                channel = grpc.intercept_channel(channel, FloorClient())
+            elif variant in ("memcontract", "wrapped"):
+                channel = grpc.intercept_channel(channel, client_interceptor(guard, variant))
+            channels[variant] = channel
+        calls = {v: c.unary_unary(METHOD) for v, c in channels.items()}
+        for variant in VARIANTS:  # warm up: connections, server threads, handler caches
+            assert calls[variant](PAYLOAD, timeout=TIMEOUT) == PAYLOAD
+            _sync_cpu(calls[variant], args.warmup, args.concurrency, child)
+        samples: dict[str, list[Sample]] = {v: [] for v in VARIANTS}
+        part = args.seconds / args.slices
+        for r in range(args.rounds):
+            plan = _plan(r, args.slices)
+            latencies: dict[str, list[int]] = {v: [] for v in VARIANTS}
+            for order in plan:
+                for v in order:
+                    latencies[v] += _sync_latencies(calls[v], part)
+            cpu = {v: (0, 0.0, 0.0) for v in VARIANTS}
+            for order in plan:
+                for v in reversed(order):
+                    got = _sync_cpu(calls[v], part, args.concurrency, child)
+                    cpu[v] = _add(cpu[v], got)
+            for v in VARIANTS:
+                samples[v].append(_sample(cpu[v], latencies[v]))
+            _progress("sync", r, args.rounds, samples)
+        return samples
+    finally:
+        for channel in channels.values():
+            channel.close()
+        child.close()
+
+
+async def _aio_latencies(call: Callable[..., Any], seconds: float) -> list[int]:
+    latencies: list[int] = []
+    clock = time.perf_counter_ns
+    end = clock() + int(seconds * 1e9)
+    while True:
+        start = clock()
+        await call(PAYLOAD, timeout=TIMEOUT)
+        stop = clock()
+        latencies.append(stop - start)
+        if stop >= end:
+            return latencies
+
+
+async def _aio_cpu(
+    call: Callable[..., Any], seconds: float, concurrency: int, child: Child
+) -> Totals:
+    loop = asyncio.get_running_loop()
+    server0 = await loop.run_in_executor(None, child.cpu)
+    client0 = time.process_time()
+    end = time.monotonic() + seconds
+
+    async def worker() -> int:
+        n = 0
+        while time.monotonic() < end:
+            await call(PAYLOAD, timeout=TIMEOUT)
+            n += 1
+        return n
+
+    counts = await asyncio.gather(*(worker() for _ in range(concurrency)))
+    client1 = time.process_time()
+    server1 = await loop.run_in_executor(None, child.cpu)
+    return sum(counts), client1 - client0, server1 - server0
+
+
+async def _run_aio(args: argparse.Namespace, guard: Guard, child: Child) -> dict[str, list[Sample]]:
+    channels: dict[str, grpc.aio.Channel] = {}
+    try:
+        for variant in VARIANTS:
+            target = f"127.0.0.1:{child.ports[variant]}"
+            interceptors: list[Any] | None = None
+            if variant == "floor":
+                interceptors = [AioFloorClient()]
+            elif variant in ("memcontract", "wrapped"):
+                interceptors = aio_client_interceptors(guard, variant)
+            channels[variant] = grpc.aio.insecure_channel(target, interceptors=interceptors)
+        calls = {v: c.unary_unary(METHOD) for v, c in channels.items()}
+        for variant in VARIANTS:
+            assert await calls[variant](PAYLOAD, timeout=TIMEOUT) == PAYLOAD
+            await _aio_cpu(calls[variant], args.warmup, args.concurrency, child)
+        samples: dict[str, list[Sample]] = {v: [] for v in VARIANTS}
+        part = args.seconds / args.slices
+        for r in range(args.rounds):
+            plan = _plan(r, args.slices)
+            latencies: dict[str, list[int]] = {v: [] for v in VARIANTS}
+            for order in plan:
+                for v in order:
+                    latencies[v] += await _aio_latencies(calls[v], part)
+            cpu = {v: (0, 0.0, 0.0) for v in VARIANTS}
+            for order in plan:
+                for v in reversed(order):
+                    got = await _aio_cpu(calls[v], part, args.concurrency, child)
+                    cpu[v] = _add(cpu[v], got)
+            for v in VARIANTS:
+                samples[v].append(_sample(cpu[v], latencies[v]))
+            _progress("aio", r, args.rounds, samples)
+        return samples
+    finally:
+        for channel in channels.values():
+            await channel.close()
+
+
+def run_aio(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
+    child = Child("aio")
+    try:
+        return asyncio.run(_run_aio(args, guard, child))
+    finally:
+        child.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting.
+
+
+def _progress(mode: str, r: int, rounds: int, samples: dict[str, list[Sample]]) -> None:
+    parts = "  ".join(
+        f"{v} {s[-1]['cpu'] * 1e6:.0f}us/{s[-1]['p50'] * 1e6:.0f}us" for v, s in samples.items()
+    )
+    print(f"  [{mode} round {r + 1}/{rounds}] cpu/call/p50: {parts}", flush=True)
+
+
+def _median(samples: list[Sample], key: str) -> float:
+    return statistics.median(s[key] for s in samples)
+
+
+def _spread(samples: list[Sample], key: str) -> str:
+    values = [s[key] for s in samples]
+    mid = statistics.median(values)
+    if len(values) < 2 or mid == 0:
+        return ""
+    return f" ±{(max(values) - min(values)) / 2 / mid * 100:.0f}%"
+
+
+def _ratio(samples: dict[str, list[Sample]], a: str, b: str, key: str) -> float:
+    """``a`` over ``b``: the median over rounds of each round's ratio (paired, so drift between
+    rounds cancels)."""
+    return statistics.median(x[key] / y[key] for x, y in zip(samples[a], samples[b], strict=True))
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"overhead: 100-byte unary echo on 127.0.0.1; {args.rounds} rounds, each {args.seconds:g} s"
+        f" per variant per measurement (in {args.slices} interleaved slices)"
+    )
+    print(f"  cpu/call = (client + server process CPU) / calls at concurrency {args.concurrency}")
+    print("  p50 = median latency at concurrency 1")
+    print("  us: median over rounds (± half the range over rounds, in % of the median)")
+    print("  (xN): median over rounds of the per-round ratio")
+    verdicts: list[str] = []
+    for mode, samples in results.items():
+        med = {
+            v: {k: _median(samples[v], k) for k in ("p50", "cpu", "client", "server")}
+            for v in VARIANTS
+        }
+        print()
+        for key, label in (("cpu", "cpu/call"), ("p50", "p50     ")):
+            bare, floor = med["bare"][key], med["floor"][key]
+            cells = [f"bare {bare * 1e6:.1f}us{_spread(samples['bare'], key)}"]
+            cells.append(
+                f"floor {floor * 1e6:.1f}us{_spread(samples['floor'], key)}"
+                f" (x{_ratio(samples, 'floor', 'bare', key):.3f} bare)"
+            )
+            for v in ("memcontract", "wrapped"):
+                cells.append(
+                    f"{v} {med[v][key] * 1e6:.1f}us{_spread(samples[v], key)}"
+                    f" (x{_ratio(samples, v, 'floor', key):.3f} floor,"
+                    f" x{_ratio(samples, v, 'bare', key):.3f} bare)"
+                )
+            print(f"{mode:4s}  {label}  " + "  ".join(cells))
+        split = "  ".join(
+            f"{v} {med[v]['client'] * 1e6:.1f}+{med[v]['server'] * 1e6:.1f}" for v in VARIANTS
+        )
+        print(f"{mode:4s}  cpu/call client+server: {split} (us)")
+        calls = "  ".join(
+            f"{v} {_median(samples[v], 'calls') / args.seconds:,.0f}" for v in VARIANTS
+        )
+        print(f"{mode:4s}  calls/s at concurrency {args.concurrency}: {calls}")
+        for v in ("memcontract", "wrapped"):
+            cpu_floor = _ratio(samples, v, "floor", "cpu")
+            p50_floor = _ratio(samples, v, "floor", "p50")
+            cpu_bare = _ratio(samples, v, "bare", "cpu")
+            verdicts.append(
+                f"{mode:4s} {v:11s}  Must cpu/call <= 1.05x floor: {_verdict(cpu_floor <= 1.05)}"
+                f" (x{cpu_floor:.3f})   Must p50 <= 1.08x floor: {_verdict(p50_floor <= 1.08)}"
+                f" (x{p50_floor:.3f})   Target cpu/call <= 1.10x bare:"
+                f" {_verdict(cpu_bare <= 1.10)} (x{cpu_bare:.3f})"
+            )
+    print()
+    print("targets (issue 3; they apply to memcontract, wrapped is shown alongside):")
+    for line in verdicts:
+        print("  " + line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per variant per measurement")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--slices", type=int, default=4, help="interleaved slices per variant per round"
+    )
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds per variant")
+    parser.add_argument("--modes", default="sync,aio", help="comma-separated: sync, aio")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round x 0.4 s")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "sync":
+        child_sync()
+        return
+    if args.child == "aio":
+        asyncio.run(_child_aio())
+        return
+    if args.quick:
+        args.rounds, args.seconds, args.warmup, args.slices = 1, 0.4, 0.1, 2
+    modes = [m for m in args.modes.split(",") if m]
+    guard = make_guard()
+    results: dict[str, dict[str, list[Sample]]] = {}
+    started = time.monotonic()
+    try:
+        for mode in modes:
+            print(
+                f"{mode}: server child started; warming up, then {args.rounds} rounds", flush=True
+            )
+            results[mode] = run_sync(args, guard) if mode == "sync" else run_aio(args, guard)
+    finally:
+        guard.stop()
+    report(results, args)
+    print(f"\n(total {time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

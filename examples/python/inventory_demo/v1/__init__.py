@@ -1,0 +1,1 @@
+"""Generated from ``protos/inventory_demo/v1/inventory_demo.proto`` by ``genproto.py``."""

@@ -1,0 +1,233 @@
+"""The example inventory server, sync (grpcio) or aio (grpc.aio), guarded by memcontract.
+
+From the repository root::
+
+    python -m examples.python.server --port 0          # sync; prints the bound port first
+    python -m examples.python.server --port 0 --aio    # the grpc.aio variant
+
+SIGTERM or SIGINT stops it cleanly: health goes NOT_SERVING, in-flight calls get a grace
+period, the guard stops and reverses its actions, and the process exits 0.
+
+The builders are importable (the tests use them with a guard over a ``FakeProbe``)::
+
+    server, port, health = build_sync_server(guard, Inventory(guard))
+    server, port, health = await build_aio_server(guard, Inventory(guard))
+    with background(guard, Inventory(guard), aio=True) as port:  # from sync code
+        ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import pathlib
+import signal
+import sys
+import threading
+from collections.abc import Coroutine, Iterator, Sequence
+from concurrent import futures
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import _async as aio_health
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from memcontract.interceptors import aio_server_interceptor, server_interceptor
+
+from memcontract import Contract, Guard, Level, Pressure
+from memcontract.peers import TrustPolicy
+
+from .inventory import SERVICE, AioInventoryServicer, Inventory, InventoryServicer
+from .inventory_demo.v1 import inventory_demo_pb2_grpc as pb_grpc
+
+CONTRACT = pathlib.Path(__file__).resolve().parent / "memory_contract.yaml"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+GRACE_SECONDS = 5.0
+
+log = logging.getLogger("inventory")
+T = TypeVar("T")
+
+
+def build_sync_server(
+    guard: Guard,
+    inventory: Inventory,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    trust: TrustPolicy | None = None,
+    max_workers: int = 16,
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """A started grpcio server with the inventory and health services; (server, port, health)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers, thread_name_prefix="inventory"),
+        interceptors=[server_interceptor(guard, trust=trust)],
+    )
+    pb_grpc.add_InventoryDemoServicer_to_server(InventoryServicer(inventory), server)
+    checker = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    server.start()
+    checker.set("", SERVING)
+    checker.set(SERVICE, SERVING)
+    return server, bound, checker
+
+
+async def build_aio_server(
+    guard: Guard,
+    inventory: Inventory,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    trust: TrustPolicy | None = None,
+) -> tuple[grpc.aio.Server, int, aio_health.HealthServicer]:
+    """A started grpc.aio server with the inventory and health services; (server, port, health)."""
+    server = grpc.aio.server(interceptors=[aio_server_interceptor(guard, trust=trust)])
+    pb_grpc.add_InventoryDemoServicer_to_server(AioInventoryServicer(inventory), server)
+    checker = aio_health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    await checker.set("", SERVING)
+    await checker.set(SERVICE, SERVING)
+    return server, bound, checker
+
+
+@contextlib.contextmanager
+def background(
+    guard: Guard,
+    inventory: Inventory,
+    *,
+    aio: bool = False,
+    host: str = "127.0.0.1",
+    trust: TrustPolicy | None = None,
+) -> Iterator[int]:
+    """Serve in the background while the block runs; yield the bound port.
+
+    The sync server runs on its own thread pool; the aio server on an event loop in a thread.
+    The guard is not started here: whoever owns it samples it (or steps it, in tests).
+    """
+    if not aio:
+        server, port, _ = build_sync_server(guard, inventory, host=host, trust=trust)
+        try:
+            yield port
+        finally:
+            server.stop(0).wait(10)
+        return
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="inventory-aio", daemon=True)
+    thread.start()
+
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(10)
+
+    try:
+        aio_server, port, _ = run(build_aio_server(guard, inventory, host=host, trust=trust))
+        try:
+            yield port
+        finally:
+            run(aio_server.stop(0))
+    finally:
+        run(loop.shutdown_default_executor())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def log_transitions(guard: Guard, inventory: Inventory) -> None:
+    """Log each level change with the cache's state (what the operator wants to see)."""
+
+    def changed(old: Level, new: Level, pressure: Pressure) -> None:
+        stats = inventory.cache.stats
+        log.info(
+            "level %d -> %d (usage %.1f%%); cache %d entries, hits %d, misses %d, denied %s",
+            old,
+            new,
+            pressure.usage_ratio * 100,
+            len(inventory.cache),
+            stats.hits,
+            stats.misses,
+            dict(stats.denied),
+        )
+
+    guard.on_transition(changed)
+
+
+def run_sync(guard: Guard, inventory: Inventory, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    guard.start()
+    server, bound, checker = build_sync_server(guard, inventory, host=host, port=port)
+    announce(bound, host, "sync")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        log.info("stopping")
+        checker.enter_graceful_shutdown()
+        server.stop(GRACE_SECONDS).wait()
+        guard.stop()
+
+
+async def run_aio(guard: Guard, inventory: Inventory, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT (the guard samples in an asyncio task)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await guard.start_async()
+    server, bound, checker = await build_aio_server(guard, inventory, host=host, port=port)
+    announce(bound, host, "aio")
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await checker.enter_graceful_shutdown()
+        await server.stop(GRACE_SECONDS)
+        await guard.stop_async()
+
+
+def announce(port: int, host: str, kind: str) -> None:
+    """The bound port alone on the first stdout line (scripts read it), then a log line."""
+    print(port, flush=True)
+    log.info("inventory (%s) listening on %s:%d", kind, host, port)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.python.server", description="memcontract example inventory server"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=50061, help="port (0: any free port)")
+    parser.add_argument("--aio", action="store_true", help="serve with grpc.aio")
+    parser.add_argument("--contract", default=str(CONTRACT), help="memory contract file")
+    parser.add_argument("--module", default="inventory", help="module of the contract in force")
+    parser.add_argument("--db", default=":memory:", help="SQLite file (default: in memory)")
+    parser.add_argument("--skus", type=int, default=1000, help="items seeded at start")
+    parser.add_argument("--cache-size", type=int, default=256, help="LRU cache entries")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    guard = Guard(Contract.load(args.contract, module=args.module))
+    inventory = Inventory(guard, db_path=args.db, skus=args.skus, cache_size=args.cache_size)
+    log_transitions(guard, inventory)
+    try:
+        if args.aio:
+            asyncio.run(run_aio(guard, inventory, args.host, args.port))
+        else:
+            run_sync(guard, inventory, args.host, args.port)
+    finally:
+        inventory.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
