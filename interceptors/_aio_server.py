@@ -83,6 +83,8 @@ Start = Callable[[Any], Awaitable[tuple[Pressure | None, AioContext]]]
 def _coroutine(start: Start, behavior: Any) -> Any:
     async def unary(request: Any, context: Any) -> Any:
         peer, ctx = await start(context)
+        if peer is None:  # each aio call runs in its own task: nothing to bind
+            return await behavior(request, ctx)
         token = bind_peer_pressure(peer)
         try:
             return await behavior(request, ctx)

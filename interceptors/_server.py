@@ -69,6 +69,8 @@ def make_sync_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], A
 
         def unary(request: Any, context: Any) -> Any:
             peer, ctx = start(request, context)
+            if peer is None:  # nothing to bind: every binding is undone when its call ends
+                return behavior(request, ctx)
             token = bind_peer_pressure(peer)
             try:
                 return behavior(request, ctx)

@@ -125,6 +125,11 @@ class ClientSide:
         self.peers = peers if peers is not None else guard.peers
         self.telemetry = guard.telemetry
         self.is_core = CoreMethods(guard)
+        # The callee resends the same -bin bytes until its sampler runs again: while they are
+        # unchanged (and not level 3) a call only checks them, and the table entry is refreshed
+        # a few times per ttl instead of on every call.
+        self._last_bin: object = None
+        self._fresh_until = 0.0
 
     def outgoing(self, metadata: Iterable[tuple[str, Any]] | None) -> Metadata:
         """The call's metadata plus this process's keys (any stale copies of ours dropped)."""
@@ -148,11 +153,23 @@ class ClientSide:
     def record(self, trailers: Sequence[tuple[str, Any]] | None) -> None:
         """Read the callee's keys (and any pushback) from trailers into the peer table."""
         try:
+            raw = None
+            for key, value in trailers or ():
+                if key == wire.PRESSURE_BIN:
+                    raw = value
+            if raw is not None and raw == self._last_bin and self.peers.now() < self._fresh_until:
+                return
+            self._last_bin = None
             decoded = wire.decode(trailers)
             for key in decoded.invalid:
                 self.telemetry.add(INVALID_HEADERS, 1, {"key": key})
-            if decoded.pressure is not None:
-                self.peers.record(self.target, decoded.pressure, _pushback(trailers))
+            pressure = decoded.pressure
+            if pressure is None:
+                return
+            self.peers.record(self.target, pressure, _pushback(trailers))
+            if raw is not None and not decoded.invalid and pressure.level != Level.CRITICAL:
+                self._last_bin = raw
+                self._fresh_until = self.peers.now() + self.peers.ttl / 4
         except Exception:  # a hook never breaks an RPC
             self.telemetry.add(HOOK_ERRORS, 1, {"hook": "client.record"})
             log.exception("memcontract: reading the callee's trailers failed")
@@ -175,24 +192,20 @@ SHED_CODE = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class HandlerCache:
-    """Wrapped handlers memoized per (handler, method): the server's dispatch thread then pays
-    one dict lookup per call instead of building a handler."""
+    """Wrapped handlers memoized per method (and checked to be for the same handler object):
+    the server's dispatch thread then pays one dict lookup per call instead of building one."""
 
     def __init__(self) -> None:
-        self._wrapped: dict[
-            tuple[int, str], tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]
-        ] = {}
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def get(self, handler: grpc.RpcMethodHandler, method: str, wrap: Any) -> grpc.RpcMethodHandler:
-        key = (id(handler), method)
-        hit = self._wrapped.get(key)
+        hit = self._wrapped.get(method)
         if hit is not None and hit[0] is handler:
             return hit[1]
         wrapped: grpc.RpcMethodHandler = wrap(handler, method)
         if len(self._wrapped) >= _MAX_METHODS:
             self._wrapped.clear()
-        # the original is kept alive with its wrapper, so its id cannot be reused meanwhile
-        self._wrapped[key] = (handler, wrapped)
+        self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 

@@ -78,6 +78,10 @@ class PeerTable:
             else:
                 self._blocked.pop(target, None)
 
+    def now(self) -> float:
+        """The table's clock (monotonic seconds)."""
+        return self._clock()
+
     def get(self, target: str) -> Pressure | None:
         """The target's last unexpired pressure, or ``None``."""
         entry = self._entries.get(target)

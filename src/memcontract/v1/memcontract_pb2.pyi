@@ -1,13 +1,12 @@
 import datetime
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
 
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -25,7 +24,7 @@ BREACH_LEVEL_DEGRADED: BreachLevel
 BREACH_LEVEL_CRITICAL: BreachLevel
 
 class MemoryPressure(_message.Message):
-    __slots__ = ("alloc_rate_bytes_per_sec", "alloc_rate_ratio", "capacity_bytes", "contract_version", "level", "module", "sampled_at", "usage_ratio", "used_bytes")
+    __slots__ = ("usage_ratio", "used_bytes", "capacity_bytes", "alloc_rate_bytes_per_sec", "level", "contract_version", "module", "sampled_at", "alloc_rate_ratio")
     USAGE_RATIO_FIELD_NUMBER: _ClassVar[int]
     USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -44,18 +43,18 @@ class MemoryPressure(_message.Message):
     module: str
     sampled_at: _timestamp_pb2.Timestamp
     alloc_rate_ratio: float
-    def __init__(self, usage_ratio: float | None = ..., used_bytes: int | None = ..., capacity_bytes: int | None = ..., alloc_rate_bytes_per_sec: float | None = ..., level: BreachLevel | str | None = ..., contract_version: str | None = ..., module: str | None = ..., sampled_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., alloc_rate_ratio: float | None = ...) -> None: ...
+    def __init__(self, usage_ratio: _Optional[float] = ..., used_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., alloc_rate_bytes_per_sec: _Optional[float] = ..., level: _Optional[_Union[BreachLevel, str]] = ..., contract_version: _Optional[str] = ..., module: _Optional[str] = ..., sampled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., alloc_rate_ratio: _Optional[float] = ...) -> None: ...
 
 class Contract(_message.Message):
-    __slots__ = ("modules", "version")
+    __slots__ = ("version", "modules")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODULES_FIELD_NUMBER: _ClassVar[int]
     version: str
     modules: _containers.RepeatedCompositeFieldContainer[ModuleContract]
-    def __init__(self, version: str | None = ..., modules: _Iterable[ModuleContract | _Mapping] | None = ...) -> None: ...
+    def __init__(self, version: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[ModuleContract, _Mapping]]] = ...) -> None: ...
 
 class ModuleContract(_message.Message):
-    __slots__ = ("alloc_rate_mb_per_sec", "core_methods", "dry_run", "gc_trigger_ratio", "ladder", "max_heap_mb", "name", "noncritical_loggers", "required_gc_pauses_ms", "retry_pushback_ms", "sample_interval_ms")
+    __slots__ = ("name", "max_heap_mb", "alloc_rate_mb_per_sec", "gc_trigger_ratio", "required_gc_pauses_ms", "core_methods", "sample_interval_ms", "ladder", "noncritical_loggers", "retry_pushback_ms", "dry_run")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MAX_HEAP_MB_FIELD_NUMBER: _ClassVar[int]
     ALLOC_RATE_MB_PER_SEC_FIELD_NUMBER: _ClassVar[int]
@@ -78,10 +77,10 @@ class ModuleContract(_message.Message):
     noncritical_loggers: _containers.RepeatedScalarFieldContainer[str]
     retry_pushback_ms: int
     dry_run: bool
-    def __init__(self, name: str | None = ..., max_heap_mb: float | None = ..., alloc_rate_mb_per_sec: float | None = ..., gc_trigger_ratio: float | None = ..., required_gc_pauses_ms: str | None = ..., core_methods: _Iterable[str] | None = ..., sample_interval_ms: int | None = ..., ladder: Ladder | _Mapping | None = ..., noncritical_loggers: _Iterable[str] | None = ..., retry_pushback_ms: int | None = ..., dry_run: bool | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., max_heap_mb: _Optional[float] = ..., alloc_rate_mb_per_sec: _Optional[float] = ..., gc_trigger_ratio: _Optional[float] = ..., required_gc_pauses_ms: _Optional[str] = ..., core_methods: _Optional[_Iterable[str]] = ..., sample_interval_ms: _Optional[int] = ..., ladder: _Optional[_Union[Ladder, _Mapping]] = ..., noncritical_loggers: _Optional[_Iterable[str]] = ..., retry_pushback_ms: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class Ladder(_message.Message):
-    __slots__ = ("alloc_rate", "confirm", "heap", "recover_after")
+    __slots__ = ("heap", "alloc_rate", "confirm", "recover_after")
     HEAP_FIELD_NUMBER: _ClassVar[int]
     ALLOC_RATE_FIELD_NUMBER: _ClassVar[int]
     CONFIRM_FIELD_NUMBER: _ClassVar[int]
@@ -90,7 +89,7 @@ class Ladder(_message.Message):
     alloc_rate: LevelThresholds
     confirm: LevelCounts
     recover_after: int
-    def __init__(self, heap: LevelThresholds | _Mapping | None = ..., alloc_rate: LevelThresholds | _Mapping | None = ..., confirm: LevelCounts | _Mapping | None = ..., recover_after: int | None = ...) -> None: ...
+    def __init__(self, heap: _Optional[_Union[LevelThresholds, _Mapping]] = ..., alloc_rate: _Optional[_Union[LevelThresholds, _Mapping]] = ..., confirm: _Optional[_Union[LevelCounts, _Mapping]] = ..., recover_after: _Optional[int] = ...) -> None: ...
 
 class LevelThresholds(_message.Message):
     __slots__ = ("level1", "level2", "level3")
@@ -100,7 +99,7 @@ class LevelThresholds(_message.Message):
     level1: float
     level2: float
     level3: float
-    def __init__(self, level1: float | None = ..., level2: float | None = ..., level3: float | None = ...) -> None: ...
+    def __init__(self, level1: _Optional[float] = ..., level2: _Optional[float] = ..., level3: _Optional[float] = ...) -> None: ...
 
 class LevelCounts(_message.Message):
     __slots__ = ("level1", "level2", "level3")
@@ -110,7 +109,7 @@ class LevelCounts(_message.Message):
     level1: int
     level2: int
     level3: int
-    def __init__(self, level1: int | None = ..., level2: int | None = ..., level3: int | None = ...) -> None: ...
+    def __init__(self, level1: _Optional[int] = ..., level2: _Optional[int] = ..., level3: _Optional[int] = ...) -> None: ...
 
 class GetPressureRequest(_message.Message):
     __slots__ = ()
@@ -120,16 +119,16 @@ class GetPressureResponse(_message.Message):
     __slots__ = ("pressure",)
     PRESSURE_FIELD_NUMBER: _ClassVar[int]
     pressure: MemoryPressure
-    def __init__(self, pressure: MemoryPressure | _Mapping | None = ...) -> None: ...
+    def __init__(self, pressure: _Optional[_Union[MemoryPressure, _Mapping]] = ...) -> None: ...
 
 class WatchPressureRequest(_message.Message):
     __slots__ = ("interval_ms",)
     INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     interval_ms: int
-    def __init__(self, interval_ms: int | None = ...) -> None: ...
+    def __init__(self, interval_ms: _Optional[int] = ...) -> None: ...
 
 class WatchPressureResponse(_message.Message):
     __slots__ = ("pressure",)
     PRESSURE_FIELD_NUMBER: _ClassVar[int]
     pressure: MemoryPressure
-    def __init__(self, pressure: MemoryPressure | _Mapping | None = ...) -> None: ...
+    def __init__(self, pressure: _Optional[_Union[MemoryPressure, _Mapping]] = ...) -> None: ...
