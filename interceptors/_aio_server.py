@@ -14,45 +14,27 @@ from memcontract.peer import bind_peer_pressure, unbind_peer_pressure
 from memcontract.peers import TrustPolicy
 from memcontract.pressure import Pressure
 
-from ._server import make_sync_behavior
+from ._server import SyncContext, make_sync_behavior
 from ._shared import (
     SHED_CODE,
     HandlerCache,
-    MergedStatus,
-    Metadata,
     ServerSide,
     merged,
     replace_behavior,
 )
 
 
-class AioContext:
+class AioContext(SyncContext):
     """The aio handler's view of the context. ``abort`` sends at once in aio, so trailers the
     handler sets (or passes to ``abort``) are merged with ours when set, not at the end."""
 
-    __slots__ = ("_context", "_ours")
-
-    def __init__(self, context: Any, ours: Metadata) -> None:
-        self._context = context
-        self._ours = ours
-        context.set_trailing_metadata(ours)
-
-    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
-        """Set the handler's trailers; memcontract's are kept beside them."""
-        self._context.set_trailing_metadata(merged(trailing_metadata, self._ours))
+    __slots__ = ()
 
     def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> Any:
         """Abort the call; trailers passed here are merged with memcontract's."""
         if trailing_metadata:
             trailing_metadata = merged(trailing_metadata, self._ours)
         return self._context.abort(code, details, trailing_metadata)
-
-    def abort_with_status(self, status: Any) -> Any:
-        """Abort with ``status``, its trailers merged with memcontract's."""
-        return self._context.abort_with_status(MergedStatus(status, self._ours))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._context, name)
 
 
 def make_aio_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], Any]:

@@ -37,9 +37,9 @@ class SyncContext:
         """Set the handler's trailers; memcontract's are kept beside them."""
         self._context.set_trailing_metadata(merged(trailing_metadata, self._ours))
 
-    def abort_with_status(self, status: Any) -> None:
+    def abort_with_status(self, status: Any) -> Any:
         """Abort with ``status``, its trailers merged with memcontract's."""
-        self._context.abort_with_status(MergedStatus(status, self._ours))
+        return self._context.abort_with_status(MergedStatus(status, self._ours))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)

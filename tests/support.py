@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from memcontract import Contract, Guard
 from memcontract.contract import LadderConfig, LevelCounts, LevelThresholds, ModuleContract
+from memcontract.pressure import Level, Pressure
 from memcontract.testing import FakeClock, FakeProbe
 
 
@@ -48,3 +49,33 @@ class Rig:
 
     def run(self, usages: list[float]) -> list[int]:
         return [self.step(u) for u in usages]
+
+
+def pressure_json(p: Pressure) -> dict[str, Any]:
+    """A pressure as the Go binaries print it (memcontract.Pressure.MarshalJSON)."""
+    return {
+        "usage_ratio": p.usage_ratio,
+        "used_bytes": p.used_bytes,
+        "capacity_bytes": p.capacity_bytes,
+        "alloc_rate_bytes_per_sec": p.alloc_rate_bytes_per_sec,
+        "alloc_rate_ratio": p.alloc_rate_ratio,
+        "level": int(p.level),
+        "contract_version": p.contract_version,
+        "module": p.module,
+        "sampled_at_unix_ms": round(p.sampled_at * 1000),
+    }
+
+
+def pressure_from_json(j: dict[str, Any]) -> Pressure:
+    """A pressure from its JSON form (tests/vectors, the Go binaries' output)."""
+    return Pressure(
+        usage_ratio=float(j["usage_ratio"]),
+        used_bytes=int(j["used_bytes"]),
+        capacity_bytes=int(j["capacity_bytes"]),
+        alloc_rate_bytes_per_sec=float(j["alloc_rate_bytes_per_sec"]),
+        alloc_rate_ratio=float(j["alloc_rate_ratio"]),
+        level=Level(int(j["level"])),
+        contract_version=str(j["contract_version"]),
+        module=str(j["module"]),
+        sampled_at=int(j["sampled_at_unix_ms"]) / 1000,
+    )

@@ -40,7 +40,7 @@ from memcontract.telemetry import FAST_FAILS, SHEDS
 from memcontract.v1 import memcontract_pb2
 
 from .go_support import GO_CONTRACT, REPO, GoServer, build, run_lines
-from .support import Rig, make_contract
+from .support import Rig, make_contract, pressure_from_json, pressure_json
 
 sys.path.insert(0, str(REPO / "examples" / "go" / "gen" / "python"))
 from inventory.v1 import inventory_pb2, inventory_pb2_grpc  # type: ignore[import-not-found]
@@ -68,35 +68,6 @@ SHED_PUSHBACK_MS = 750
 def go_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Go binaries, built once per session (skip without Go; fail under REQUIRE_GO)."""
     return build(tmp_path_factory.mktemp("gobin"))
-
-
-def pressure_json(p: Pressure) -> dict[str, Any]:
-    """A pressure as the Go binaries print it (memcontract.Pressure.MarshalJSON)."""
-    return {
-        "usage_ratio": p.usage_ratio,
-        "used_bytes": p.used_bytes,
-        "capacity_bytes": p.capacity_bytes,
-        "alloc_rate_bytes_per_sec": p.alloc_rate_bytes_per_sec,
-        "alloc_rate_ratio": p.alloc_rate_ratio,
-        "level": int(p.level),
-        "contract_version": p.contract_version,
-        "module": p.module,
-        "sampled_at_unix_ms": round(p.sampled_at * 1000),
-    }
-
-
-def pressure_from_json(j: dict[str, Any]) -> Pressure:
-    return Pressure(
-        usage_ratio=float(j["usage_ratio"]),
-        used_bytes=int(j["used_bytes"]),
-        capacity_bytes=int(j["capacity_bytes"]),
-        alloc_rate_bytes_per_sec=float(j["alloc_rate_bytes_per_sec"]),
-        alloc_rate_ratio=float(j["alloc_rate_ratio"]),
-        level=Level(int(j["level"])),
-        contract_version=str(j["contract_version"]),
-        module=str(j["module"]),
-        sampled_at=int(j["sampled_at_unix_ms"]) / 1000,
-    )
 
 
 def unstamped(p: Pressure | None) -> Pressure | None:

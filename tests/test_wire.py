@@ -14,22 +14,10 @@ from xds.data.orca.v3 import orca_load_report_pb2
 from memcontract import wire
 from memcontract.pressure import MIB, Level, Pressure
 
+from .support import pressure_from_json
+
 VECTORS = pathlib.Path(__file__).parent / "vectors"
 STATE_FILES = sorted(p for p in VECTORS.glob("*.json") if p.name != "parse.json")
-
-
-def _load_pressure(j: dict[str, object]) -> Pressure:
-    return Pressure(
-        usage_ratio=float(j["usage_ratio"]),  # type: ignore[arg-type]
-        used_bytes=int(j["used_bytes"]),  # type: ignore[call-overload]
-        capacity_bytes=int(j["capacity_bytes"]),  # type: ignore[call-overload]
-        alloc_rate_bytes_per_sec=float(j["alloc_rate_bytes_per_sec"]),  # type: ignore[arg-type]
-        alloc_rate_ratio=float(j["alloc_rate_ratio"]),  # type: ignore[arg-type]
-        level=Level(j["level"]),
-        contract_version=str(j["contract_version"]),
-        module=str(j["module"]),
-        sampled_at=int(j["sampled_at_unix_ms"]) / 1000,  # type: ignore[call-overload]
-    )
 
 
 def _wire_value(key: str, value: str) -> str | bytes:
@@ -43,7 +31,7 @@ def test_vectors_exist() -> None:
 @pytest.mark.parametrize("path", STATE_FILES, ids=lambda p: p.stem)
 def test_vector_encodes_exactly(path: pathlib.Path) -> None:
     vec = json.loads(path.read_text())
-    p = _load_pressure(vec["pressure"])
+    p = pressure_from_json(vec["pressure"])
     expected = tuple((k, _wire_value(k, v)) for k, v in vec["metadata"])
     assert wire.encode(p) == expected
     assert wire.orca_report(p) == base64.b64decode(vec["orca"])
@@ -53,7 +41,7 @@ def test_vector_encodes_exactly(path: pathlib.Path) -> None:
 @pytest.mark.parametrize("path", STATE_FILES, ids=lambda p: p.stem)
 def test_vector_round_trips(path: pathlib.Path) -> None:
     vec = json.loads(path.read_text())
-    p = _load_pressure(vec["pressure"])
+    p = pressure_from_json(vec["pressure"])
     decoded = wire.decode(wire.encode(p))
     assert decoded.invalid == ()
     assert decoded.pressure == p
