@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -50,9 +49,10 @@ class _AioClientBase:
         return call
 
     def _when_done(self, call: Any) -> None:
-        # An interceptor below may answer without a real call (no callbacks to add).
-        with contextlib.suppress(NotImplementedError):
+        try:
             call.add_done_callback(self._record)
+        except NotImplementedError:  # an interceptor below answered without a real call
+            return
 
     def _record(self, call: Any) -> None:
         # A finished aio call holds its status already; reading it is a plain attribute read.

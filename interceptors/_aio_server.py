@@ -9,10 +9,9 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from memcontract.guard import Guard
+from memcontract.guard import Guard, Snapshot
 from memcontract.peer import bind_peer_pressure, unbind_peer_pressure
 from memcontract.peers import TrustPolicy
-from memcontract.pressure import Pressure
 
 from ._server import SyncContext, make_sync_behavior
 from ._shared import (
@@ -41,30 +40,28 @@ def make_aio_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], An
     """A wrapper factory for the behaviors of ``method`` on an aio server, by their kind."""
     sync_wrap = make_sync_behavior(side, method)
 
-    async def start(context: Any) -> tuple[Pressure | None, AioContext]:
-        snapshot = side.guard.snapshot
-        peer = side.caller_pressure(context.invocation_metadata(), context)
-        if side.sheds(snapshot, method):
-            context.set_trailing_metadata(snapshot.shed_trailers)
-            await context.abort(SHED_CODE, snapshot.shed_details)
-        return peer, AioContext(context, snapshot.trailing_metadata)
-
     def wrap(behavior: Any, response_streaming: bool) -> Any:
         if inspect.isasyncgenfunction(behavior):
-            return _async_generator(start, behavior)
+            return _async_generator(side, method, behavior)
         if inspect.iscoroutinefunction(behavior):
-            return _coroutine(start, behavior)
+            return _coroutine(side, method, behavior)
         return sync_wrap(behavior, response_streaming)  # sync handlers run in aio's executor
 
     return wrap
 
 
-Start = Callable[[Any], Awaitable[tuple[Pressure | None, AioContext]]]
+async def _shed(context: Any, snapshot: Snapshot) -> None:
+    # aio's abort sends the status at once: the trailers go first
+    context.set_trailing_metadata(snapshot.shed_trailers)
+    await context.abort(SHED_CODE, snapshot.shed_details)
 
 
-def _coroutine(start: Start, behavior: Any) -> Any:
+def _coroutine(side: ServerSide, method: str, behavior: Any) -> Any:
     async def unary(request: Any, context: Any) -> Any:
-        peer, ctx = await start(context)
+        peer, snapshot, shed = side.admit(method, context)
+        if shed:
+            await _shed(context, snapshot)
+        ctx = AioContext(context, snapshot.trailing_metadata)
         if peer is None:  # each aio call runs in its own task: nothing to bind
             return await behavior(request, ctx)
         token = bind_peer_pressure(peer)
@@ -76,9 +73,12 @@ def _coroutine(start: Start, behavior: Any) -> Any:
     return unary
 
 
-def _async_generator(start: Start, behavior: Any) -> Any:
+def _async_generator(side: ServerSide, method: str, behavior: Any) -> Any:
     async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-        peer, ctx = await start(context)
+        peer, snapshot, shed = side.admit(method, context)
+        if shed:
+            await _shed(context, snapshot)
+        ctx = AioContext(context, snapshot.trailing_metadata)
         token = bind_peer_pressure(peer)
         try:
             async for item in behavior(request, ctx):

@@ -50,9 +50,8 @@ def make_sync_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], A
 
     def wrap(behavior: Any, response_streaming: bool) -> Any:
         def start(request: Any, context: Any) -> tuple[Pressure | None, SyncContext]:
-            snapshot = side.guard.snapshot
-            peer = side.caller_pressure(context.invocation_metadata(), context)
-            if side.sheds(snapshot, method):
+            peer, snapshot, shed = side.admit(method, context)
+            if shed:
                 context.set_trailing_metadata(snapshot.shed_trailers)
                 context.abort(SHED_CODE, snapshot.shed_details)
             return peer, SyncContext(context, snapshot.trailing_metadata)

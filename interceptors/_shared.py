@@ -88,6 +88,12 @@ class ServerSide:
         self.telemetry.add(UNTRUSTED_PEERS, 1)
         return None
 
+    def admit(self, method: str | bytes, context: Any) -> tuple[Pressure | None, Snapshot, bool]:
+        """Start of a call: the caller's pressure, the snapshot in force, and whether to shed."""
+        snapshot = self.guard.snapshot
+        peer = self.caller_pressure(context.invocation_metadata(), context)
+        return peer, snapshot, snapshot.critical and self.sheds(snapshot, method)
+
     def sheds(self, snapshot: Snapshot, method: str | bytes) -> bool:
         """Whether this call is shed now (level 3, not core, not dry run); counted."""
         if snapshot.pressure.level != Level.CRITICAL or self.is_core(method):

@@ -85,6 +85,7 @@ class Snapshot:
         request_metadata: keys a client adds to outgoing calls.
         trailing_metadata: keys (and the ORCA report) a server adds to its trailers.
         shed_trailers: ``trailing_metadata`` plus ``grpc-retry-pushback-ms``.
+        critical: level 3 (in dry run too: then calls are only counted as would-be sheds).
         shedding: level 3 and not dry run: non-core calls are shed.
         shed_details: the status details of a shed call.
     """
@@ -93,6 +94,7 @@ class Snapshot:
     request_metadata: wire.Metadata
     trailing_metadata: wire.Metadata
     shed_trailers: wire.Metadata
+    critical: bool
     shedding: bool
     shed_details: str
 
@@ -302,6 +304,7 @@ class Guard:
             request_metadata=trailers[:-1],
             trailing_metadata=trailers,
             shed_trailers=(*trailers, pushback),
+            critical=pressure.level == Level.CRITICAL,
             shedding=pressure.level == Level.CRITICAL and not self.module.dry_run,
             shed_details=(
                 f"memory pressure: module {self.module.name} at level {int(pressure.level)} "

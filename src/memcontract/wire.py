@@ -220,14 +220,33 @@ def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
 
     The ``-bin`` value wins when it parses; otherwise the text keys are assembled. Keys that
     are not ours are skipped; ours that do not parse are named in ``invalid``. Never raises.
+    A peer sends the same values until it samples again, so whole results are memoized too.
     """
     if not metadata:
         return _NOTHING
+    ours = [pair for pair in metadata if pair[0] in KEYS]
+    if not ours:
+        return _NOTHING
+    try:
+        memo_key = tuple(ours)
+        hit = _DECODED.get(memo_key)
+    except TypeError:  # an unhashable value: decode without the memo
+        return _decode_pairs(ours)
+    if hit is None:
+        hit = _decode_pairs(ours)
+        if len(_DECODED) >= _MEMO_MAX:
+            _DECODED.clear()
+        _DECODED[memo_key] = hit
+    return hit
+
+
+_DECODED: dict[tuple[tuple[str, Any], ...], Decoded] = {}
+
+
+def _decode_pairs(pairs: Iterable[tuple[str, Any]]) -> Decoded:
     found: dict[str, Any] = {}
     invalid: list[str] = []
-    for key, value in metadata:
-        if key not in KEYS:
-            continue
+    for key, value in pairs:
         parsed = _parse(key, value)
         if parsed is None:
             invalid.append(key)
