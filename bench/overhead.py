@@ -43,7 +43,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -83,7 +85,28 @@ FOUR_KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Diagnosis: which of memcontract's metadata the wire pays for. "text" keeps only the four
+# x-memory-* text keys (what the floor sends); "no-request-bin" drops x-memory-pressure-bin
+# from requests; "no-trailer-bin" drops it from trailers (ORCA stays). Set through the
+# environment so the server child inherits it. Not memcontract's behavior: for measuring only.
+LEAN_ENV = "MEMCONTRACT_BENCH_LEAN"
+
+
+def _lean(snapshot: Any, how: str) -> Any:
+    text = tuple(kv for kv in snapshot.request_metadata if not kv[0].endswith("-bin"))
+    if how == "text":
+        return dataclasses.replace(snapshot, request_metadata=text, trailing_metadata=text)
+    if how == "no-request-bin":
+        return dataclasses.replace(snapshot, request_metadata=text)
+    trailers = tuple(kv for kv in snapshot.trailing_metadata if kv[0] != "x-memory-pressure-bin")
+    return dataclasses.replace(snapshot, trailing_metadata=trailers)
+
+
 def make_guard() -> Guard:
+    how = os.environ.get(LEAN_ENV)
+    if how:
+        publish = Guard._publish
+        Guard._publish = lambda self, p: _lean(publish(self, p), how)  # type: ignore[method-assign]
     guard = Guard(Contract.from_yaml(CONTRACT))
     guard.start()
     return guard
@@ -590,6 +613,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds per variant")
     parser.add_argument("--modes", default="sync,aio", help="comma-separated: sync, aio")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round x 0.4 s")
+    parser.add_argument(
+        "--lean",
+        choices=("text", "no-request-bin", "no-trailer-bin"),
+        help="diagnosis only: strip memcontract's -bin metadata (see LEAN_ENV)",
+    )
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "sync":
@@ -600,6 +628,8 @@ def main() -> None:
         return
     if args.quick:
         args.rounds, args.seconds, args.warmup, args.slices = 1, 0.4, 0.1, 2
+    if args.lean:
+        os.environ[LEAN_ENV] = args.lean
     modes = [m for m in args.modes.split(",") if m]
     guard = make_guard()
     results: dict[str, dict[str, list[Sample]]] = {}
