@@ -508,3 +508,19 @@ def test_limit_and_psi_are_cached_for_slow_every(tmp_path: Path) -> None:
         limit_file.write_text(f"{128 * MIB}\n")
         assert cached.read(GIB).capacity_bytes == 256 * MIB  # no file read on this sample
         assert fresh.read(GIB).capacity_bytes == 128 * MIB
+
+
+def test_rss_from_the_open_statm_file_matches_psutil() -> None:
+    with SystemProbe() as probe:
+        ours = probe.read(64 * GIB).used_bytes
+        theirs = psutil.Process().memory_info().rss
+    assert abs(ours - theirs) < 8 * MIB
+
+
+def test_garbage_statm_raises_and_a_closed_probe_falls_back_to_psutil(tmp_path: Path) -> None:
+    root = build(tmp_path, {"proc/self/statm": "garbage\n"})
+    probe = SystemProbe(root=root)
+    with pytest.raises((IndexError, ValueError)):
+        probe.read(GIB)
+    probe.close()
+    assert probe.read(GIB).used_bytes > 0

@@ -186,7 +186,11 @@ class ActionRunner:
     def update(self, pressure: Pressure) -> None:
         """Apply one sample: engage, tick or release each action as its condition says."""
         for action in self.actions:
-            wanted = bool(self._safe(action, "wanted", partial(action.wanted, pressure)))
+            try:  # called directly: this runs for every action on every sample
+                wanted = action.wanted(pressure)
+            except Exception:
+                self._failed(action, "wanted")
+                wanted = False
             engaged = action.name in self.engaged
             if wanted and not engaged:
                 self._fire(action, "engage", partial(action.engage, pressure))
@@ -215,6 +219,9 @@ class ActionRunner:
         try:
             return hook()
         except Exception:
-            self.telemetry.add(HOOK_ERRORS, 1, {"hook": f"{action.name}.{what}"})
-            log.exception("memcontract: action %s.%s failed", action.name, what)
+            self._failed(action, what)
             return False
+
+    def _failed(self, action: Action, what: str) -> None:
+        self.telemetry.add(HOOK_ERRORS, 1, {"hook": f"{action.name}.{what}"})
+        log.exception("memcontract: action %s.%s failed", action.name, what)
