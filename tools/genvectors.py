@@ -10,9 +10,14 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
+import sys
 
 from memcontract import wire
 from memcontract.pressure import MIB, Level, Pressure
+
+# The vectors' JSON form of a pressure is the one the tests read back (tests/support.py).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from tests.support import pressure_json
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "vectors"
 
@@ -132,27 +137,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _pressure_json(p: Pressure) -> dict[str, object]:
-    return {
-        "usage_ratio": p.usage_ratio,
-        "used_bytes": p.used_bytes,
-        "capacity_bytes": p.capacity_bytes,
-        "alloc_rate_bytes_per_sec": p.alloc_rate_bytes_per_sec,
-        "alloc_rate_ratio": p.alloc_rate_ratio,
-        "level": int(p.level),
-        "contract_version": p.contract_version,
-        "module": p.module,
-        "sampled_at_unix_ms": round(p.sampled_at * 1000),
-    }
-
-
 def vector(name: str, description: str, p: Pressure) -> dict[str, object]:
     """One vector: the state and the exact metadata it encodes to."""
     md = [[k, _b64(v) if isinstance(v, bytes) else v] for k, v in wire.encode(p)]
     return {
         "name": name,
         "description": description,
-        "pressure": _pressure_json(p),
+        "pressure": pressure_json(p),
         "metadata": md,
         "orca": _b64(wire.orca_report(p)),
     }
