@@ -13,8 +13,14 @@ A 100-byte unary echo over 127.0.0.1, sync (grpcio) and aio (grpc.aio), four var
 
 The servers run in a child process per mode (one server per variant, all at once, on separate
 ports), started by this script; the client is this process. Both processes run a real
-``Guard`` (sampler thread, 100 ms). Rounds alternate the variants, the order rotated round by
-round, so drift on the machine falls on all of them alike; figures are medians over rounds.
+``Guard`` (sampler thread, 100 ms). With two CPUs or more, the client is pinned to one and the
+server child to another (``--no-pin`` to let the scheduler place them): grpcio's threads moving
+between cores otherwise make CPU per call swing by 10-20 % from one second to the next.
+
+Each round is cut into slices; a slice runs every variant back to back (the order rotated slice
+by slice and round by round, every other slice reversed), so each ratio is taken between
+measurements seconds apart and drift on the machine cancels. Ratios are the median of the
+per-slice ratios, printed with their quartiles.
 
 Measured per variant and mode:
 
@@ -26,7 +32,7 @@ Measured per variant and mode:
 
 Usage::
 
-    .venv/bin/python bench/overhead.py                 # 5 rounds x 2 s, about 3 minutes
+    .venv/bin/python bench/overhead.py                 # 5 rounds x 2 s, about 5 minutes
     .venv/bin/python bench/overhead.py --quick         # smoke run, a few seconds
     .venv/bin/python bench/overhead.py --rounds 7 --seconds 3 --modes sync
 
@@ -286,9 +292,10 @@ async def _child_aio() -> None:
 class Child:
     """The server process of one mode."""
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, cpu: int | None) -> None:
+        pin = [] if cpu is None else ["--cpu", str(cpu)]
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", mode],
+            [sys.executable, __file__, "--child", mode, *pin],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -336,10 +343,6 @@ def _plan(round_no: int, slices: int) -> list[tuple[str, ...]]:
 
 
 Totals = tuple[int, float, float]  # calls, client CPU s, server CPU s
-
-
-def _add(a: Totals, b: Totals) -> Totals:
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
 
 
 def _sample(totals: Totals, latencies: list[int]) -> Sample:
@@ -396,7 +399,7 @@ def _sync_cpu(call: Callable[..., Any], seconds: float, concurrency: int, child:
 
 
 def run_sync(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
-    child = Child("sync")
+    child = Child("sync", args.server_cpu)
     channels: dict[str, grpc.Channel] = {}
     try:
         for variant in VARIANTS:
@@ -414,18 +417,12 @@ def run_sync(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
         part = args.seconds / args.slices
         for r in range(args.rounds):
             plan = _plan(r, args.slices)
-            latencies: dict[str, list[int]] = {v: [] for v in VARIANTS}
-            for order in plan:
-                for v in order:
-                    latencies[v] += _sync_latencies(calls[v], part)
-            cpu = {v: (0, 0.0, 0.0) for v in VARIANTS}
-            for order in plan:
+            latencies = [{v: _sync_latencies(calls[v], part) for v in order} for order in plan]
+            for order, slice_latencies in zip(plan, latencies, strict=True):
                 for v in reversed(order):
                     got = _sync_cpu(calls[v], part, args.concurrency, child)
-                    cpu[v] = _add(cpu[v], got)
-            for v in VARIANTS:
-                samples[v].append(_sample(cpu[v], latencies[v]))
-            _progress("sync", r, args.rounds, samples)
+                    samples[v].append(_sample(got, slice_latencies[v]))
+            _progress("sync", r, args.rounds, args.slices, samples)
         return samples
     finally:
         for channel in channels.values():
@@ -486,18 +483,12 @@ async def _run_aio(args: argparse.Namespace, guard: Guard, child: Child) -> dict
         part = args.seconds / args.slices
         for r in range(args.rounds):
             plan = _plan(r, args.slices)
-            latencies: dict[str, list[int]] = {v: [] for v in VARIANTS}
-            for order in plan:
-                for v in order:
-                    latencies[v] += await _aio_latencies(calls[v], part)
-            cpu = {v: (0, 0.0, 0.0) for v in VARIANTS}
-            for order in plan:
+            latencies = [{v: await _aio_latencies(calls[v], part) for v in order} for order in plan]
+            for order, slice_latencies in zip(plan, latencies, strict=True):
                 for v in reversed(order):
                     got = await _aio_cpu(calls[v], part, args.concurrency, child)
-                    cpu[v] = _add(cpu[v], got)
-            for v in VARIANTS:
-                samples[v].append(_sample(cpu[v], latencies[v]))
-            _progress("aio", r, args.rounds, samples)
+                    samples[v].append(_sample(got, slice_latencies[v]))
+            _progress("aio", r, args.rounds, args.slices, samples)
         return samples
     finally:
         for channel in channels.values():
@@ -505,7 +496,7 @@ async def _run_aio(args: argparse.Namespace, guard: Guard, child: Child) -> dict
 
 
 def run_aio(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
-    child = Child("aio")
+    child = Child("aio", args.server_cpu)
     try:
         return asyncio.run(_run_aio(args, guard, child))
     finally:
@@ -516,9 +507,12 @@ def run_aio(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
 # Reporting.
 
 
-def _progress(mode: str, r: int, rounds: int, samples: dict[str, list[Sample]]) -> None:
+def _progress(
+    mode: str, r: int, rounds: int, slices: int, samples: dict[str, list[Sample]]
+) -> None:
     parts = "  ".join(
-        f"{v} {s[-1]['cpu'] * 1e6:.0f}us/{s[-1]['p50'] * 1e6:.0f}us" for v, s in samples.items()
+        f"{v} {_median(s[-slices:], 'cpu') * 1e6:.0f}us/{_median(s[-slices:], 'p50') * 1e6:.0f}us"
+        for v, s in samples.items()
     )
     print(f"  [{mode} round {r + 1}/{rounds}] cpu/call/p50: {parts}", flush=True)
 
@@ -530,15 +524,30 @@ def _median(samples: list[Sample], key: str) -> float:
 def _spread(samples: list[Sample], key: str) -> str:
     values = [s[key] for s in samples]
     mid = statistics.median(values)
-    if len(values) < 2 or mid == 0:
+    if len(values) < 4 or mid == 0:
         return ""
-    return f" ±{(max(values) - min(values)) / 2 / mid * 100:.0f}%"
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return f" ±{(q3 - q1) / 2 / mid * 100:.0f}%"
+
+
+def _ratios(samples: dict[str, list[Sample]], a: str, b: str, key: str) -> list[float]:
+    """``a`` over ``b`` slice by slice: each slice ran every variant back to back, so the
+    pairs share the machine's state of the moment and drift cancels."""
+    return [x[key] / y[key] for x, y in zip(samples[a], samples[b], strict=True)]
 
 
 def _ratio(samples: dict[str, list[Sample]], a: str, b: str, key: str) -> float:
-    """``a`` over ``b``: the median over rounds of each round's ratio (paired, so drift between
-    rounds cancels)."""
-    return statistics.median(x[key] / y[key] for x, y in zip(samples[a], samples[b], strict=True))
+    """The median of the paired ratios."""
+    return statistics.median(_ratios(samples, a, b, key))
+
+
+def _ratio_text(samples: dict[str, list[Sample]], a: str, b: str, key: str) -> str:
+    """``x1.042 [1.01-1.07]``: median and interquartile range of the paired ratios."""
+    values = _ratios(samples, a, b, key)
+    if len(values) < 4:
+        return f"x{statistics.median(values):.3f}"
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return f"x{statistics.median(values):.3f} [{q1:.2f}-{q3:.2f}]"
 
 
 def _verdict(ok: bool) -> str:
@@ -553,8 +562,10 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
     )
     print(f"  cpu/call = (client + server process CPU) / calls at concurrency {args.concurrency}")
     print("  p50 = median latency at concurrency 1")
-    print("  us: median over rounds (± half the range over rounds, in % of the median)")
-    print("  (xN): median over rounds of the per-round ratio")
+    print("  us: median over slices (± half the interquartile range, in % of the median)")
+    print("  xN [q1-q3]: median (and quartiles) of the per-slice ratios, each slice running")
+    print("  every variant back to back")
+    print(f"  pinned: {args.pin}")
     verdicts: list[str] = []
     for mode, samples in results.items():
         med = {
@@ -567,13 +578,13 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
             cells = [f"bare {bare * 1e6:.1f}us{_spread(samples['bare'], key)}"]
             cells.append(
                 f"floor {floor * 1e6:.1f}us{_spread(samples['floor'], key)}"
-                f" (x{_ratio(samples, 'floor', 'bare', key):.3f} bare)"
+                f" ({_ratio_text(samples, 'floor', 'bare', key)} bare)"
             )
             for v in ("memcontract", "wrapped"):
                 cells.append(
                     f"{v} {med[v][key] * 1e6:.1f}us{_spread(samples[v], key)}"
-                    f" (x{_ratio(samples, v, 'floor', key):.3f} floor,"
-                    f" x{_ratio(samples, v, 'bare', key):.3f} bare)"
+                    f" ({_ratio_text(samples, v, 'floor', key)} floor,"
+                    f" {_ratio_text(samples, v, 'bare', key)} bare)"
                 )
             print(f"{mode:4s}  {label}  " + "  ".join(cells))
         split = "  ".join(
@@ -581,7 +592,8 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
         )
         print(f"{mode:4s}  cpu/call client+server: {split} (us)")
         calls = "  ".join(
-            f"{v} {_median(samples[v], 'calls') / args.seconds:,.0f}" for v in VARIANTS
+            f"{v} {_median(samples[v], 'calls') * args.slices / args.seconds:,.0f}"
+            for v in VARIANTS
         )
         print(f"{mode:4s}  calls/s at concurrency {args.concurrency}: {calls}")
         for v in ("memcontract", "wrapped"):
@@ -598,6 +610,21 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
     print("targets (issue 3; they apply to memcontract, wrapped is shown alongside):")
     for line in verdicts:
         print("  " + line)
+
+
+def _pin(args: argparse.Namespace) -> int | None:
+    """Pin this process (the client) to one CPU and return another for the server child.
+
+    On a shared 2-core machine the scheduler moving grpcio's threads between cores makes CPU
+    per call swing by 10-20 % from one slice to the next; one core each cuts that to a few %.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.pin or len(cpus) < 2:
+        args.pin = False
+        return None
+    os.sched_setaffinity(0, {cpus[0]})
+    args.pin = f"client on CPU {cpus[0]}, server on CPU {cpus[1]}"
+    return cpus[1]
 
 
 def main() -> None:
@@ -618,8 +645,18 @@ def main() -> None:
         choices=("text", "no-request-bin", "no-trailer-bin"),
         help="diagnosis only: strip memcontract's -bin metadata (see LEAN_ENV)",
     )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let the scheduler move both processes (default: client and server child on one"
+        " CPU each)",
+    )
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cpu is not None:  # before grpc starts any thread: they all inherit it
+        os.sched_setaffinity(0, {args.cpu})
     if args.child == "sync":
         child_sync()
         return
@@ -631,6 +668,7 @@ def main() -> None:
     if args.lean:
         os.environ[LEAN_ENV] = args.lean
     modes = [m for m in args.modes.split(",") if m]
+    args.server_cpu = _pin(args)
     guard = make_guard()
     results: dict[str, dict[str, list[Sample]]] = {}
     started = time.monotonic()

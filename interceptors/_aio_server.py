@@ -15,6 +15,7 @@ from memcontract.peers import TrustPolicy
 
 from ._server import SyncContext, make_sync_behavior
 from ._shared import (
+    MAX_METHODS,
     SHED_CODE,
     HandlerCache,
     ServerSide,
@@ -36,18 +37,33 @@ class AioContext(SyncContext):
         return self._context.abort(code, details, trailing_metadata)
 
 
-def make_aio_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], Any]:
-    """A wrapper factory for the behaviors of ``method`` on an aio server, by their kind."""
+def make_aio_behavior(
+    side: ServerSide, method: str, peer_bound: bool = False
+) -> Callable[[Any, bool], Any]:
+    """A wrapper factory for the behaviors of ``method`` on an aio server, by their kind.
+
+    ``peer_bound``: the interceptor has already bound the caller's pressure in the call's task
+    (see :meth:`AioMemoryServerInterceptor.intercept_service`), so coroutine and async-generator
+    behaviors need not read the metadata again.
+    """
     sync_wrap = make_sync_behavior(side, method)
 
     def wrap(behavior: Any, response_streaming: bool) -> Any:
         if inspect.isasyncgenfunction(behavior):
-            return _async_generator(side, method, behavior)
+            return _async_generator(side, method, behavior, peer_bound)
         if inspect.iscoroutinefunction(behavior):
-            return _coroutine(side, method, behavior)
+            return _coroutine(side, method, behavior, peer_bound)
         return sync_wrap(behavior, response_streaming)  # sync handlers run in aio's executor
 
     return wrap
+
+
+def runs_in_task(handler: grpc.RpcMethodHandler) -> bool:
+    """Whether the handler's behavior runs in the call's own task (not in aio's executor)."""
+    behavior = (
+        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+    )
+    return inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior)
 
 
 async def _shed(context: Any, snapshot: Snapshot) -> None:
@@ -56,13 +72,18 @@ async def _shed(context: Any, snapshot: Snapshot) -> None:
     await context.abort(SHED_CODE, snapshot.shed_details)
 
 
-def _coroutine(side: ServerSide, method: str, behavior: Any) -> Any:
+def _coroutine(side: ServerSide, method: str, behavior: Any, peer_bound: bool) -> Any:
+    guard = side.guard
+
     async def unary(request: Any, context: Any) -> Any:
-        peer, snapshot, shed = side.admit(method, context)
-        if shed:
+        snapshot = guard.snapshot
+        if snapshot.critical and side.sheds(snapshot, method):
             await _shed(context, snapshot)
         ctx = AioContext(context, snapshot.trailing_metadata)
-        if peer is None:  # each aio call runs in its own task: nothing to bind
+        if peer_bound:
+            return await behavior(request, ctx)
+        peer = side.caller_pressure(context.invocation_metadata(), context)
+        if peer is None:  # each aio call runs in its own task: nothing to undo
             return await behavior(request, ctx)
         token = bind_peer_pressure(peer)
         try:
@@ -73,13 +94,19 @@ def _coroutine(side: ServerSide, method: str, behavior: Any) -> Any:
     return unary
 
 
-def _async_generator(side: ServerSide, method: str, behavior: Any) -> Any:
+def _async_generator(side: ServerSide, method: str, behavior: Any, peer_bound: bool) -> Any:
+    guard = side.guard
+
     async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-        peer, snapshot, shed = side.admit(method, context)
-        if shed:
+        snapshot = guard.snapshot
+        if snapshot.critical and side.sheds(snapshot, method):
             await _shed(context, snapshot)
         ctx = AioContext(context, snapshot.trailing_metadata)
-        token = bind_peer_pressure(peer)
+        if peer_bound:
+            async for item in behavior(request, ctx):
+                yield item
+            return
+        token = bind_peer_pressure(side.caller_pressure(context.invocation_metadata(), context))
         try:
             async for item in behavior(request, ctx):
                 yield item
@@ -95,10 +122,25 @@ class AioMemoryServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, guard: Guard, trust: TrustPolicy | None = None) -> None:
         self.side = ServerSide(guard, trust)
         self._cache = HandlerCache()
+        # Methods whose behaviors run in the call's task get the caller's pressure bound here,
+        # from the handler call details: aio converts the invocation metadata to Python once
+        # for those and again on every ``context.invocation_metadata()``. A trust policy other
+        # than "all" needs the peer's address, which only the servicer context has.
+        self._binds_here: dict[str, bool] = {}
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        """``handler`` with every behavior wrapped (serializers and arity kept)."""
+        """``handler`` with every behavior wrapped (serializers and arity kept); the wrappers
+        read the caller's metadata themselves (for ``wrap_server``, where no interceptor runs)."""
         return replace_behavior(handler, make_aio_behavior(self.side, method))
+
+    def _wrap_for_interceptor(
+        self, handler: grpc.RpcMethodHandler, method: str
+    ) -> grpc.RpcMethodHandler:
+        binds_here = self.side.trust.trust_all and runs_in_task(handler)
+        if len(self._binds_here) >= MAX_METHODS:
+            self._binds_here.clear()
+        self._binds_here[method] = binds_here
+        return replace_behavior(handler, make_aio_behavior(self.side, method, binds_here))
 
     async def intercept_service(
         self,
@@ -111,4 +153,10 @@ class AioMemoryServerInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if isinstance(method, bytes):
             method = method.decode("utf-8", "replace")
-        return self._cache.get(handler, method, self.wrap)
+        wrapped = self._cache.get(handler, method, self._wrap_for_interceptor)
+        if self._binds_here.get(method):
+            # This runs in the call's own task, as the behavior will: the binding is the
+            # call's alone and ends with its task.
+            metadata = handler_call_details.invocation_metadata
+            bind_peer_pressure(self.side.caller_pressure(metadata, None))
+        return wrapped

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from memcontract.guard import Guard
+from memcontract.guard import Guard, Snapshot
 from memcontract.peer import bind_peer_pressure, unbind_peer_pressure
 from memcontract.peers import TrustPolicy
 from memcontract.pressure import Pressure
@@ -48,12 +48,13 @@ class SyncContext:
 def make_sync_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], Any]:
     """A wrapper factory for sync behaviors of ``method`` (also used on aio servers)."""
 
+    guard = side.guard
+
     def wrap(behavior: Any, response_streaming: bool) -> Any:
         def start(request: Any, context: Any) -> tuple[Pressure | None, SyncContext]:
             peer, snapshot, shed = side.admit(method, context)
             if shed:
-                context.set_trailing_metadata(snapshot.shed_trailers)
-                context.abort(SHED_CODE, snapshot.shed_details)
+                _shed(context, snapshot)
             return peer, SyncContext(context, snapshot.trailing_metadata)
 
         if response_streaming:
@@ -67,7 +68,12 @@ def make_sync_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], A
             return stream
 
         def unary(request: Any, context: Any) -> Any:
-            peer, ctx = start(request, context)
+            # start() inlined: this is the path nearly every call takes
+            peer = side.caller_pressure(context.invocation_metadata(), context)
+            snapshot = guard.snapshot
+            if snapshot.critical and side.sheds(snapshot, method):
+                _shed(context, snapshot)
+            ctx = SyncContext(context, snapshot.trailing_metadata)
             if peer is None:  # nothing to bind: every binding is undone when its call ends
                 return behavior(request, ctx)
             token = bind_peer_pressure(peer)
@@ -79,6 +85,11 @@ def make_sync_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], A
         return unary
 
     return wrap
+
+
+def _shed(context: Any, snapshot: Snapshot) -> None:
+    context.set_trailing_metadata(snapshot.shed_trailers)
+    context.abort(SHED_CODE, snapshot.shed_details)  # raises
 
 
 def _iterate(behavior: Any, request: Any, context: Any, peer: Pressure | None) -> Iterator[Any]:

@@ -27,7 +27,7 @@ from memcontract.telemetry import (
 log = logging.getLogger("memcontract.interceptors")
 
 Metadata = tuple[tuple[str, str | bytes], ...]
-_MAX_METHODS = 4096
+MAX_METHODS = 4096
 
 
 class CoreMethods:
@@ -42,7 +42,7 @@ class CoreMethods:
         if known is None:
             name = method.decode("utf-8", "replace") if isinstance(method, bytes) else method
             known = self._match(name) is not None
-            if len(self._known) >= _MAX_METHODS:
+            if len(self._known) >= MAX_METHODS:
                 self._known.clear()
             self._known[method] = known
         return known
@@ -209,7 +209,7 @@ class HandlerCache:
         if hit is not None and hit[0] is handler:
             return hit[1]
         wrapped: grpc.RpcMethodHandler = wrap(handler, method)
-        if len(self._wrapped) >= _MAX_METHODS:
+        if len(self._wrapped) >= MAX_METHODS:
             self._wrapped.clear()
         self._wrapped[method] = (handler, wrapped)
         return wrapped

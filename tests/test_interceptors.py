@@ -211,11 +211,24 @@ def test_both_sides_see_each_other_aio(
     assert client_rig.guard.peers.get(address) == rig.guard.pressure
 
 
-def test_no_peer_pressure_without_client_interceptor() -> None:
+@pytest.mark.parametrize("arity", ["UnaryUnary", "UnaryStream"])
+def test_caller_pressure_is_the_calls_own(
+    server_kind: tuple[str, bool], arity: str, client_rig: Rig
+) -> None:
+    # A call from a caller with memcontract, then one without: the second handler must see
+    # nothing (the first call's binding never outlives it, on any server kind).
+    kind, wrapped = server_kind
     rig, calls = server_rig(), Calls()
-    with serve("sync", rig.guard, calls) as address, grpc.insecure_channel(address) as channel:
-        call_sync(channel, "UnaryUnary", b"ok")
-    assert calls.peers == [None]
+    with serve(kind, rig.guard, calls, wrapped=wrapped) as address:
+        with grpc.intercept_channel(
+            grpc.insecure_channel(address), client_interceptor(client_rig.guard, address)
+        ) as channel:
+            call_sync(channel, arity, b"ok")
+        with grpc.insecure_channel(address) as channel:
+            call_sync(channel, arity, b"ok")
+    first, second = calls.peers
+    assert first is not None and first.module == "order"
+    assert second is None
 
 
 @pytest.mark.parametrize("aio_client", [False, True], ids=["sync-client", "aio-client"])
