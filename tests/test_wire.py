@@ -128,3 +128,28 @@ def test_usage_text_round_trips_to_a_tenth_of_a_percent(u: float) -> None:
     parsed = wire.parse_usage(wire.format_usage(u))
     assert parsed is not None
     assert abs(parsed - min(u, 10.0)) <= 0.0005 + 1e-12
+
+
+_metadata_lists = st.lists(
+    st.tuples(st.sampled_from([*sorted(wire.KEYS), "x-memory-other"]), _values), max_size=8
+)
+
+
+@given(_metadata_lists, _metadata_lists)
+def test_what_was_decoded_before_never_changes_a_result(
+    before: list[tuple[str, object]], md: list[tuple[str, object]]
+) -> None:
+    # decode() answers a repeat of the last tuple without decoding it again: the answer must
+    # be what decoding gives, whatever came before.
+    wire.decode(tuple(before))
+    assert wire.decode(tuple(md)) == wire.decode(list(md))
+    assert wire.decode(tuple(md)) == wire.decode(list(md))
+
+
+def test_a_repeated_caller_gets_the_current_values() -> None:
+    first = tuple(wire.encode(Pressure(0.5, capacity_bytes=100 << 20)))
+    again = tuple((str(k), bytes(v) if isinstance(v, bytes) else str(v)) for k, v in first)
+    second = tuple(wire.encode(Pressure(0.9, capacity_bytes=100 << 20)))
+    for md, usage in ((first, 0.5), (again, 0.5), (second, 0.9), (first, 0.5)):
+        pressure = wire.decode(md).pressure
+        assert pressure is not None and pressure.usage_ratio == usage

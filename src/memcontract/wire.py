@@ -222,8 +222,14 @@ def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
     are not ours are skipped; ours that do not parse are named in ``invalid``. Never raises.
     A peer sends the same values until it samples again, so whole results are memoized too.
     """
+    global _LAST
     if not metadata:
         return _NOTHING
+    # The same caller sends the same metadata call after call: one tuple comparison (no
+    # hashing, no filtering) answers it. Per-call headers (trace ids) only make it miss.
+    last_metadata, last = _LAST
+    if metadata == last_metadata:
+        return last
     ours = [pair for pair in metadata if pair[0] in KEYS]
     if not ours:
         return _NOTHING
@@ -237,10 +243,13 @@ def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
         if len(_DECODED) >= _MEMO_MAX:
             _DECODED.clear()
         _DECODED[memo_key] = hit
+    if type(metadata) is tuple:  # immutable, so safe to keep and compare against
+        _LAST = (metadata, hit)
     return hit
 
 
 _DECODED: dict[tuple[tuple[str, Any], ...], Decoded] = {}
+_LAST: tuple[object, Decoded] = ((), _NOTHING)
 
 
 def _decode_pairs(pairs: Iterable[tuple[str, Any]]) -> Decoded:
