@@ -106,10 +106,18 @@ class MemoryClientInterceptor(
         self._on_done = self._record
 
     def _record(self, call: Any) -> None:
-        try:
-            trailers = call.trailing_metadata()
-        except Exception:  # a failed or odd call object: nothing to read
-            return
+        # A finished call holds its trailers in its state already; grpcio's accessor would
+        # take the call's lock and build a closure to wait for what is there (a unary outcome
+        # keeps the call as ``_call``). Any other object goes through the public accessor.
+        state = getattr(call, "_state", None) or getattr(
+            getattr(call, "_call", None), "_state", None
+        )
+        trailers = getattr(state, "trailing_metadata", None)
+        if trailers is None:
+            try:
+                trailers = call.trailing_metadata()
+            except Exception:  # a failed or odd call object: nothing to read
+                return
         self.side.record(trailers)
 
     def _call(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
