@@ -18,9 +18,10 @@ server child to another (``--no-pin`` to let the scheduler place them): grpcio's
 between cores otherwise make CPU per call swing by 10-20 % from one second to the next.
 
 Each round is cut into slices; a slice runs every variant back to back (the order rotated slice
-by slice and round by round, every other slice reversed), so each ratio is taken between
-measurements seconds apart and drift on the machine cancels. Ratios are the median of the
-per-slice ratios, printed with their quartiles.
+by slice and round by round, every other slice reversed), so a round's figures for the variants
+come from the same seconds and drift on the machine cancels in their ratio. CPU per call is the
+round's CPU over the round's calls; ratios are the median over rounds of the per-round ratios,
+printed with their quartiles.
 
 Measured per variant and mode:
 
@@ -345,6 +346,10 @@ def _plan(round_no: int, slices: int) -> list[tuple[str, ...]]:
 Totals = tuple[int, float, float]  # calls, client CPU s, server CPU s
 
 
+def _add(a: Totals, b: Totals) -> Totals:
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+
 def _sample(totals: Totals, latencies: list[int]) -> Sample:
     calls, client, server = totals
     n = max(calls, 1)
@@ -417,12 +422,18 @@ def run_sync(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
         part = args.seconds / args.slices
         for r in range(args.rounds):
             plan = _plan(r, args.slices)
-            latencies = [{v: _sync_latencies(calls[v], part) for v in order} for order in plan]
-            for order, slice_latencies in zip(plan, latencies, strict=True):
+            latencies: dict[str, list[int]] = {v: [] for v in VARIANTS}
+            for order in plan:
+                for v in order:
+                    latencies[v] += _sync_latencies(calls[v], part)
+            totals = {v: (0, 0.0, 0.0) for v in VARIANTS}
+            for order in plan:
                 for v in reversed(order):
                     got = _sync_cpu(calls[v], part, args.concurrency, child)
-                    samples[v].append(_sample(got, slice_latencies[v]))
-            _progress("sync", r, args.rounds, args.slices, samples)
+                    totals[v] = _add(totals[v], got)
+            for v in VARIANTS:
+                samples[v].append(_sample(totals[v], latencies[v]))
+            _progress("sync", r, args.rounds, samples)
         return samples
     finally:
         for channel in channels.values():
@@ -483,12 +494,18 @@ async def _run_aio(args: argparse.Namespace, guard: Guard, child: Child) -> dict
         part = args.seconds / args.slices
         for r in range(args.rounds):
             plan = _plan(r, args.slices)
-            latencies = [{v: await _aio_latencies(calls[v], part) for v in order} for order in plan]
-            for order, slice_latencies in zip(plan, latencies, strict=True):
+            latencies: dict[str, list[int]] = {v: [] for v in VARIANTS}
+            for order in plan:
+                for v in order:
+                    latencies[v] += await _aio_latencies(calls[v], part)
+            totals = {v: (0, 0.0, 0.0) for v in VARIANTS}
+            for order in plan:
                 for v in reversed(order):
                     got = await _aio_cpu(calls[v], part, args.concurrency, child)
-                    samples[v].append(_sample(got, slice_latencies[v]))
-            _progress("aio", r, args.rounds, args.slices, samples)
+                    totals[v] = _add(totals[v], got)
+            for v in VARIANTS:
+                samples[v].append(_sample(totals[v], latencies[v]))
+            _progress("aio", r, args.rounds, samples)
         return samples
     finally:
         for channel in channels.values():
@@ -507,12 +524,9 @@ def run_aio(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
 # Reporting.
 
 
-def _progress(
-    mode: str, r: int, rounds: int, slices: int, samples: dict[str, list[Sample]]
-) -> None:
+def _progress(mode: str, r: int, rounds: int, samples: dict[str, list[Sample]]) -> None:
     parts = "  ".join(
-        f"{v} {_median(s[-slices:], 'cpu') * 1e6:.0f}us/{_median(s[-slices:], 'p50') * 1e6:.0f}us"
-        for v, s in samples.items()
+        f"{v} {s[-1]['cpu'] * 1e6:.0f}us/{s[-1]['p50'] * 1e6:.0f}us" for v, s in samples.items()
     )
     print(f"  [{mode} round {r + 1}/{rounds}] cpu/call/p50: {parts}", flush=True)
 
@@ -531,18 +545,18 @@ def _spread(samples: list[Sample], key: str) -> str:
 
 
 def _ratios(samples: dict[str, list[Sample]], a: str, b: str, key: str) -> list[float]:
-    """``a`` over ``b`` slice by slice: each slice ran every variant back to back, so the
-    pairs share the machine's state of the moment and drift cancels."""
+    """``a`` over ``b`` round by round: a round interleaves every variant slice by slice, so
+    each pair shares the machine's state of those seconds and drift between rounds cancels."""
     return [x[key] / y[key] for x, y in zip(samples[a], samples[b], strict=True)]
 
 
 def _ratio(samples: dict[str, list[Sample]], a: str, b: str, key: str) -> float:
-    """The median of the paired ratios."""
+    """The median over rounds of the paired ratios."""
     return statistics.median(_ratios(samples, a, b, key))
 
 
 def _ratio_text(samples: dict[str, list[Sample]], a: str, b: str, key: str) -> str:
-    """``x1.042 [1.01-1.07]``: median and interquartile range of the paired ratios."""
+    """``x1.042 [1.01-1.07]``: median and quartiles of the per-round ratios."""
     values = _ratios(samples, a, b, key)
     if len(values) < 4:
         return f"x{statistics.median(values):.3f}"
@@ -562,9 +576,8 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
     )
     print(f"  cpu/call = (client + server process CPU) / calls at concurrency {args.concurrency}")
     print("  p50 = median latency at concurrency 1")
-    print("  us: median over slices (± half the interquartile range, in % of the median)")
-    print("  xN [q1-q3]: median (and quartiles) of the per-slice ratios, each slice running")
-    print("  every variant back to back")
+    print("  us: median over rounds (± half the interquartile range, in % of the median)")
+    print("  xN [q1-q3]: median (and quartiles) over rounds of the per-round ratio")
     print(f"  pinned: {args.pin}")
     verdicts: list[str] = []
     for mode, samples in results.items():
@@ -592,8 +605,7 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
         )
         print(f"{mode:4s}  cpu/call client+server: {split} (us)")
         calls = "  ".join(
-            f"{v} {_median(samples[v], 'calls') * args.slices / args.seconds:,.0f}"
-            for v in VARIANTS
+            f"{v} {_median(samples[v], 'calls') / args.seconds:,.0f}" for v in VARIANTS
         )
         print(f"{mode:4s}  calls/s at concurrency {args.concurrency}: {calls}")
         for v in ("memcontract", "wrapped"):
