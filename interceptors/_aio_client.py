@@ -46,14 +46,11 @@ class _AioClientBase:
             details.wait_for_ready,
         )
         call = await continuation(new_details, request)
-        self._when_done(call)
-        return call
-
-    def _when_done(self, call: Any) -> None:
         try:
             call.add_done_callback(self._record)
         except NotImplementedError:  # an interceptor below answered without a real call
-            return
+            return call
+        return call
 
     def _record(self, call: Any) -> None:
         # A finished aio call holds its status already; reading it is a plain attribute read.

@@ -15,7 +15,6 @@ from memcontract.peers import TrustPolicy
 
 from ._server import SyncContext, make_sync_behavior
 from ._shared import (
-    MAX_METHODS,
     SHED_CODE,
     HandlerCache,
     ServerSide,
@@ -121,26 +120,26 @@ class AioMemoryServerInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, guard: Guard, trust: TrustPolicy | None = None) -> None:
         self.side = ServerSide(guard, trust)
-        self._cache = HandlerCache()
-        # Methods whose behaviors run in the call's task get the caller's pressure bound here,
-        # from the handler call details: aio converts the invocation metadata to Python once
-        # for those and again on every ``context.invocation_metadata()``. A trust policy other
-        # than "all" needs the peer's address, which only the servicer context has.
-        self._binds_here: dict[str, bool] = {}
+        # Per method: the wrapped handler, and whether the caller's pressure is bound here.
+        self._cache: HandlerCache[tuple[grpc.RpcMethodHandler, bool]] = HandlerCache()
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         """``handler`` with every behavior wrapped (serializers and arity kept); the wrappers
         read the caller's metadata themselves (for ``wrap_server``, where no interceptor runs)."""
         return replace_behavior(handler, make_aio_behavior(self.side, method))
 
-    def _wrap_for_interceptor(
+    def _wrap_binding_here(
         self, handler: grpc.RpcMethodHandler, method: str
-    ) -> grpc.RpcMethodHandler:
+    ) -> tuple[grpc.RpcMethodHandler, bool]:
+        # Behaviors that run in the call's own task get the caller's pressure bound in
+        # intercept_service, from the handler call details: aio converts the invocation
+        # metadata to Python once for those, and again on every context.invocation_metadata().
+        # A trust policy other than "all" needs the peer's address, which only the servicer
+        # context has; sync behaviors run in aio's executor, which the binding does not reach.
         binds_here = self.side.trust.trust_all and runs_in_task(handler)
-        if len(self._binds_here) >= MAX_METHODS:
-            self._binds_here.clear()
-        self._binds_here[method] = binds_here
-        return replace_behavior(handler, make_aio_behavior(self.side, method, binds_here))
+        return replace_behavior(
+            handler, make_aio_behavior(self.side, method, binds_here)
+        ), binds_here
 
     async def intercept_service(
         self,
@@ -153,8 +152,8 @@ class AioMemoryServerInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if isinstance(method, bytes):
             method = method.decode("utf-8", "replace")
-        wrapped = self._cache.get(handler, method, self._wrap_for_interceptor)
-        if self._binds_here.get(method):
+        wrapped, binds_here = self._cache.get(handler, method, self._wrap_binding_here)
+        if binds_here:
             # This runs in the call's own task, as the behavior will: the binding is the
             # call's alone and ends with its task.
             metadata = handler_call_details.invocation_metadata

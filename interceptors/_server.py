@@ -116,7 +116,7 @@ class MemoryServerInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, guard: Guard, trust: TrustPolicy | None = None) -> None:
         self.side = ServerSide(guard, trust)
-        self._cache = HandlerCache()
+        self._cache: HandlerCache[grpc.RpcMethodHandler] = HandlerCache()
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         """``handler`` with every behavior wrapped (serializers and arity kept)."""

@@ -6,8 +6,8 @@ beyond what the adapters pass in; everything read per call is a cached snapshot.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -27,6 +27,7 @@ from memcontract.telemetry import (
 log = logging.getLogger("memcontract.interceptors")
 
 Metadata = tuple[tuple[str, str | bytes], ...]
+Wrapped = TypeVar("Wrapped")
 MAX_METHODS = 4096
 
 
@@ -197,18 +198,25 @@ def fast_fail_details(target: str) -> str:
 SHED_CODE = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-class HandlerCache:
-    """Wrapped handlers memoized per method (and checked to be for the same handler object):
-    the server's dispatch thread then pays one dict lookup per call instead of building one."""
+class HandlerCache(Generic[Wrapped]):
+    """What a handler is wrapped into, memoized per method (and checked to be for the same
+    handler object): the server's dispatch thread then pays one dict lookup per call instead of
+    building a wrapper."""
 
     def __init__(self) -> None:
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, Wrapped]] = {}
 
-    def get(self, handler: grpc.RpcMethodHandler, method: str, wrap: Any) -> grpc.RpcMethodHandler:
+    def get(
+        self,
+        handler: grpc.RpcMethodHandler,
+        method: str,
+        wrap: Callable[[grpc.RpcMethodHandler, str], Wrapped],
+    ) -> Wrapped:
+        """``wrap(handler, method)``, built once per method and handler."""
         hit = self._wrapped.get(method)
         if hit is not None and hit[0] is handler:
             return hit[1]
-        wrapped: grpc.RpcMethodHandler = wrap(handler, method)
+        wrapped = wrap(handler, method)
         if len(self._wrapped) >= MAX_METHODS:
             self._wrapped.clear()
         self._wrapped[method] = (handler, wrapped)

@@ -20,7 +20,7 @@ class _WrappedGeneric(grpc.GenericRpcHandler):
     def __init__(self, inner: grpc.GenericRpcHandler, wrap: Any) -> None:
         self._inner = inner
         self._wrap = wrap
-        self._cache = HandlerCache()
+        self._cache: HandlerCache[grpc.RpcMethodHandler] = HandlerCache()
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
