@@ -314,3 +314,25 @@ def test_str_for_bin_key_never_reaches_the_wire(client_rig: Rig) -> None:
         channel.close()
     finally:
         server.stop(0).wait(5)
+
+
+class _Answers(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """An interceptor below memcontract's that answers without making a call."""
+
+    async def intercept_unary_unary(
+        self, continuation: object, details: object, request: bytes
+    ) -> bytes:
+        return b"answered: " + request
+
+
+def test_aio_client_over_an_interceptor_that_answers_itself(client_rig: Rig) -> None:
+    # grpc.aio hands memcontract a response object without done callbacks: the call still
+    # returns the answer, and nothing is recorded for a callee that never answered.
+    async def run() -> bytes:
+        interceptors = [*aio_client_interceptors(client_rig.guard, "nowhere"), _Answers()]
+        async with grpc.aio.insecure_channel("127.0.0.1:1", interceptors=interceptors) as channel:
+            response: bytes = await channel.unary_unary("/x.Y/Z")(b"hi", timeout=2)
+            return response
+
+    assert asyncio.run(run()) == b"answered: hi"
+    assert client_rig.guard.peers.get("nowhere") is None
