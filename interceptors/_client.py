@@ -106,13 +106,13 @@ class MemoryClientInterceptor(
         self._on_done = self._record
 
     def _record(self, call: Any) -> None:
-        # A finished call holds its trailers in its state already; grpcio's accessor would
-        # take the call's lock and build a closure to wait for what is there (a unary outcome
-        # keeps the call as ``_call``). Any other object goes through the public accessor.
-        state = getattr(call, "_state", None) or getattr(
-            getattr(call, "_call", None), "_state", None
-        )
-        trailers = getattr(state, "trailing_metadata", None)
+        # A finished unary call (grpcio's outcome, holding the call as ``_call``) has its
+        # trailers in its state already; grpcio's accessor would take the call's lock and build
+        # a closure to wait for what is there. Other calls go through the public accessor.
+        try:
+            trailers = call._call._state.trailing_metadata
+        except AttributeError:
+            trailers = None
         if trailers is None:
             try:
                 trailers = call.trailing_metadata()

@@ -162,7 +162,7 @@ class ClientSide:
         try:
             raw = None
             for key, value in trailers or ():
-                if key == wire.PRESSURE_BIN:
+                if key == _PRESSURE_BIN:
                     raw = value
             if raw is not None and raw == self._last_bin and self.peers.now() < self._fresh_until:
                 return
@@ -180,6 +180,9 @@ class ClientSide:
         except Exception:  # a hook never breaks an RPC
             self.telemetry.add(HOOK_ERRORS, 1, {"hook": "client.record"})
             log.exception("memcontract: reading the callee's trailers failed")
+
+
+_PRESSURE_BIN = wire.PRESSURE_BIN  # a local name: looked up on every call
 
 
 def _pushback(trailers: Sequence[tuple[str, Any]] | None) -> int | None:
