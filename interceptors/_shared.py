@@ -28,7 +28,7 @@ log = logging.getLogger("memcontract.interceptors")
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 Wrapped = TypeVar("Wrapped")
-MAX_METHODS = 4096
+_MAX_METHODS = 4096
 
 
 class CoreMethods:
@@ -43,7 +43,7 @@ class CoreMethods:
         if known is None:
             name = method.decode("utf-8", "replace") if isinstance(method, bytes) else method
             known = self._match(name) is not None
-            if len(self._known) >= MAX_METHODS:
+            if len(self._known) >= _MAX_METHODS:
                 self._known.clear()
             self._known[method] = known
         return known
@@ -220,7 +220,7 @@ class HandlerCache(Generic[Wrapped]):
         if hit is not None and hit[0] is handler:
             return hit[1]
         wrapped = wrap(handler, method)
-        if len(self._wrapped) >= MAX_METHODS:
+        if len(self._wrapped) >= _MAX_METHODS:
             self._wrapped.clear()
         self._wrapped[method] = (handler, wrapped)
         return wrapped
