@@ -137,9 +137,8 @@ class AioMemoryServerInterceptor(grpc.aio.ServerInterceptor):
         # A trust policy other than "all" needs the peer's address, which only the servicer
         # context has; sync behaviors run in aio's executor, which the binding does not reach.
         binds_here = self.side.trust.trust_all and runs_in_task(handler)
-        return replace_behavior(
-            handler, make_aio_behavior(self.side, method, binds_here)
-        ), binds_here
+        wrapped = replace_behavior(handler, make_aio_behavior(self.side, method, binds_here))
+        return wrapped, binds_here
 
     async def intercept_service(
         self,
