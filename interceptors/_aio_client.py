@@ -28,7 +28,7 @@ class _AioClientBase:
         # coroutine frame here (grpcio passes the request or request iterator in one place).
         side = self.side
         details = client_call_details
-        if side.fails_fast(details.method):
+        if side.blocked_until and side.fails_fast(details.method):
             pushback = str(side.pushback_ms())
             raise grpc.aio.AioRpcError(
                 SHED_CODE,

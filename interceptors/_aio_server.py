@@ -10,7 +10,7 @@ import grpc
 import grpc.aio
 
 from memcontract.guard import Guard, Snapshot
-from memcontract.peer import bind_peer_pressure, unbind_peer_pressure
+from memcontract.peer import bind, bind_peer_pressure, unbind_peer_pressure
 from memcontract.peers import TrustPolicy
 
 from ._server import SyncContext, make_sync_behavior
@@ -156,5 +156,5 @@ class AioMemoryServerInterceptor(grpc.aio.ServerInterceptor):
             # This runs in the call's own task, as the behavior will: the binding is the
             # call's alone and ends with its task.
             metadata = handler_call_details.invocation_metadata
-            bind_peer_pressure(self.side.caller_pressure(metadata, None))
+            bind(self.side.caller_pressure(metadata, None))
         return wrapped

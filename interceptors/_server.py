@@ -8,9 +8,10 @@ from typing import Any
 import grpc
 
 from memcontract.guard import Guard, Snapshot
-from memcontract.peer import bind_peer_pressure, unbind_peer_pressure
+from memcontract.peer import bind, bind_peer_pressure, unbind, unbind_peer_pressure
 from memcontract.peers import TrustPolicy
 from memcontract.pressure import Pressure
+from memcontract.wire import decode
 
 from ._shared import (
     SHED_CODE,
@@ -45,10 +46,19 @@ class SyncContext:
         return getattr(self._context, name)
 
 
-def make_sync_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], Any]:
-    """A wrapper factory for sync behaviors of ``method`` (also used on aio servers)."""
+def make_sync_behavior(
+    side: ServerSide, method: str, *, merge_at_end: bool = False
+) -> Callable[[Any, bool], Any]:
+    """A wrapper factory for sync behaviors of ``method`` (also used on aio servers).
+
+    ``merge_at_end``: a grpcio sync server sends the status only after the behavior returns or
+    raises (``abort`` raises), so a unary behavior gets the servicer context itself and the
+    handler's trailers are merged with ours as it ends. On aio, ``abort`` sends at once: there
+    the handler gets a :class:`SyncContext` that merges as trailers are set.
+    """
 
     guard = side.guard
+    trust_all = side.trust.trust_all
 
     def wrap(behavior: Any, response_streaming: bool) -> Any:
         def start(request: Any, context: Any) -> tuple[Pressure | None, SyncContext]:
@@ -68,19 +78,32 @@ def make_sync_behavior(side: ServerSide, method: str) -> Callable[[Any, bool], A
             return stream
 
         def unary(request: Any, context: Any) -> Any:
-            # start() inlined: this is the path nearly every call takes
-            peer = side.caller_pressure(context.invocation_metadata(), context)
+            # start() inlined: this is the path nearly every call takes. A valid caller under
+            # the default trust policy needs nothing but the decode; anything else (invalid
+            # keys to count, a policy to ask) goes through caller_pressure().
+            metadata = context.invocation_metadata()
+            decoded = decode(metadata)
+            peer = decoded.pressure
+            if decoded.invalid or (peer is not None and not trust_all):
+                peer = side.caller_pressure(metadata, context)
             snapshot = guard.snapshot
             if snapshot.critical and side.sheds(snapshot, method):
                 _shed(context, snapshot)
-            ctx = SyncContext(context, snapshot.trailing_metadata)
-            if peer is None:  # nothing to bind: every binding is undone when its call ends
-                return behavior(request, ctx)
-            token = bind_peer_pressure(peer)
+            ours = snapshot.trailing_metadata
+            if merge_at_end:
+                context.set_trailing_metadata(ours)
+                ctx = context
+            else:
+                ctx = SyncContext(context, ours)
+            token = None if peer is None else bind(peer)
             try:
                 return behavior(request, ctx)
             finally:
-                unbind_peer_pressure(token)
+                if token is not None:
+                    unbind(token)
+                if merge_at_end and context.trailing_metadata() is not ours:
+                    # the handler set its own (or aborted with them): keep both
+                    context.set_trailing_metadata(merged(context.trailing_metadata(), ours))
 
         return unary
 
@@ -120,7 +143,7 @@ class MemoryServerInterceptor(grpc.ServerInterceptor):
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         """``handler`` with every behavior wrapped (serializers and arity kept)."""
-        return replace_behavior(handler, make_sync_behavior(self.side, method))
+        return replace_behavior(handler, make_sync_behavior(self.side, method, merge_at_end=True))
 
     def intercept_service(
         self,

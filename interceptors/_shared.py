@@ -23,6 +23,7 @@ from memcontract.telemetry import (
     UNTRUSTED_PEERS,
     WOULD_SHED,
 )
+from memcontract.wire import decode
 
 log = logging.getLogger("memcontract.interceptors")
 
@@ -73,16 +74,17 @@ class ServerSide:
     def __init__(self, guard: Guard, trust: TrustPolicy | None) -> None:
         self.guard = guard
         self.trust = trust or TrustPolicy()
+        self._trust_all = self.trust.trust_all  # read per call; the policy is frozen
         self.telemetry = guard.telemetry
         self.is_core = CoreMethods(guard)
 
     def caller_pressure(self, metadata: Any, context: Any) -> Pressure | None:
         """The caller's reported pressure if it is valid and trusted; invalid keys counted."""
-        decoded = wire.decode(metadata)
-        for key in decoded.invalid:
-            self.telemetry.add(INVALID_HEADERS, 1, {"key": key})
+        decoded = decode(metadata)
+        if decoded.invalid:
+            _count_invalid(self.telemetry, decoded.invalid)
         pressure = decoded.pressure
-        if pressure is None or self.trust.trust_all:
+        if pressure is None or self._trust_all:
             return pressure
         if self.trust.trusts(context.peer(), _identities(context)):
             return pressure
@@ -104,6 +106,11 @@ class ServerSide:
             return True
         self.telemetry.add(WOULD_SHED, 1)
         return False
+
+
+def _count_invalid(telemetry: Any, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        telemetry.add(INVALID_HEADERS, 1, {"key": key})
 
 
 def _identities(context: Any) -> list[str]:
@@ -132,6 +139,10 @@ class ClientSide:
         self.peers = peers if peers is not None else guard.peers
         self.telemetry = guard.telemetry
         self.is_core = CoreMethods(guard)
+        # The table's own dict: empty unless some target is at level 3, so the adapters test it
+        # before calling fails_fast() (a call costs one truth test while nobody is).
+        self.blocked_until = self.peers.blocked_until
+        self._clock = self.peers.clock
         # The callee resends the same -bin bytes until its sampler runs again: while they are
         # unchanged (and not level 3) a call only checks them, and the table entry is refreshed
         # a few times per ttl instead of on every call.
@@ -161,22 +172,28 @@ class ClientSide:
         """Read the callee's keys (and any pushback) from trailers into the peer table."""
         try:
             raw = None
-            for key, value in trailers or ():
+            if trailers:
+                # Ours come last (the ORCA report after them is hidden from Python): look there
+                # first. Otherwise the last occurrence, as decode() reads it.
+                key, value = trailers[-1]
                 if key == _PRESSURE_BIN:
                     raw = value
-            if raw is not None and raw == self._last_bin and self.peers.now() < self._fresh_until:
+                else:
+                    for key, value in trailers:
+                        if key == _PRESSURE_BIN:
+                            raw = value
+            if raw is not None and raw == self._last_bin and self._clock() < self._fresh_until:
                 return
             self._last_bin = None
-            decoded = wire.decode(trailers)
-            for key in decoded.invalid:
-                self.telemetry.add(INVALID_HEADERS, 1, {"key": key})
+            decoded = decode(trailers)
+            _count_invalid(self.telemetry, decoded.invalid)
             pressure = decoded.pressure
             if pressure is None:
                 return
             self.peers.record(self.target, pressure, _pushback(trailers))
             if raw is not None and not decoded.invalid and pressure.level != Level.CRITICAL:
                 self._last_bin = raw
-                self._fresh_until = self.peers.now() + self.peers.ttl / 4
+                self._fresh_until = self._clock() + self.peers.ttl / 4
         except Exception:  # a hook never breaks an RPC
             self.telemetry.add(HOOK_ERRORS, 1, {"hook": "client.record"})
             log.exception("memcontract: reading the callee's trailers failed")

@@ -28,3 +28,10 @@ def unbind_peer_pressure(token: Token[Pressure | None]) -> None:
         _peer.reset(token)
     except ValueError:
         _peer.set(None)
+
+
+# The interceptors' per-call pair: the contextvar's own methods, no Python frame of ours around
+# them. ``unbind`` raises ValueError for a token of another context; the sync unary path binds
+# and unbinds in one frame, where that cannot happen.
+bind = _peer.set
+unbind = _peer.reset

@@ -53,15 +53,17 @@ class PeerTable:
         self.ttl = ttl
         self.max_targets = max_targets
         self.default_pushback_ms = default_pushback_ms
-        self._clock = clock
+        self.clock = clock
+        """The table's clock (monotonic seconds)."""
         self._entries: OrderedDict[str, PeerEntry] = OrderedDict()
-        # Hot-path view: target -> blocked-until, only for targets at level 3.
-        self._blocked: dict[str, float] = {}
+        self.blocked_until: dict[str, float] = {}
+        """Targets in a fail-fast window (level 3) -> until when: read it, never write it. Empty
+        nearly always, so a caller's per-call check is one truth test."""
         self._lock = threading.Lock()
 
     def record(self, target: str, pressure: Pressure, pushback_ms: int | None = None) -> None:
         """Store what ``target`` reported; a level-3 report opens a fail-fast window."""
-        now = self._clock()
+        now = self.clock()
         blocked_until = 0.0
         if pressure.level == Level.CRITICAL:
             ms = self.default_pushback_ms if pushback_ms is None else pushback_ms
@@ -72,32 +74,28 @@ class PeerTable:
             self._entries.move_to_end(target)
             while len(self._entries) > self.max_targets:
                 old, _ = self._entries.popitem(last=False)
-                self._blocked.pop(old, None)
+                self.blocked_until.pop(old, None)
             if blocked_until:
-                self._blocked[target] = blocked_until
+                self.blocked_until[target] = blocked_until
             else:
-                self._blocked.pop(target, None)
-
-    def now(self) -> float:
-        """The table's clock (monotonic seconds)."""
-        return self._clock()
+                self.blocked_until.pop(target, None)
 
     def get(self, target: str) -> Pressure | None:
         """The target's last unexpired pressure, or ``None``."""
         entry = self._entries.get(target)
-        if entry is None or entry.expires_at <= self._clock():
+        if entry is None or entry.expires_at <= self.clock():
             return None
         return entry.pressure
 
     def blocked(self, target: str) -> bool:
         """Whether non-core calls to ``target`` fail fast now (a dict lookup unless blocked)."""
-        until = self._blocked.get(target)
-        return until is not None and until > self._clock()
+        until = self.blocked_until.get(target)
+        return until is not None and until > self.clock()
 
     def blocked_for(self, target: str) -> float:
         """Seconds left in the target's fail-fast window (0 when not blocked)."""
-        until = self._blocked.get(target)
-        return 0.0 if until is None else max(0.0, until - self._clock())
+        until = self.blocked_until.get(target)
+        return 0.0 if until is None else max(0.0, until - self.clock())
 
     def least_pressured(self, targets: Iterable[str]) -> str | None:
         """Of ``targets``, one not blocked with the lowest reported usage (unknown counts as 0)."""
@@ -115,7 +113,7 @@ class PeerTable:
 
     def snapshot(self) -> dict[str, Pressure]:
         """Every unexpired entry, for display."""
-        now = self._clock()
+        now = self.clock()
         with self._lock:
             return {t: e.pressure for t, e in self._entries.items() if e.expires_at > now}
 
