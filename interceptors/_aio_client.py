@@ -13,7 +13,7 @@ from memcontract import wire
 from memcontract.guard import Guard
 from memcontract.peers import PeerTable
 
-from ._shared import SHED_CODE, ClientSide, fast_fail_details
+from ._shared import SHED_CODE, ClientSide, fast_fail_details, new_tuple
 
 log = logging.getLogger("memcontract.interceptors")
 
@@ -38,12 +38,15 @@ class _AioClientBase:
             )
         # A plain tuple of pairs: aio's call takes any sequence, and building a
         # grpc.aio.Metadata per call costs more than the rest of this interceptor.
-        new_details = grpc.aio.ClientCallDetails(
-            details.method,
-            details.timeout,
-            side.outgoing(details.metadata),
-            details.credentials,
-            details.wait_for_ready,
+        new_details = new_tuple(
+            grpc.aio.ClientCallDetails,
+            (
+                details.method,
+                details.timeout,
+                side.outgoing(details.metadata),
+                details.credentials,
+                details.wait_for_ready,
+            ),
         )
         call = await continuation(new_details, request)
         try:

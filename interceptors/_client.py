@@ -12,7 +12,7 @@ from memcontract import wire
 from memcontract.guard import Guard
 from memcontract.peers import PeerTable
 
-from ._shared import SHED_CODE, ClientSide, fast_fail_details
+from ._shared import SHED_CODE, ClientSide, fast_fail_details, new_tuple
 
 
 class _CallDetails(
@@ -23,9 +23,6 @@ class _CallDetails(
     grpc.ClientCallDetails,
 ):
     pass
-
-
-_new_tuple = tuple.__new__
 
 
 class FastFailure(grpc.RpcError, grpc.Call, grpc.Future):
@@ -128,8 +125,7 @@ class MemoryClientInterceptor(
         details = client_call_details
         if side.blocked_until and side.fails_fast(details.method):
             return FastFailure(fast_fail_details(side.target), side.pushback_ms())
-        # tuple.__new__ skips the namedtuple's Python-level __new__ (a third of this call)
-        new_details = _new_tuple(
+        new_details = new_tuple(
             _CallDetails,
             (
                 details.method,

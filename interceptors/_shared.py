@@ -217,6 +217,10 @@ def fast_fail_details(target: str) -> str:
 
 SHED_CODE = grpc.StatusCode.RESOURCE_EXHAUSTED
 
+# Builds a namedtuple (call details) from a tuple without its Python-level __new__: a third of
+# a client interceptor's own per-call time.
+new_tuple = tuple.__new__
+
 
 class HandlerCache(Generic[Wrapped]):
     """What a handler is wrapped into, memoized per method (and checked to be for the same
