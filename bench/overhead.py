@@ -647,7 +647,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="per variant per measurement")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
-        "--slices", type=int, default=4, help="interleaved slices per variant per round"
+        "--slices", type=int, default=8, help="interleaved slices per variant per round"
     )
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds per variant")
     parser.add_argument("--modes", default="sync,aio", help="comma-separated: sync, aio")

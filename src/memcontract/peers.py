@@ -64,19 +64,19 @@ class PeerTable:
     def record(self, target: str, pressure: Pressure, pushback_ms: int | None = None) -> None:
         """Store what ``target`` reported; a level-3 report opens a fail-fast window."""
         now = self.clock()
-        blocked_until = 0.0
+        until = 0.0
         if pressure.level == Level.CRITICAL:
             ms = self.default_pushback_ms if pushback_ms is None else pushback_ms
-            blocked_until = now + ms / 1000
-        entry = PeerEntry(pressure, now + self.ttl, blocked_until)
+            until = now + ms / 1000
+        entry = PeerEntry(pressure, now + self.ttl, until)
         with self._lock:
             self._entries[target] = entry
             self._entries.move_to_end(target)
             while len(self._entries) > self.max_targets:
                 old, _ = self._entries.popitem(last=False)
                 self.blocked_until.pop(old, None)
-            if blocked_until:
-                self.blocked_until[target] = blocked_until
+            if until:
+                self.blocked_until[target] = until
             else:
                 self.blocked_until.pop(target, None)
 
