@@ -101,9 +101,10 @@ def make_sync_behavior(
             finally:
                 if token is not None:
                     unbind(token)
-                if merge_at_end and context.trailing_metadata() is not ours:
-                    # the handler set its own (or aborted with them): keep both
-                    context.set_trailing_metadata(merged(context.trailing_metadata(), ours))
+                if merge_at_end:
+                    theirs = context.trailing_metadata()
+                    if theirs is not ours:  # the handler set its own (or aborted with them)
+                        context.set_trailing_metadata(merged(theirs, ours))
 
         return unary
 
