@@ -95,6 +95,7 @@ def test_full_fixture_reads_every_field() -> None:
         noncritical_loggers=("urllib3", "shop.audit"),
         retry_pushback_ms=0,
         dry_run=True,
+        on_stuck="recycle",
     )
     assert module.gc_pause_objective_ms == 2.5
     assert module.core_matcher().fullmatch("/shop.Checkout/Pay")
@@ -229,6 +230,9 @@ BAD = [
     (M + "    retry_pushback_ms: -1\n", 3, "modules[0].retry_pushback_ms", "between 0"),
     (M + "    dry_run: 1\n", 3, "modules[0].dry_run", "true or false"),
     (M + "    dry_run: 'false'\n", 3, "modules[0].dry_run", "true or false"),
+    (M + "    on_stuck: restart\n", 3, "modules[0].on_stuck", "half_open, recycle, got 'restart'"),
+    (M + "    on_stuck: recycel\n", 3, "modules[0].on_stuck", "did you mean 'recycle'"),
+    (M + "    on_stuck: true\n", 3, "modules[0].on_stuck", "expected one of half_open, recycle"),
     (M + "    ladder: []\n", 3, "modules[0].ladder", "expected a mapping"),
     (M + "    ladder:\n      hep: {}\n", 4, "modules[0].ladder.hep", "did you mean 'heap'"),
     (
@@ -482,6 +486,7 @@ VALID = {
     "noncritical_loggers": st.lists(st.sampled_from(["a", "b.c"])),
     "retry_pushback_ms": st.integers(0, 2**32 - 1),
     "dry_run": st.booleans(),
+    "on_stuck": st.sampled_from(["half_open", "recycle"]),
 }
 # Mostly valid values (so that deep checks run), sometimes anything at all.
 modules = st.fixed_dictionaries(

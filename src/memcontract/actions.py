@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import tracemalloc
 import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Protocol
 
+from .allocations import AllocationReport, Sites, group_sites, take_report
 from .pressure import Level, Pressure
+from .recovery import release_memory
 from .telemetry import ACTIONS, HOOK_ERRORS, Telemetry
 
 log = logging.getLogger("memcontract.guard")
@@ -103,46 +106,89 @@ class PauseTelemetry(Action):
 
 
 class SampleAllocations(Action):
-    """At level 2: trace allocations and log the top sites once per sample; stop on recovery."""
+    """At level 2: trace allocations; on entering level 2, and again on entering level 3, log
+    one report of the top allocation sites by growth since tracing started (nothing more while
+    the level holds); stop tracing on recovery. The latest report stays in :attr:`report`.
+
+    Reports are built on a worker thread, never on the sampler (an asyncio sampler runs on the
+    event loop), and read at most ``max_traces`` traces (see :mod:`memcontract.allocations`).
+    """
 
     name = "sample_allocations"
     level = Level.DEGRADED
 
-    def __init__(self, top: int = 5, frames: int = 1) -> None:
+    def __init__(self, top: int = 5, frames: int = 1, max_traces: int = 200_000) -> None:
         self.top = top
         self.frames = frames
+        self.max_traces = max_traces
+        self.report: AllocationReport | None = None
+        self.worker: threading.Thread | None = None
         self._started = False
+        self._baseline: Sites = {}
+        self._reported: set[int] = set()  # levels reported this episode
+        self._lock = threading.Lock()  # one report at a time
 
     def engage(self, pressure: Pressure) -> None:
-        # A program that traces allocations itself keeps its tracing; we only stop ours.
+        self._reported.clear()
+        self._baseline = {}
+        # A program that traces allocations itself keeps its tracing; we only stop ours, and
+        # only then does the report need a baseline (ours starts empty).
         if not tracemalloc.is_tracing():
             tracemalloc.start(self.frames)
             self._started = True
+        else:
+            self._in_worker(self._take_baseline)
 
     def tick(self, pressure: Pressure) -> None:
-        if not tracemalloc.is_tracing():
+        # The first sample after tracing started reports the level entered; level 3 again.
+        level = int(pressure.level)
+        if level in self._reported or not tracemalloc.is_tracing():
             return
-        stats = tracemalloc.take_snapshot().statistics("lineno")[: self.top]
-        sites = "; ".join(f"{s.traceback[0]} {s.size / 1048576:.1f} MiB" for s in stats)
-        log.warning("memcontract: top allocation sites at level %d: %s", pressure.level, sites)
+        self._reported.update(range(int(Level.DEGRADED), level + 1))
+        self._in_worker(lambda: self._report(level))
 
     def release(self) -> None:
-        if self._started:
-            tracemalloc.stop()
-            self._started = False
+        with self._lock:  # a report in progress finishes first
+            if self._started:
+                tracemalloc.stop()
+                self._started = False
+
+    def _in_worker(self, work: Callable[[], None]) -> None:
+        self.worker = threading.Thread(target=work, name="memcontract-allocations", daemon=True)
+        self.worker.start()
+
+    def _take_baseline(self) -> None:
+        with self._lock:
+            if tracemalloc.is_tracing():
+                self._baseline = group_sites(tracemalloc.take_snapshot(), self.max_traces)[0]
+
+    def _report(self, level: int) -> None:
+        try:
+            with self._lock:
+                if not tracemalloc.is_tracing():  # recovered before the worker ran
+                    return
+                report = take_report(
+                    level, self._baseline, top=self.top, max_traces=self.max_traces
+                )
+            self.report = report
+            log.warning("memcontract: %s", report.format())
+        except Exception:  # a worker has nobody to raise to
+            log.exception("memcontract: allocation report failed")
 
 
 class CollectGarbage(Action):
-    """At level 3: one full ``gc.collect()`` on entry."""
+    """At level 3: on entry, hand freed memory back (``gc.collect()``, then glibc's
+    ``malloc_trim(0)`` where present; see :func:`memcontract.recovery.release_memory`)."""
 
     name = "collect_garbage"
     level = Level.CRITICAL
 
-    def __init__(self) -> None:
+    def __init__(self, telemetry: Telemetry | None = None) -> None:
+        self.telemetry = telemetry
         self.collections = 0
 
     def engage(self, pressure: Pressure) -> None:
-        gc.collect()
+        release_memory(self.telemetry)
         self.collections += 1
 
 
