@@ -71,6 +71,21 @@ def test_flat_usage_releases_memory_then_goes_half_open(releases: list[int]) -> 
     assert rig.guard.snapshot.shedding
 
 
+def test_half_open_and_flat_releases_again_less_and_less_often(releases: list[int]) -> None:
+    rig = critical_rig()
+    for _ in range(2 * STALL):
+        rig.step(HIGH)
+    assert (admits(rig), len(releases)) == (FIRST_FRACTION, 1)
+    at: list[int] = []
+    for sample in range(1, 50):
+        before = len(releases)
+        rig.step(HIGH)
+        if len(releases) > before:
+            at.append(sample)
+    assert at == [STALL, STALL + 2 * STALL, STALL + 6 * STALL, STALL + 14 * STALL]
+    assert admits(rig) == 1.0
+
+
 def test_a_climb_closes_half_open_at_once_and_the_watch_starts_over(releases: list[int]) -> None:
     rig = critical_rig()
     for _ in range(2 * STALL + 1):
@@ -230,38 +245,66 @@ def test_one_report_on_entering_2_and_one_on_entering_3(
 ) -> None:
     assert not tracemalloc.is_tracing()
     with caplog.at_level(logging.WARNING, logger="memcontract.guard"):
-        rig.run([0.91, 0.91])  # level 2: tracing starts
+        rig.run([0.91, 0.91])  # level 2: a sampling window opens
         assert tracemalloc.is_tracing() and rig.guard.allocation_report() is None
         allocate_here(2000)
-        rig.step(0.91)  # the first sample after: one report
+        rig.step(0.91)  # the next sample: one report, and the window closes
         settle(allocations)
-        assert len(reports(caplog)) == 1
+        assert len(reports(caplog)) == 1 and not tracemalloc.is_tracing()
         for _ in range(6):  # level 2 holds: nothing more
             rig.step(0.91)
             settle(allocations)
         assert len(reports(caplog)) == 1
         first = rig.guard.allocation_report()
         assert first is not None and first.level == 2
-        allocate_here(3000)
-        rig.run([0.97] * 3)  # level 3 entered: one more report
+        assert rig.run([0.97] * 3)[-1] == Level.CRITICAL  # level 3: another window
+        assert tracemalloc.is_tracing()
+        allocate_here(5000)
+        rig.step(0.97)
         settle(allocations)
         for _ in range(6):
             rig.step(0.97)
             settle(allocations)
+        rig.run([0.91] * 5)  # down to 2 and up to 3 again: the same episode, no report
+        rig.run([0.97] * 5)
+        settle(allocations)
     assert rig.guard.level == Level.CRITICAL
+    assert not tracemalloc.is_tracing()  # tracing's own memory handed back
     logged = reports(caplog)
     assert len(logged) == 2 and "at level 2" in logged[0] and "at level 3" in logged[1]
     latest = rig.guard.allocation_report()
     assert latest is not None and latest.level == 3 and latest is not first
     top = latest.sites[0]
     assert top.location.startswith("tests/test_recovery.py:"), latest.format()
-    assert top.size_bytes >= 4 * 1000 * 1000 and top.blocks >= 5000  # growth since start
+    assert top.size_bytes >= 5000 * 1000 and top.blocks >= 5000  # what the window allocated
     for site in latest.sites:
         assert site.size_bytes > 0
         assert "tracemalloc" not in site.location and "importlib" not in site.location
-        assert "memcontract/" not in site.location and not site.location.startswith("/work")
-    assert " 0.0 " not in logged[1]
+        assert "memcontract/" not in site.location and not site.location.startswith("/")
+        assert "interceptors/" not in site.location
+    assert " 0.0 " not in logged[1] and "+0 B" not in logged[1]
     KEEP.clear()
+
+
+def test_a_program_that_traces_itself_keeps_tracing(
+    rig: Rig, allocations: SampleAllocations
+) -> None:
+    tracemalloc.start()
+    try:
+        allocate_here(3000)  # before the level: not growth
+        rig.run([0.91, 0.91])
+        settle(allocations)  # the baseline
+        allocate_here(1000)
+        rig.step(0.91)
+        settle(allocations)
+        rig.run([0.5] * 10)
+        assert tracemalloc.is_tracing()
+        report = allocations.report
+        assert report is not None
+        assert 1000 <= report.sites[0].blocks < 3000, report.format()
+    finally:
+        tracemalloc.stop()
+        KEEP.clear()
 
 
 def test_a_new_episode_reports_again_and_recovery_stops_tracing(

@@ -2,10 +2,11 @@
 started, from a ``tracemalloc`` snapshot diff, without tracemalloc's, importlib's or
 memcontract's own frames.
 
-A report is built off the caller's thread (:class:`SampleAllocations` runs it on a worker) and
-its cost is bounded: ``Snapshot.statistics`` groups every trace in Python (45 s for 2.2 M traces
-on a loaded 2-core machine), so :func:`take_report` groups at most ``max_traces`` traces, an
-evenly spaced sample of them, and scales the sums up (an estimate, marked as such).
+A report is built off the sampler (:class:`memcontract.actions.SampleAllocations` runs it on a
+worker thread) and its cost is bounded: ``Snapshot.statistics`` groups every trace in Python
+(45 s for 2.2 M traces on a loaded 2-core machine), so :func:`take_report` groups at most
+``max_traces`` traces, an evenly spaced sample of them, and scales the sums up (an estimate,
+marked as such).
 
 >>> report = AllocationReport(level=2, sites=(AllocationSite("app/cache.py:41", 3 << 20, 9),),
 ...                           traced=9, examined=9)
@@ -15,6 +16,8 @@ evenly spaced sample of them, and scales the sums up (an estimate, marked as suc
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import os
 import sys
@@ -23,13 +26,22 @@ import tracemalloc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-# Frames that say nothing about the application: the tracer's, the import system's, ours.
-_OWN_FILES = (
-    os.path.dirname(os.path.abspath(__file__)) + os.sep,
-    os.path.abspath(tracemalloc.__file__),
-    "<frozen importlib",
-    os.path.dirname(os.path.abspath(os.__file__)) + os.sep + "importlib" + os.sep,
-)
+
+@functools.cache
+def own_files() -> tuple[str, ...]:
+    """Path prefixes of frames that say nothing about the application: the tracer's, the
+    import system's, ours (the core and the interceptors, wherever they are installed)."""
+    ours = [os.path.dirname(os.path.abspath(__file__))]
+    spec = importlib.util.find_spec("memcontract.interceptors")  # located, not imported
+    if spec is not None and spec.submodule_search_locations:
+        ours.extend(os.path.abspath(p) for p in spec.submodule_search_locations)
+    return (
+        *(p + os.sep for p in ours),
+        os.path.abspath(tracemalloc.__file__),
+        "<frozen importlib",
+        os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "importlib") + os.sep,
+    )
+
 
 Sites = dict[str, list[int]]  # location -> [bytes, blocks]
 
@@ -132,33 +144,34 @@ def group_sites(snapshot: tracemalloc.Snapshot, max_traces: int) -> tuple[Sites,
 
 
 def _site(traceback: Iterable[tracemalloc.Frame]) -> str | None:
+    own = own_files()
     for frame in reversed(list(traceback)):  # the most recent frame is last
-        if not frame.filename.startswith(_OWN_FILES):
+        if not frame.filename.startswith(own):
             return f"{frame.filename}:{frame.lineno}"
     return None
 
 
 def take_report(
-    level: int, baseline: Sites, *, top: int = 5, max_traces: int = 200_000
+    level: int,
+    snapshot: tracemalloc.Snapshot,
+    baseline: Sites,
+    *,
+    top: int = 5,
+    max_traces: int = 50_000,
 ) -> AllocationReport:
-    """Snapshot the traces now and report the ``top`` sites by growth over ``baseline``."""
+    """The ``top`` sites of ``snapshot`` by growth over ``baseline`` (sites of an earlier one)."""
     start = time.perf_counter()
-    sites, traced, examined = group_sites(tracemalloc.take_snapshot(), max_traces)
-    growth = [
-        (
-            size - baseline.get(location, (0, 0))[0],
-            blocks - baseline.get(location, (0, 0))[1],
-            location,
-        )
-        for location, (size, blocks) in sites.items()
-    ]
+    sites, traced, examined = group_sites(snapshot, max_traces)
+    growth = []
+    for location, (size, blocks) in sites.items():
+        before = baseline.get(location, (0, 0))
+        if size > before[0]:
+            growth.append((size - before[0], max(0, blocks - before[1]), location))
     roots = search_roots()
-    best = sorted((g for g in growth if g[0] > 0), reverse=True)[:top]
+    best = sorted(growth, reverse=True)[:top]
     return AllocationReport(
         level=level,
-        sites=tuple(
-            AllocationSite(relative(loc, roots), size, max(blocks, 0)) for size, blocks, loc in best
-        ),
+        sites=tuple(AllocationSite(relative(loc, roots), size, n) for size, n, loc in best),
         traced=traced,
         examined=examined,
         taken_at=time.time(),

@@ -15,6 +15,9 @@ stays; ``gc.collect()`` then hands back 17 to 31 MiB (25 ms of CPU) and glibc's
 3. **Stuck**: stalled again after the release: with ``on_stuck: half_open`` admit a fraction
    of non-core calls, :data:`FIRST_FRACTION` at first, doubling every sample usage does not
    climb, up to all of them; with ``on_stuck: recycle`` ask the process to recycle itself.
+   While half-open and flat, release again, every ``stall_samples`` samples at first, then
+   twice as long each time (up to :data:`MAX_RELEASE_WAIT` samples): memory freed when the
+   load ends is handed back soon after, and level 3 can end.
 4. **Climbing**: usage rises by more than :data:`TOLERANCE` in one sample: back to shedding
    every non-core call (fraction 0), and the watch starts over.
 
@@ -59,6 +62,8 @@ TOLERANCE = 0.01
 GROWTH_RATIO = 0.1
 #: The fraction of non-core calls admitted when shedding first goes half-open.
 FIRST_FRACTION = 0.125
+#: Longest wait, in samples, between two releases while half-open and flat.
+MAX_RELEASE_WAIT = 64
 
 
 class Phase(enum.Enum):
@@ -147,6 +152,7 @@ class Recovery:
         self.fraction = 0.0
         self._floor = self._last = 0.0
         self._still = 0
+        self._wait = self.stall_samples  # samples without falling before the next step
 
     def update(self, pressure: Pressure) -> float:
         """Feed one sample; return the fraction of non-core calls to admit (0 to 1)."""
@@ -171,18 +177,26 @@ class Recovery:
             self._still += 1
         if self.phase is Phase.HALF_OPEN:
             self.fraction = min(1.0, self.fraction * 2)
-        elif self.phase is not Phase.RECYCLING and self._still >= self.stall_samples:
+        if self.phase is not Phase.RECYCLING and self._still >= self._wait:
             self._still = 0
             if self.phase is Phase.SHEDDING:
                 self._stalled(pressure)
-            else:
+            elif self.phase is Phase.RELEASED:
                 self._stuck(pressure)
+            else:  # half-open and flat: hand back what the admitted calls freed, less often
+                self._wait = min(2 * self._wait, MAX_RELEASE_WAIT)
+                self._hand_back()
         return self.fraction
 
     def _shed(self, usage: float) -> None:
         self.phase, self.fraction = Phase.SHEDDING, 0.0
         self._floor = self._last = usage
         self._still = 0
+        self._wait = self.stall_samples
+
+    def _hand_back(self) -> None:
+        if not self._dry_run:
+            self._release()
 
     def _stalled(self, pressure: Pressure) -> None:
         self.phase = Phase.RELEASED
@@ -191,8 +205,7 @@ class Recovery:
             "handing freed memory back",
             pressure.usage_ratio * 100,
         )
-        if not self._dry_run:
-            self._release()
+        self._hand_back()
 
     def _stuck(self, pressure: Pressure) -> None:
         if self.recycles and not self._dry_run and self._recycle and self._recycle(pressure):
