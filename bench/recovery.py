@@ -1,0 +1,170 @@
+"""Level 3 must end (issue 9): the example server overloaded, with and without the fix.
+
+Each round starts a fresh example inventory server (sync by default; ``--aio``) under the example
+contract with ``max_heap_mb: 96``, runs 24 concurrent ``Report`` callers for 10 s while ``Ping``
+runs at 100/s (``examples/python/overload.py``), then calls ``GetStock`` every 0.2 s until one
+succeeds or ``--watch`` seconds pass. Rounds alternate between
+
+* ``without``: the guard with ``disable={"recover"}`` — level 3 sheds until usage falls below
+  its threshold (the behavior before the fix; the one ``gc.collect()`` + ``malloc_trim(0)`` on
+  entering level 3 is kept), and
+* ``with``: the default guard (release when usage stalls, then half-open shedding).
+
+Printed per variant (median over rounds, and every round): seconds from the load's end to the
+first successful non-core call (``>W`` when none within the watch), the peak RSS over the
+budget, RSS when the load ended and at the end of the watch (MiB), and the calls shed during
+the load. Usage: python bench/recovery.py [--rounds 2] [--watch 30] [--aio] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from examples.python.inventory_demo.v1 import inventory_demo_pb2_grpc as pb_grpc  # noqa: E402
+from examples.python.overload import first_success, overload  # noqa: E402
+
+BUDGET_MB = 96
+VARIANTS = ("without", "with")
+
+
+def serve(contract: str, variant: str, aio: bool) -> int:
+    """Child process: the example server, its guard built for ``variant``."""
+    import asyncio
+
+    from examples.python.inventory import Inventory
+    from examples.python.server import run_aio, run_sync
+    from memcontract import Contract, Guard
+
+    disable = {"recover"} if variant == "without" else set()
+    guard = Guard(Contract.load(contract, module="inventory"), disable=disable)
+    inventory = Inventory(guard)
+    if aio:
+        asyncio.run(run_aio(guard, inventory, "127.0.0.1", 0))
+    else:
+        run_sync(guard, inventory, "127.0.0.1", 0)
+    return 0
+
+
+@dataclass
+class Round:
+    variant: str
+    recovered_after: float | None  # seconds from the load's end to the first OK GetStock
+    peak_ratio: float  # peak RSS / budget
+    rss_at_end: float  # MiB when the load ended
+    rss_after: float  # MiB at the end of the watch
+    shed: int
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def one_round(variant: str, contract: str, args: argparse.Namespace) -> Round:
+    command = [sys.executable, __file__, "--serve", variant, "--contract", contract]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            [*command, *(["--aio"] if args.aio else [])],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        try:
+            port = int(proc.stdout.readline())  # type: ignore[union-attr]
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.InventoryDemoStub(channel)
+                load = overload(stub, callers=args.callers, seconds=args.seconds)
+                at_end = rss_mb(proc.pid)
+                watch = first_success(stub, load.ended_at, limit=args.watch)
+                if watch.first_ok is not None:  # let RSS settle as long in both variants
+                    time.sleep(max(0.0, args.watch - (time.monotonic() - load.ended_at)))
+            return Round(
+                variant,
+                watch.first_ok,
+                rss_mb(proc.pid, "VmHWM") / BUDGET_MB,
+                at_end,
+                rss_mb(proc.pid),
+                load.count("Report", "RESOURCE_EXHAUSTED")
+                + load.count("GetStock", "RESOURCE_EXHAUSTED"),
+            )
+        finally:
+            proc.kill()
+            proc.wait(10)
+
+
+def seconds_text(value: float | None, watch: float) -> str:
+    return f">{watch:.0f}" if value is None else f"{value:.1f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per variant")
+    parser.add_argument("--callers", type=int, default=24, help="concurrent Report callers")
+    parser.add_argument("--seconds", type=float, default=10.0, help="load duration")
+    parser.add_argument("--watch", type=float, default=30.0, help="seconds watched after it")
+    parser.add_argument("--aio", action="store_true", help="the grpc.aio server")
+    parser.add_argument("--quick", action="store_true", help="1 round, 5 s load, 20 s watch")
+    parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--contract", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.contract, args.serve, args.aio)
+    if args.quick:
+        args.rounds, args.seconds, args.watch = 1, 5.0, 20.0
+    text = (ROOT / "examples/python/memory_contract.yaml").read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        contract = Path(tmp) / "memory_contract.yaml"
+        contract.write_text(text.replace("max_heap_mb: 512", f"max_heap_mb: {BUDGET_MB}", 1))
+        rounds: list[Round] = []
+        for i in range(args.rounds):
+            order = VARIANTS if i % 2 == 0 else VARIANTS[::-1]
+            for variant in order:
+                rounds.append(one_round(variant, str(contract), args))
+                r = rounds[-1]
+                print(
+                    f"round {i + 1} {variant:7s}: first non-core OK "
+                    f"{seconds_text(r.recovered_after, args.watch)} s after the load; "
+                    f"peak RSS {r.peak_ratio:.2f}x budget; RSS {r.rss_at_end:.0f} MiB at the "
+                    f"load's end, {r.rss_after:.0f} MiB {args.watch:.0f} s later; {r.shed} shed",
+                    flush=True,
+                )
+    kind = "aio" if args.aio else "sync"
+    print(
+        f"\n{kind} server, {BUDGET_MB} MiB budget, {args.callers} Report callers for "
+        f"{args.seconds:.0f} s + Ping 100/s; median of {args.rounds} round(s):"
+    )
+    print(f"{'variant':8s} {'first OK after load':>20s} {'peak/budget':>12s} "
+          f"{'RSS at end':>11s} {'RSS later':>10s}")  # fmt: skip
+    for variant in VARIANTS:
+        mine = [r for r in rounds if r.variant == variant]
+        waits = [r.recovered_after for r in mine]
+        wait = None if None in waits else statistics.median(w for w in waits if w is not None)
+        print(
+            f"{variant:8s} {seconds_text(wait, args.watch) + ' s':>20s} "
+            f"{statistics.median(r.peak_ratio for r in mine):>11.2f}x "
+            f"{statistics.median(r.rss_at_end for r in mine):>7.0f} MiB "
+            f"{statistics.median(r.rss_after for r in mine):>6.0f} MiB"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
