@@ -8,6 +8,7 @@ import logging
 import tracemalloc
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from memcontract.interceptors._shared import ServerSide
 
@@ -337,3 +338,37 @@ def test_a_report_is_bounded_and_says_it_is_an_estimate() -> None:
 )
 def test_sizes_never_print_as_zero(size: int, text: str) -> None:
     assert format_bytes(size) == text
+
+
+# --- over real loopback: the example server half-open, a plain and a memcontract caller -------
+
+
+@pytest.mark.parametrize("kind", ["sync", "aio"])
+def test_half_open_server_admits_its_fraction_and_a_failing_fast_caller_comes_back(
+    releases: list[int], kind: str
+) -> None:
+    from .test_example_service import RE, get_stock, inventory_rig, order_rig, rpc_error, serve
+
+    rig = inventory_rig()
+    rig.run([HIGH] * (3 + 2 * STALL))
+    assert admits(rig) == FIRST_FRACTION
+    with serve(kind, rig) as s:
+        with s.channel() as plain:  # every call reaches the server: 1 in 8 is admitted
+            outcomes = []
+            for _ in range(16):
+                try:
+                    outcomes.append(get_stock(plain, "sku-0001")[1]["x-memory-level"])
+                except grpc.RpcError as err:
+                    assert err.code() == RE
+                    outcomes.append(err.code().name)
+        assert outcomes == (["RESOURCE_EXHAUSTED"] * 7 + ["3"]) * 2  # admitted, level 3 told
+        rig.run([HIGH] * 3)  # flat: fully open
+        assert admits(rig) == 1.0
+        caller = order_rig(0.3)
+        with s.channel(caller) as channel:
+            _, trailers = get_stock(channel, "sku-0001")  # admitted; the callee reports level 3
+            assert trailers["x-memory-level"] == "3"
+            err = rpc_error(lambda: get_stock(channel, "sku-0001"))
+            assert err.code() == RE and "fail fast" in (err.details() or "")
+            caller.clock.advance(1.001)  # the pushback (1000 ms) is over: calls go out again
+            assert get_stock(channel, "sku-0001")[0].quantity == 37
