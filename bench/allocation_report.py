@@ -75,14 +75,27 @@ def before() -> Callable[[], bool]:
 
 
 def after(action: SampleAllocations) -> Callable[[], bool]:
-    # The state the action is in one sample after entering level 2 (a window open, an empty
-    # baseline): its next tick starts the report on the worker.
-    action._window += 1
-    action._pending, action._baseline = int(Level.DEGRADED), {}
-    action.tick(Pressure(level=Level.DEGRADED))
+    action.tick(Pressure(level=Level.DEGRADED))  # the sample after the window opened
     worker = action.worker
     assert worker is not None
     return lambda: not worker.is_alive()
+
+
+async def one_round(name: str, objects: int) -> tuple[float, float, float, int]:
+    """Trace ``objects`` live tuples as the variant would, then measure its report."""
+    action = SampleAllocations()
+    if name == "after":
+        action.engage(Pressure(level=Level.DEGRADED))  # its own window: it starts tracing
+    else:
+        tracemalloc.start(1)  # the old action traced for the whole episode
+    keep = [(i,) for i in range(objects)]  # two traced blocks each (the tuple and the int)
+    traced = tracemalloc.get_traced_memory()[0]
+    stall, took, added = await measure(before if name == "before" else lambda: after(action))
+    action.release()
+    tracemalloc.stop()
+    del keep
+    gc.collect()
+    return stall, took, added, traced
 
 
 async def main() -> int:
@@ -92,25 +105,23 @@ async def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=2, help="rounds per variant")
     args = parser.parse_args()
-    tracemalloc.start(1)
-    keep = [(i,) for i in range(args.objects)]  # one traced block each
-    traced = len(tracemalloc.take_snapshot().traces)
-    gc.collect()
-    action = SampleAllocations()
-    results: dict[str, list[tuple[float, float, float]]] = {"before": [], "after": []}
+    results: dict[str, list[tuple[float, float, float, int]]] = {"before": [], "after": []}
     for i in range(args.rounds):
         for name in ("before", "after") if i % 2 == 0 else ("after", "before"):
-            start = before if name == "before" else (lambda: after(action))
-            results[name].append(await measure(start))
-            gc.collect()
-    print(f"{traced} traced blocks ({len(keep)} allocated); median of {args.rounds} round(s)")
-    print(f"{'variant':8s} {'longest loop stall':>19s} {'report wall':>12s} {'RSS added':>10s}")
+            results[name].append(await one_round(name, args.objects))
+    traced_mib = results["after"][0][3] / 1048576
+    print(
+        f"{args.objects} live tuples ({2 * args.objects} traced blocks, {traced_mib:.0f} MiB "
+        f"traced); median of {args.rounds} round(s)"
+    )
+    print(
+        f"{'variant':8s} {'longest loop stall':>19s} {'report wall':>12s} {'peak RSS added':>15s}"
+    )
     for name, rows in results.items():
         stall = statistics.median(r[0] for r in rows)
         took = statistics.median(r[1] for r in rows)
         added = statistics.median(r[2] for r in rows)
-        print(f"{name:8s} {stall * 1000:>16.0f} ms {took:>10.2f} s {added:>6.0f} MiB")
-    tracemalloc.stop()
+        print(f"{name:8s} {stall * 1000:>16.0f} ms {took:>10.2f} s {added:>11.0f} MiB")
     return 0
 
 
