@@ -77,6 +77,9 @@ class ServerSide:
         self._trust_all = self.trust.trust_all  # read per call; the policy is frozen
         self.telemetry = guard.telemetry
         self.is_core = CoreMethods(guard)
+        # ORCA's rps/eps: one C-level next() per call, read by the sampler (memcontract.calls).
+        self.count_call = guard.calls.count_call
+        self.count_error = guard.calls.count_error
 
     def caller_pressure(self, metadata: Any, context: Any) -> Pressure | None:
         """The caller's reported pressure if it is valid and trusted; invalid keys counted."""
@@ -103,6 +106,7 @@ class ServerSide:
             return False
         if snapshot.shedding:
             self.telemetry.add(SHEDS, 1)
+            self.count_error()
             return True
         self.telemetry.add(WOULD_SHED, 1)
         return False

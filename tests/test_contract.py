@@ -22,6 +22,7 @@ from memcontract.contract import (
     LevelCounts,
     LevelThresholds,
     ModuleContract,
+    OrcaOptions,
 )
 from memcontract.errors import ContractError
 from memcontract.v1 import memcontract_pb2 as pb
@@ -95,7 +96,9 @@ def test_full_fixture_reads_every_field() -> None:
         noncritical_loggers=("urllib3", "shop.audit"),
         retry_pushback_ms=0,
         dry_run=True,
+        orca=OrcaOptions(application_utilization="none"),
     )
+    assert not module.orca.reports_memory
     assert module.gc_pause_objective_ms == 2.5
     assert module.core_matcher().fullmatch("/shop.Checkout/Pay")
     assert not module.core_matcher().fullmatch("/shop.Cart/Add")
@@ -189,6 +192,25 @@ M = "modules:\n  - name: a\n"  # a module whose fields start on line 3
 
 BAD = [
     # (yaml, line, field, part of the message)
+    (
+        "modules:\n  - name: a\n    orca:\n      application_utilization: cpu\n",
+        4,
+        "modules[0].orca.application_utilization",
+        "expected memory or none, got 'cpu'",
+    ),
+    (
+        "modules:\n  - name: a\n    orca: {application_utilization: 1}\n",
+        3,
+        "modules[0].orca.application_utilization",
+        "expected memory or none",
+    ),
+    (
+        "modules: [{name: a, orca: {utilization: none}}]",
+        1,
+        "modules[0].orca.utilization",
+        "unknown key",
+    ),
+    ("modules: [{name: a, orca: memory}]", 1, "modules[0].orca", "expected a mapping"),
     ("[1, 2]", 1, None, "top level must be a mapping"),
     ("just text", 1, None, "top level must be a mapping"),
     ("version: v1\n", 1, "modules", "missing required key 'modules'"),
@@ -482,6 +504,9 @@ VALID = {
     "noncritical_loggers": st.lists(st.sampled_from(["a", "b.c"])),
     "retry_pushback_ms": st.integers(0, 2**32 - 1),
     "dry_run": st.booleans(),
+    "orca": st.fixed_dictionaries(
+        {}, optional={"application_utilization": st.sampled_from(["memory", "none", "cpu"])}
+    ),
 }
 # Mostly valid values (so that deep checks run), sometimes anything at all.
 modules = st.fixed_dictionaries(

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from .v1 import memcontract_pb2
 
 HEALTH_METHODS = "/grpc.health.v1.Health/*"
+#: The pressure services (``add_pressure_services``): always core, like health, so balancers
+#: and ``memcontract top`` keep reading a process at level 3.
+OUT_OF_BAND_METHODS = (
+    "/xds.service.orca.v3.OpenRcaService/*",
+    "/memcontract.v1.MemoryPressureService/*",
+)
 #: Environment variable naming the module in force when ``module=`` is not given.
 MODULE_ENV = "MEMCONTRACT_MODULE"
 
@@ -64,6 +70,26 @@ class LadderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OrcaOptions:
+    """What the ORCA load report carries for balancers (SPEC §9b).
+
+    ``application_utilization``: ``"memory"`` sends the memory usage ratio (what gRPC's
+    ``weighted_round_robin`` and Envoy's client-side WRR weigh backends by); ``"none"`` leaves
+    it out, so those balancers fall back to ``cpu_utilization``.
+    """
+
+    application_utilization: str = "memory"
+
+    @property
+    def reports_memory(self) -> bool:
+        """Whether ``application_utilization`` carries the memory usage ratio."""
+        return self.application_utilization == "memory"
+
+
+ORCA_UTILIZATION_CHOICES = ("memory", "none")
+
+
+@dataclass(frozen=True, slots=True)
 class ModuleContract:
     """The contract of one module; units are in the field names (MiB, ms, ratios 0-1)."""
 
@@ -78,6 +104,7 @@ class ModuleContract:
     noncritical_loggers: tuple[str, ...] = ()
     retry_pushback_ms: int = 1000
     dry_run: bool = False
+    orca: OrcaOptions = OrcaOptions()
 
     @property
     def max_heap_bytes(self) -> int:
@@ -100,8 +127,9 @@ class ModuleContract:
         return float(self.required_gc_pauses_ms.lstrip("<= "))
 
     def core_matcher(self) -> re.Pattern[str]:
-        """One compiled pattern for all core-method globs (health is always core)."""
-        globs = {*self.core_methods, HEALTH_METHODS}
+        """One compiled pattern for all core-method globs (health and the pressure services
+        are always core)."""
+        globs = {*self.core_methods, HEALTH_METHODS, *OUT_OF_BAND_METHODS}
         return re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in sorted(globs)))
 
 
@@ -156,6 +184,7 @@ _ROOT_KEYS = ("version", "modules")
 _MODULE_KEYS = tuple(f.name for f in fields(ModuleContract))
 _LADDER_KEYS = tuple(f.name for f in fields(LadderConfig))
 _LEVEL_KEYS = ("level1", "level2", "level3")
+_ORCA_KEYS = tuple(f.name for f in fields(OrcaOptions))
 
 _Parser = Callable[[_y.Walker, yaml.Node, str], object]
 
@@ -304,6 +333,19 @@ def _counts(walker: _y.Walker, node: yaml.Node, field_: str, default: LevelCount
     return LevelCounts(*values)
 
 
+def _orca(walker: _y.Walker, node: yaml.Node, field_: str) -> OrcaOptions:
+    entries = walker.mapping(node, field_, _ORCA_KEYS)
+    if "application_utilization" not in entries:
+        return OrcaOptions()
+    key = _y.join(field_, "application_utilization")
+    choices = " or ".join(ORCA_UTILIZATION_CHOICES)
+    node = entries["application_utilization"]
+    value = walker.string(node, key, what=choices)
+    if value not in ORCA_UTILIZATION_CHOICES:
+        walker.fail(f"expected {choices}, got {value!r}", node, key)
+    return OrcaOptions(application_utilization=value)
+
+
 _MODULE_FIELDS: dict[str, _Parser] = {
     "name": _name,
     "max_heap_mb": lambda w, n, f: w.number(n, f, below=_MAX_MB),
@@ -316,6 +358,7 @@ _MODULE_FIELDS: dict[str, _Parser] = {
     "noncritical_loggers": _loggers,
     "retry_pushback_ms": lambda w, n, f: w.integer(n, f, low=0),
     "dry_run": lambda w, n, f: w.boolean(n, f),
+    "orca": _orca,
 }
 
 
@@ -374,6 +417,7 @@ def _module_proto(module: ModuleContract) -> memcontract_pb2.ModuleContract:
         noncritical_loggers=list(module.noncritical_loggers),
         retry_pushback_ms=module.retry_pushback_ms,
         dry_run=module.dry_run,
+        orca=pb.OrcaOptions(application_utilization=module.orca.application_utilization),
     )
 
 

@@ -41,6 +41,7 @@ from .actions import (
     ShrinkCaches,
     TightenGC,
 )
+from .calls import CallCounter
 from .contract import Contract, ModuleContract
 from .errors import GuardStateError
 from .ladder import ALLOC_RATE, HEAP, Ladder
@@ -88,6 +89,8 @@ class Snapshot:
         critical: level 3 (in dry run too: then calls are only counted as would-be sheds).
         shedding: level 3 and not dry run: non-core calls are shed.
         shed_details: the status details of a shed call.
+        rps, eps: calls and errors per second the server interceptors counted over the last
+            sample (the ORCA report's ``rps_fractional`` and ``eps_fractional``).
     """
 
     pressure: Pressure
@@ -97,6 +100,8 @@ class Snapshot:
     critical: bool
     shedding: bool
     shed_details: str
+    rps: float = 0.0
+    eps: float = 0.0
 
 
 class RateEstimator:
@@ -153,6 +158,8 @@ class Guard:
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
+        #: Counted by the server interceptors per call; turned into rates per sample.
+        self.calls = CallCounter()
         budget = self.module.max_heap_bytes
         self.snapshot = self._publish(
             Pressure(
@@ -297,7 +304,10 @@ class Guard:
         )
 
     def _publish(self, pressure: Pressure) -> Snapshot:
-        trailers = wire.encode_trailers(pressure)
+        rps, eps = self.calls.rates(self._clock.monotonic())
+        trailers = wire.encode_trailers(
+            pressure, rps=rps, eps=eps, application_utilization=self.module.orca.reports_memory
+        )
         pushback = (wire.RETRY_PUSHBACK, str(self.module.retry_pushback_ms))
         return Snapshot(
             pressure=pressure,
@@ -311,6 +321,8 @@ class Guard:
                 f"(usage {wire.format_usage(pressure.usage_ratio)}); "
                 f"retry after {self.module.retry_pushback_ms} ms"
             ),
+            rps=rps,
+            eps=eps,
         )
 
     def _transition(self, old: Level, pressure: Pressure) -> None:

@@ -17,6 +17,11 @@ import (
 // HealthMethods is the glob of the gRPC health service; it is always core.
 const HealthMethods = "/grpc.health.v1.Health/*"
 
+// OutOfBandMethods are the globs of the pressure services (fleet.go); like
+// health they are always core, so balancers and `memcontract top` keep
+// reading a process at level 3.
+var OutOfBandMethods = []string{"/xds.service.orca.v3.OpenRcaService/*", "/memcontract.v1.MemoryPressureService/*"}
+
 // ModuleEnv names the environment variable that selects the module in force
 // when none is given.
 const ModuleEnv = "MEMCONTRACT_MODULE"
@@ -70,6 +75,9 @@ func ParseContractYAML(b []byte) (*memcontractv1.Contract, error) {
 		var present map[string]json.RawMessage
 		if i < len(raw.Modules) {
 			present = raw.Modules[i]
+		}
+		if err := checkOrca(m, present, i); err != nil {
+			return nil, err
 		}
 		applyModuleDefaults(m, present)
 	}
@@ -137,6 +145,12 @@ func applyModuleDefaults(m *memcontractv1.ModuleContract, obj map[string]json.Ra
 	if !has(obj, "retry_pushback_ms") {
 		m.RetryPushbackMs = 1000
 	}
+	if m.Orca == nil {
+		m.Orca = &memcontractv1.OrcaOptions{}
+	}
+	if !has(sub(obj, "orca"), "application_utilization") {
+		m.Orca.ApplicationUtilization = UtilizationMemory
+	}
 	if m.NoncriticalLoggers == nil {
 		m.NoncriticalLoggers = []string{}
 	}
@@ -168,6 +182,20 @@ func applyModuleDefaults(m *memcontractv1.ModuleContract, obj map[string]json.Ra
 	}
 	if !has(lobj, "recover_after") {
 		l.RecoverAfter = 5
+	}
+}
+
+// checkOrca validates modules[i].orca.application_utilization when the YAML
+// sets it: "memory" or "none", as in Python.
+func checkOrca(m *memcontractv1.ModuleContract, obj map[string]json.RawMessage, i int) error {
+	if !has(sub(obj, "orca"), "application_utilization") {
+		return nil
+	}
+	switch v := m.GetOrca().GetApplicationUtilization(); v {
+	case UtilizationMemory, UtilizationNone:
+		return nil
+	default:
+		return fmt.Errorf("memcontract: modules[%d].orca.application_utilization: expected memory or none, got %q", i, v)
 	}
 }
 
@@ -225,6 +253,9 @@ type CoreMatcher struct {
 // NewCoreMatcher compiles the core-method globs of a module.
 func NewCoreMatcher(globs []string) *CoreMatcher {
 	set := map[string]bool{HealthMethods: true}
+	for _, g := range OutOfBandMethods {
+		set[g] = true
+	}
 	for _, g := range globs {
 		set[g] = true
 	}
