@@ -88,11 +88,10 @@ class PressureServices:
     def load_report(self) -> orca_load_report_pb2.OrcaLoadReport:
         """The ORCA report of the latest sample (as in every call's trailers)."""
         snapshot = self.guard.snapshot
+        orca = self.guard.module.orca
+        rps, eps = orca.reported_rates(snapshot.rps, snapshot.eps, snapshot.pressure.usage_ratio)
         return wire.orca_load_report(
-            snapshot.pressure,
-            rps=snapshot.rps,
-            eps=snapshot.eps,
-            application_utilization=self.guard.module.orca.reports_memory,
+            snapshot.pressure, rps=rps, eps=eps, application_utilization=orca.reports_memory
         )
 
     def pressure(self, snapshot: Snapshot | None = None) -> pb.MemoryPressure:

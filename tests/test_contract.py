@@ -96,7 +96,7 @@ def test_full_fixture_reads_every_field() -> None:
         noncritical_loggers=("urllib3", "shop.audit"),
         retry_pushback_ms=0,
         dry_run=True,
-        orca=OrcaOptions(application_utilization="none"),
+        orca=OrcaOptions(application_utilization="none", rates="headroom"),
     )
     assert not module.orca.reports_memory
     assert module.gc_pause_objective_ms == 2.5
@@ -211,6 +211,12 @@ BAD = [
         "unknown key",
     ),
     ("modules: [{name: a, orca: memory}]", 1, "modules[0].orca", "expected a mapping"),
+    (
+        "modules: [{name: a, orca: {rates: qps}}]",
+        1,
+        "modules[0].orca.rates",
+        "expected calls or headroom, got 'qps'",
+    ),
     ("[1, 2]", 1, None, "top level must be a mapping"),
     ("just text", 1, None, "top level must be a mapping"),
     ("version: v1\n", 1, "modules", "missing required key 'modules'"),
@@ -505,7 +511,11 @@ VALID = {
     "retry_pushback_ms": st.integers(0, 2**32 - 1),
     "dry_run": st.booleans(),
     "orca": st.fixed_dictionaries(
-        {}, optional={"application_utilization": st.sampled_from(["memory", "none", "cpu"])}
+        {},
+        optional={
+            "application_utilization": st.sampled_from(["memory", "none", "cpu"]),
+            "rates": st.sampled_from(["calls", "headroom", "qps"]),
+        },
     ),
 }
 # Mostly valid values (so that deep checks run), sometimes anything at all.

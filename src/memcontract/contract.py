@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import re
 from collections.abc import Callable
@@ -79,14 +80,34 @@ class OrcaOptions:
     """
 
     application_utilization: str = "memory"
+    rates: str = "calls"
 
     @property
     def reports_memory(self) -> bool:
         """Whether ``application_utilization`` carries the memory usage ratio."""
         return self.application_utilization == "memory"
 
+    def reported_rates(self, rps: float, eps: float, usage_ratio: float) -> tuple[float, float]:
+        """``rps_fractional`` and ``eps`` to report for measured calls and errors per second.
 
+        ``rates: calls`` reports them as measured. ``rates: headroom`` reports the memory
+        headroom ``h = max(1 - usage, 0.01)`` and ``h`` times the error ratio: WRR's weight
+        ``rps / (utilization + eps / rps * penalty)`` is then ``h / (usage + error ratio *
+        penalty)``, memory and errors only. Memory usage, unlike CPU, does not fall with the
+        traffic a backend gets, so with measured rates the weights keep whatever split the
+        balancer last made once usages are equal.
+        """
+        if self.rates == "calls":
+            return rps, eps
+        headroom = max(1.0 - usage_ratio, MIN_HEADROOM) if math.isfinite(usage_ratio) else 1.0
+        return headroom, (headroom * eps / rps if rps > 0 else 0.0)
+
+
+#: The least headroom ``rates: headroom`` reports: a zero rate would make balancers ignore the
+#: report (and let the backend's weight expire to the mean).
+MIN_HEADROOM = 0.01
 ORCA_UTILIZATION_CHOICES = ("memory", "none")
+ORCA_RATES_CHOICES = ("calls", "headroom")
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,15 +356,22 @@ def _counts(walker: _y.Walker, node: yaml.Node, field_: str, default: LevelCount
 
 def _orca(walker: _y.Walker, node: yaml.Node, field_: str) -> OrcaOptions:
     entries = walker.mapping(node, field_, _ORCA_KEYS)
-    if "application_utilization" not in entries:
-        return OrcaOptions()
-    key = _y.join(field_, "application_utilization")
-    choices = " or ".join(ORCA_UTILIZATION_CHOICES)
-    node = entries["application_utilization"]
-    value = walker.string(node, key, what=choices)
-    if value not in ORCA_UTILIZATION_CHOICES:
-        walker.fail(f"expected {choices}, got {value!r}", node, key)
-    return OrcaOptions(application_utilization=value)
+    values: dict[str, str] = {}
+    for key, choices in (
+        ("application_utilization", ORCA_UTILIZATION_CHOICES),
+        ("rates", ORCA_RATES_CHOICES),
+    ):
+        if key in entries:
+            values[key] = _choice(walker, entries[key], _y.join(field_, key), choices)
+    return OrcaOptions(**values)
+
+
+def _choice(walker: _y.Walker, node: yaml.Node, field_: str, choices: tuple[str, ...]) -> str:
+    expected = " or ".join(choices)
+    value = walker.string(node, field_, what=expected)
+    if value not in choices:
+        walker.fail(f"expected {expected}, got {value!r}", node, field_)
+    return value
 
 
 _MODULE_FIELDS: dict[str, _Parser] = {
@@ -417,7 +445,9 @@ def _module_proto(module: ModuleContract) -> memcontract_pb2.ModuleContract:
         noncritical_loggers=list(module.noncritical_loggers),
         retry_pushback_ms=module.retry_pushback_ms,
         dry_run=module.dry_run,
-        orca=pb.OrcaOptions(application_utilization=module.orca.application_utilization),
+        orca=pb.OrcaOptions(
+            application_utilization=module.orca.application_utilization, rates=module.orca.rates
+        ),
     )
 
 

@@ -305,8 +305,13 @@ class Guard:
 
     def _publish(self, pressure: Pressure) -> Snapshot:
         rps, eps = self.calls.rates(self._clock.monotonic())
+        orca = self.module.orca
+        reported_rps, reported_eps = orca.reported_rates(rps, eps, pressure.usage_ratio)
         trailers = wire.encode_trailers(
-            pressure, rps=rps, eps=eps, application_utilization=self.module.orca.reports_memory
+            pressure,
+            rps=reported_rps,
+            eps=reported_eps,
+            application_utilization=orca.reports_memory,
         )
         pushback = (wire.RETRY_PUSHBACK, str(self.module.retry_pushback_ms))
         return Snapshot(

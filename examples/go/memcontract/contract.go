@@ -151,6 +151,9 @@ func applyModuleDefaults(m *memcontractv1.ModuleContract, obj map[string]json.Ra
 	if !has(sub(obj, "orca"), "application_utilization") {
 		m.Orca.ApplicationUtilization = UtilizationMemory
 	}
+	if !has(sub(obj, "orca"), "rates") {
+		m.Orca.Rates = RatesCalls
+	}
 	if m.NoncriticalLoggers == nil {
 		m.NoncriticalLoggers = []string{}
 	}
@@ -185,18 +188,24 @@ func applyModuleDefaults(m *memcontractv1.ModuleContract, obj map[string]json.Ra
 	}
 }
 
-// checkOrca validates modules[i].orca.application_utilization when the YAML
-// sets it: "memory" or "none", as in Python.
+// checkOrca validates the modules[i].orca fields the YAML sets, as in Python:
+// application_utilization is "memory" or "none", rates "calls" or
+// "normalized".
 func checkOrca(m *memcontractv1.ModuleContract, obj map[string]json.RawMessage, i int) error {
-	if !has(sub(obj, "orca"), "application_utilization") {
-		return nil
+	orcaObj := sub(obj, "orca")
+	fields := []struct {
+		key, value string
+		choices    []string
+	}{
+		{"application_utilization", m.GetOrca().GetApplicationUtilization(), []string{UtilizationMemory, UtilizationNone}},
+		{"rates", m.GetOrca().GetRates(), []string{RatesCalls, RatesHeadroom}},
 	}
-	switch v := m.GetOrca().GetApplicationUtilization(); v {
-	case UtilizationMemory, UtilizationNone:
-		return nil
-	default:
-		return fmt.Errorf("memcontract: modules[%d].orca.application_utilization: expected memory or none, got %q", i, v)
+	for _, f := range fields {
+		if has(orcaObj, f.key) && f.value != f.choices[0] && f.value != f.choices[1] {
+			return fmt.Errorf("memcontract: modules[%d].orca.%s: expected %s or %s, got %q", i, f.key, f.choices[0], f.choices[1], f.value)
+		}
 	}
+	return nil
 }
 
 func thresholdDefaults(t *memcontractv1.LevelThresholds, obj map[string]json.RawMessage, l1, l2, l3 float64) {

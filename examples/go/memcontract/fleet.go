@@ -23,6 +23,14 @@ const UtilizationNone = "none"
 // memory usage ratio.
 const UtilizationMemory = "memory"
 
+// RatesCalls and RatesHeadroom are the orca.rates values: calls and errors
+// per second as measured (the default), or the memory headroom and headroom
+// times the error ratio.
+const (
+	RatesCalls    = "calls"
+	RatesHeadroom = "headroom"
+)
+
 // MinWatchInterval is the shortest interval WatchPressure honours.
 const MinWatchInterval = 100 * time.Millisecond
 
@@ -80,8 +88,33 @@ func (s *Server) recordLoad(r orca.ServerMetricsRecorder, p Pressure) {
 		r.SetApplicationUtilization(AppUtilization(p))
 	}
 	rps, eps := s.CallRates()
+	if s.module.GetOrca().GetRates() == RatesHeadroom {
+		// The headroom and headroom times the error ratio: the balancer's
+		// weight then depends on memory and errors only (see the proto's
+		// OrcaOptions.rates).
+		h := headroom(p)
+		rps, eps = h, h*errorRatio(rps, eps)
+	}
 	r.SetQPS(rps)
 	r.SetEPS(eps)
+}
+
+// MinHeadroom is the least headroom orca.rates "headroom" reports: a zero
+// rate would make balancers ignore the report.
+const MinHeadroom = 0.01
+
+func headroom(p Pressure) float64 {
+	if math.IsNaN(p.UsageRatio) || math.IsInf(p.UsageRatio, 0) {
+		return 1
+	}
+	return math.Max(1-p.UsageRatio, MinHeadroom)
+}
+
+func errorRatio(rps, eps float64) float64 {
+	if rps <= 0 {
+		return 0
+	}
+	return eps / rps
 }
 
 // ServerMetrics implements orca.ServerMetricsProvider for the out-of-band

@@ -1,6 +1,7 @@
 package memcontract_test
 
 import (
+	"math"
 	"net"
 	"testing"
 	"time"
@@ -127,5 +128,19 @@ func TestPressureServices(t *testing.T) {
 	r, err := orca.Recv()
 	if err != nil || r.GetApplicationUtilization() != 0.97 || r.GetMemUtilization() != 0.97 {
 		t.Fatalf("StreamCoreMetrics() first report = %v, %v", r, err)
+	}
+}
+
+func TestORCAHeadroomRates(t *testing.T) {
+	src := memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.6, CapacityBytes: 1 << 30})
+	conn, _ := fleetServer(t, src, func(m *memcontractv1.ModuleContract) {
+		m.Orca.Rates = memcontract.RatesHeadroom
+	})
+	for range 10 {
+		healthReport(t, conn)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if r := healthReport(t, conn); math.Abs(r.GetRpsFractional()-0.4) > 1e-9 || r.GetEps() != 0 || r.GetApplicationUtilization() != 0.6 {
+		t.Errorf("report = %v, want rps_fractional 0.4 (the headroom), eps 0, application_utilization 0.6", r)
 	}
 }

@@ -82,10 +82,12 @@ class ModuleContract(_message.Message):
     def __init__(self, name: _Optional[str] = ..., max_heap_mb: _Optional[float] = ..., alloc_rate_mb_per_sec: _Optional[float] = ..., gc_trigger_ratio: _Optional[float] = ..., required_gc_pauses_ms: _Optional[str] = ..., core_methods: _Optional[_Iterable[str]] = ..., sample_interval_ms: _Optional[int] = ..., ladder: _Optional[_Union[Ladder, _Mapping]] = ..., noncritical_loggers: _Optional[_Iterable[str]] = ..., retry_pushback_ms: _Optional[int] = ..., dry_run: _Optional[bool] = ..., orca: _Optional[_Union[OrcaOptions, _Mapping]] = ...) -> None: ...
 
 class OrcaOptions(_message.Message):
-    __slots__ = ("application_utilization",)
+    __slots__ = ("application_utilization", "rates")
     APPLICATION_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
+    RATES_FIELD_NUMBER: _ClassVar[int]
     application_utilization: str
-    def __init__(self, application_utilization: _Optional[str] = ...) -> None: ...
+    rates: str
+    def __init__(self, application_utilization: _Optional[str] = ..., rates: _Optional[str] = ...) -> None: ...
 
 class Ladder(_message.Message):
     __slots__ = ("heap", "alloc_rate", "confirm", "recover_after")

@@ -415,8 +415,15 @@ type OrcaOptions struct {
 	// default when empty) or "none" (not sent, so balancers fall back to
 	// cpu_utilization).
 	ApplicationUtilization string `protobuf:"bytes,1,opt,name=application_utilization,json=applicationUtilization,proto3" json:"application_utilization,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// What rps_fractional and eps carry: "calls" (the default when empty: calls
+	// and errors per second over the last sample) or "headroom" (the memory
+	// headroom 1 - usage, at least 0.01, and headroom times the error ratio), so
+	// that weighted_round_robin's weight rps / (utilization + eps / rps *
+	// penalty) is headroom / (usage + error ratio * penalty): memory and errors
+	// only, not the share of traffic the balancer itself last gave the backend.
+	Rates         string `protobuf:"bytes,2,opt,name=rates,proto3" json:"rates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OrcaOptions) Reset() {
@@ -452,6 +459,13 @@ func (*OrcaOptions) Descriptor() ([]byte, []int) {
 func (x *OrcaOptions) GetApplicationUtilization() string {
 	if x != nil {
 		return x.ApplicationUtilization
+	}
+	return ""
+}
+
+func (x *OrcaOptions) GetRates() string {
+	if x != nil {
+		return x.Rates
 	}
 	return ""
 }
@@ -1099,9 +1113,10 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x11retry_pushback_ms\x18\n" +
 	" \x01(\rR\x0fretryPushbackMs\x12\x17\n" +
 	"\adry_run\x18\v \x01(\bR\x06dryRun\x12/\n" +
-	"\x04orca\x18\x0e \x01(\v2\x1b.memcontract.v1.OrcaOptionsR\x04orca\"F\n" +
+	"\x04orca\x18\x0e \x01(\v2\x1b.memcontract.v1.OrcaOptionsR\x04orca\"\\\n" +
 	"\vOrcaOptions\x127\n" +
-	"\x17application_utilization\x18\x01 \x01(\tR\x16applicationUtilization\"\xd9\x01\n" +
+	"\x17application_utilization\x18\x01 \x01(\tR\x16applicationUtilization\x12\x14\n" +
+	"\x05rates\x18\x02 \x01(\tR\x05rates\"\xd9\x01\n" +
 	"\x06Ladder\x123\n" +
 	"\x04heap\x18\x01 \x01(\v2\x1f.memcontract.v1.LevelThresholdsR\x04heap\x12>\n" +
 	"\n" +
