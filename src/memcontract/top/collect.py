@@ -63,10 +63,13 @@ class TargetState:
     level_seen_entering: bool = False
     allocations: pb.AllocationReport | None = None
 
-    def with_pressure(self, pressure: Pressure, source: str, now: float) -> TargetState:
-        """This state after reading ``pressure`` at monotonic time ``now``."""
+    def with_pressure(self, pressure: Pressure, source: str, now: float | None) -> TargetState:
+        """This state after reading ``pressure`` at monotonic time ``now`` (``None``: a single
+        reading, which says nothing about how long the level has held)."""
         old = self.pressure
-        if old is None or self.level_since is None:
+        if now is None:
+            since, seen = None, False
+        elif old is None or self.level_since is None:
             since, seen = now, False
         elif old.level != pressure.level:
             since, seen = now, True
@@ -109,14 +112,14 @@ def read_once(target: str, *, allocations: bool = False) -> TargetState:
             try:
                 stub = pb_grpc.MemoryPressureServiceStub(channel)
                 reply = stub.GetPressure(pb.GetPressureRequest(), timeout=CALL_TIMEOUT_S)
-                state = state.with_pressure(wire.from_proto(reply.pressure), "watch", 0.0)
+                state = state.with_pressure(wire.from_proto(reply.pressure), "watch", None)
             except grpc.RpcError as err:
                 if err.code() != grpc.StatusCode.UNIMPLEMENTED:
                     raise
                 pressure = _from_health(channel)
                 if pressure is None:
                     return replace(state, error="no memcontract keys in health trailers")
-                return state.with_pressure(pressure, "health", 0.0)
+                return state.with_pressure(pressure, "health", None)
             if allocations and state.pressure is not None and state.pressure.level >= 2:
                 state = replace(state, allocations=_allocations(channel))
         except grpc.RpcError as err:

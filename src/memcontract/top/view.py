@@ -15,6 +15,7 @@ from memcontract.v1 import memcontract_pb2 as pb
 
 from .collect import TargetState
 
+_NUMERIC = ("usage", "capacity", "growth")
 _LEVEL_STYLE = {0: "green", 1: "yellow", 2: "dark_orange", 3: "bold red"}
 
 
@@ -41,26 +42,20 @@ def render_table(
     """The table of ``states`` (and their allocation reports when asked)."""
     now = time.monotonic() if now is None else now
     table = Table(title="memcontract top", title_justify="left")
-    for name in (
-        "target",
-        "usage",
-        "capacity",
-        "level",
-        "growth",
-        "contract",
-        "module",
-        "at level",
-    ):
-        table.add_column(
-            name, justify="right" if name in ("usage", "capacity", "growth") else "left"
-        )
+    # The target is what a reader looks for: never cut (the others may wrap).
+    widest = max((len(s.target) + 9 for s in states), default=10)
+    table.add_column("target", no_wrap=True, min_width=min(widest, 40))
+    for name in ("usage", "capacity", "level", "growth", "contract", "module", "at level"):
+        table.add_column(name, justify="right" if name in _NUMERIC else "left")
     for state in states:
         p = state.pressure
         if state.error is not None:
-            table.add_row(state.target, Text(state.error, style="red"), *([""] * 6))
+            cell = Text(state.target + "\n")
+            cell.append(state.error, style="red")
+            table.add_row(cell, *([""] * 7))
             continue
         if p is None:
-            table.add_row(state.target, "connecting…", *([""] * 6))
+            table.add_row(state.target + "\nconnecting…", *([""] * 7))
             continue
         level = int(p.level)
         table.add_row(
