@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Protocol, cast
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 
 import grpc
 import grpc.aio
@@ -19,6 +19,7 @@ from xds.data.orca.v3 import orca_load_report_pb2
 from xds.service.orca.v3 import orca_pb2
 
 from memcontract import wire
+from memcontract.allocations import AllocationReport
 from memcontract.guard import Guard, Snapshot
 from memcontract.v1 import memcontract_pb2 as pb
 
@@ -30,21 +31,7 @@ MIN_INTERVAL_S = 0.1
 POLL_S = 0.05
 
 
-class _Site(Protocol):
-    location: str
-    size_bytes: int
-    blocks: int
-
-
-class _Report(Protocol):
-    level: int
-    sites: tuple[_Site, ...]
-    traced: int
-    examined: int
-    taken_at: float
-
-
-def allocation_report_proto(report: _Report | None) -> pb.GetAllocationReportResponse:
+def allocation_report_proto(report: AllocationReport | None) -> pb.GetAllocationReportResponse:
     """The response for a guard's latest allocation report (``report`` unset when none)."""
     if report is None:
         return pb.GetAllocationReportResponse()
@@ -100,10 +87,7 @@ class PressureServices:
 
     def allocation_report(self) -> pb.GetAllocationReportResponse:
         """The guard's latest allocation report."""
-        accessor: Callable[[], _Report | None] | None = getattr(
-            self.guard, "allocation_report", None
-        )
-        return allocation_report_proto(accessor() if accessor is not None else None)
+        return allocation_report_proto(self.guard.allocation_report())
 
     # -- grpcio (sync): each stream holds one worker thread and sleeps on an Event ----------
 

@@ -17,6 +17,7 @@ from memcontract.peers import PeerTable, TrustPolicy
 from memcontract.pressure import Level, Pressure
 from memcontract.telemetry import (
     FAST_FAILS,
+    HALF_OPEN_ADMITS,
     HOOK_ERRORS,
     INVALID_HEADERS,
     SHEDS,
@@ -80,6 +81,7 @@ class ServerSide:
         # ORCA's rps/eps: one C-level next() per call, read by the sampler (memcontract.calls).
         self.count_call = guard.calls.count_call
         self.count_error = guard.calls.count_error
+        self._credit = 0.0  # half-open admission at level 3 (see sheds)
 
     def caller_pressure(self, metadata: Any, context: Any) -> Pressure | None:
         """The caller's reported pressure if it is valid and trusted; invalid keys counted."""
@@ -101,10 +103,22 @@ class ServerSide:
         return peer, snapshot, snapshot.critical and self.sheds(snapshot, method)
 
     def sheds(self, snapshot: Snapshot, method: str | bytes) -> bool:
-        """Whether this call is shed now (level 3, not core, not dry run); counted."""
+        """Whether this call is shed now (level 3, not core, not dry run); counted.
+
+        While level 3 sheds half-open (``snapshot.admit`` > 0) every call adds ``admit`` to a
+        credit and a call that brings it to 1 is admitted: exactly that fraction, evenly
+        spread, no random draw. Threads racing on the credit only blur the fraction.
+        """
         if snapshot.pressure.level != Level.CRITICAL or self.is_core(method):
             return False
         if snapshot.shedding:
+            if snapshot.admit > 0.0:
+                credit = self._credit + snapshot.admit
+                if credit >= 1.0:
+                    self._credit = credit - 1.0
+                    self.telemetry.add(HALF_OPEN_ADMITS, 1)
+                    return False
+                self._credit = credit
             self.telemetry.add(SHEDS, 1)
             self.count_error()
             return True

@@ -96,6 +96,7 @@ def test_full_fixture_reads_every_field() -> None:
         noncritical_loggers=("urllib3", "shop.audit"),
         retry_pushback_ms=0,
         dry_run=True,
+        on_stuck="recycle",
         orca=OrcaOptions(application_utilization="none", rates="headroom"),
     )
     assert not module.orca.reports_memory
@@ -196,13 +197,13 @@ BAD = [
         "modules:\n  - name: a\n    orca:\n      application_utilization: cpu\n",
         4,
         "modules[0].orca.application_utilization",
-        "expected memory or none, got 'cpu'",
+        "expected one of memory, none, got 'cpu'",
     ),
     (
         "modules:\n  - name: a\n    orca: {application_utilization: 1}\n",
         3,
         "modules[0].orca.application_utilization",
-        "expected memory or none",
+        "expected one of memory, none",
     ),
     (
         "modules: [{name: a, orca: {utilization: none}}]",
@@ -215,7 +216,7 @@ BAD = [
         "modules: [{name: a, orca: {rates: qps}}]",
         1,
         "modules[0].orca.rates",
-        "expected calls or headroom, got 'qps'",
+        "expected one of calls, headroom, got 'qps'",
     ),
     ("[1, 2]", 1, None, "top level must be a mapping"),
     ("just text", 1, None, "top level must be a mapping"),
@@ -257,6 +258,9 @@ BAD = [
     (M + "    retry_pushback_ms: -1\n", 3, "modules[0].retry_pushback_ms", "between 0"),
     (M + "    dry_run: 1\n", 3, "modules[0].dry_run", "true or false"),
     (M + "    dry_run: 'false'\n", 3, "modules[0].dry_run", "true or false"),
+    (M + "    on_stuck: restart\n", 3, "modules[0].on_stuck", "half_open, recycle, got 'restart'"),
+    (M + "    on_stuck: recycel\n", 3, "modules[0].on_stuck", "did you mean 'recycle'"),
+    (M + "    on_stuck: true\n", 3, "modules[0].on_stuck", "expected one of half_open, recycle"),
     (M + "    ladder: []\n", 3, "modules[0].ladder", "expected a mapping"),
     (M + "    ladder:\n      hep: {}\n", 4, "modules[0].ladder.hep", "did you mean 'heap'"),
     (
@@ -510,6 +514,7 @@ VALID = {
     "noncritical_loggers": st.lists(st.sampled_from(["a", "b.c"])),
     "retry_pushback_ms": st.integers(0, 2**32 - 1),
     "dry_run": st.booleans(),
+    "on_stuck": st.sampled_from(["half_open", "recycle"]),
     "orca": st.fixed_dictionaries(
         {},
         optional={

@@ -6,7 +6,10 @@ From the repository root::
     python -m examples.python.server --port 0 --aio    # the grpc.aio variant
 
 SIGTERM or SIGINT stops it cleanly: health goes NOT_SERVING, in-flight calls get a grace
-period, the guard stops and reverses its actions, and the process exits 0.
+period, the guard stops and reverses its actions, and the process exits 0. With
+``on_stuck: recycle`` in the contract, a level 3 stuck on retained memory stops it the same
+way but exits 75 (``RECYCLE_EXIT_STATUS``): a supervisor (systemd ``Restart=on-failure``,
+a Kubernetes restart policy) starts a fresh process.
 
 The builders are importable (the tests use them with a guard over a ``FakeProbe``)::
 
@@ -26,7 +29,7 @@ import pathlib
 import signal
 import sys
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent import futures
 from typing import Any, TypeVar
 
@@ -42,6 +45,7 @@ from memcontract.interceptors import (
 
 from memcontract import Contract, Guard, Level, Pressure
 from memcontract.peers import TrustPolicy
+from memcontract.recovery import RECYCLE_EXIT_STATUS
 
 from .inventory import SERVICE, AioInventoryServicer, Inventory, InventoryServicer
 from .inventory_demo.v1 import inventory_demo_pb2_grpc as pb_grpc
@@ -160,11 +164,31 @@ def log_transitions(guard: Guard, inventory: Inventory) -> None:
     guard.on_transition(changed)
 
 
-def run_sync(guard: Guard, inventory: Inventory, host: str, port: int) -> None:
-    """Serve until SIGTERM or SIGINT."""
+class Recycle:
+    """Whether the guard asked this process to recycle itself (``on_stuck: recycle``); wired
+    to stop the server as a signal does, and to make :func:`main` exit 75."""
+
+    def __init__(self, guard: Guard, stop: Callable[[], object]) -> None:
+        self.requested = False
+        self._stop = stop
+        guard.on_recycle(self._recycle)
+
+    def _recycle(self, pressure: Pressure) -> None:
+        log.warning(
+            "recycling: level 3 stuck at %.1f%% on retained memory; draining, then exit %d",
+            pressure.usage_ratio * 100,
+            RECYCLE_EXIT_STATUS,
+        )
+        self.requested = True
+        self._stop()
+
+
+def run_sync(guard: Guard, inventory: Inventory, host: str, port: int) -> bool:
+    """Serve until SIGTERM or SIGINT, or until the guard asks to recycle (then return True)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    recycle = Recycle(guard, stop.set)  # runs on the sampler thread
     guard.start()
     server, bound, checker = build_sync_server(guard, inventory, host=host, port=port)
     announce(bound, host, "sync")
@@ -176,14 +200,17 @@ def run_sync(guard: Guard, inventory: Inventory, host: str, port: int) -> None:
         checker.enter_graceful_shutdown()
         server.stop(GRACE_SECONDS).wait()
         guard.stop()
+    return recycle.requested
 
 
-async def run_aio(guard: Guard, inventory: Inventory, host: str, port: int) -> None:
-    """Serve until SIGTERM or SIGINT (the guard samples in an asyncio task)."""
+async def run_aio(guard: Guard, inventory: Inventory, host: str, port: int) -> bool:
+    """Serve until SIGTERM or SIGINT, or until the guard asks to recycle (then return True);
+    the guard samples in an asyncio task."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    recycle = Recycle(guard, stop.set)  # runs in the sampler task, on this loop
     await guard.start_async()
     server, bound, checker = await build_aio_server(guard, inventory, host=host, port=port)
     announce(bound, host, "aio")
@@ -194,6 +221,7 @@ async def run_aio(guard: Guard, inventory: Inventory, host: str, port: int) -> N
         await checker.enter_graceful_shutdown()
         await server.stop(GRACE_SECONDS)
         await guard.stop_async()
+    return recycle.requested
 
 
 def announce(port: int, host: str, kind: str) -> None:
@@ -227,12 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_transitions(guard, inventory)
     try:
         if args.aio:
-            asyncio.run(run_aio(guard, inventory, args.host, args.port))
+            recycled = asyncio.run(run_aio(guard, inventory, args.host, args.port))
         else:
-            run_sync(guard, inventory, args.host, args.port)
+            recycled = run_sync(guard, inventory, args.host, args.port)
     finally:
         inventory.close()
-    return 0
+    return RECYCLE_EXIT_STATUS if recycled else 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ OUT_OF_BAND_METHODS = (
 )
 #: Environment variable naming the module in force when ``module=`` is not given.
 MODULE_ENV = "MEMCONTRACT_MODULE"
+#: ``on_stuck`` values: what level 3 does when usage stops falling with nothing growing.
+ON_STUCK_HALF_OPEN = "half_open"
+ON_STUCK_RECYCLE = "recycle"
+ON_STUCK_CHOICES = (ON_STUCK_HALF_OPEN, ON_STUCK_RECYCLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,7 @@ class ModuleContract:
     noncritical_loggers: tuple[str, ...] = ()
     retry_pushback_ms: int = 1000
     dry_run: bool = False
+    on_stuck: str = ON_STUCK_HALF_OPEN
     orca: OrcaOptions = OrcaOptions()
 
     @property
@@ -299,6 +304,14 @@ def _loggers(walker: _y.Walker, node: yaml.Node, field_: str) -> tuple[str, ...]
     return tuple(name for _, name in names)
 
 
+def _choice(walker: _y.Walker, node: yaml.Node, field_: str, choices: tuple[str, ...]) -> str:
+    value = walker.string(node, field_, what=f"one of {', '.join(choices)}")
+    if value not in choices:
+        hint = _y.did_you_mean(value, choices)
+        walker.fail(f"expected one of {', '.join(choices)}, got {value!r}{hint}", node, field_)
+    return value
+
+
 def _ladder(walker: _y.Walker, node: yaml.Node, field_: str) -> LadderConfig:
     entries = walker.mapping(node, field_, _LADDER_KEYS)
     default = LadderConfig()
@@ -366,14 +379,6 @@ def _orca(walker: _y.Walker, node: yaml.Node, field_: str) -> OrcaOptions:
     return OrcaOptions(**values)
 
 
-def _choice(walker: _y.Walker, node: yaml.Node, field_: str, choices: tuple[str, ...]) -> str:
-    expected = " or ".join(choices)
-    value = walker.string(node, field_, what=expected)
-    if value not in choices:
-        walker.fail(f"expected {expected}, got {value!r}", node, field_)
-    return value
-
-
 _MODULE_FIELDS: dict[str, _Parser] = {
     "name": _name,
     "max_heap_mb": lambda w, n, f: w.number(n, f, below=_MAX_MB),
@@ -386,6 +391,7 @@ _MODULE_FIELDS: dict[str, _Parser] = {
     "noncritical_loggers": _loggers,
     "retry_pushback_ms": lambda w, n, f: w.integer(n, f, low=0),
     "dry_run": lambda w, n, f: w.boolean(n, f),
+    "on_stuck": lambda w, n, f: _choice(w, n, f, ON_STUCK_CHOICES),
     "orca": _orca,
 }
 
@@ -445,6 +451,7 @@ def _module_proto(module: ModuleContract) -> memcontract_pb2.ModuleContract:
         noncritical_loggers=list(module.noncritical_loggers),
         retry_pushback_ms=module.retry_pushback_ms,
         dry_run=module.dry_run,
+        on_stuck=module.on_stuck,
         orca=pb.OrcaOptions(
             application_utilization=module.orca.application_utilization, rates=module.orca.rates
         ),

@@ -41,6 +41,7 @@ from .actions import (
     ShrinkCaches,
     TightenGC,
 )
+from .allocations import AllocationReport
 from .calls import CallCounter
 from .contract import Contract, ModuleContract
 from .errors import GuardStateError
@@ -48,11 +49,13 @@ from .ladder import ALLOC_RATE, HEAP, Ladder
 from .peers import PeerTable
 from .pressure import Level, Pressure
 from .probe import Probe, Reading
-from .telemetry import HOOK_ERRORS, PROBE_FAILURES, Telemetry
+from .recovery import Recovery, release_memory
+from .telemetry import HOOK_ERRORS, PROBE_FAILURES, RECYCLES, Telemetry
 
 log = logging.getLogger("memcontract.guard")
 
 TransitionCallback = Callable[[Level, Level, Pressure], object]
+RecycleCallback = Callable[[Pressure], object]
 
 
 class Clock(Protocol):
@@ -89,6 +92,9 @@ class Snapshot:
         critical: level 3 (in dry run too: then calls are only counted as would-be sheds).
         shedding: level 3 and not dry run: non-core calls are shed.
         shed_details: the status details of a shed call.
+        admit: at level 3, the fraction of non-core calls admitted anyway (0 to 1): above 0
+            while level 3 is stuck on retained memory and sheds half-open (see
+            :mod:`memcontract.recovery`). The level and usage peers see are unchanged.
         rps, eps: calls and errors per second the server interceptors counted over the last
             sample (the ORCA report's ``rps_fractional`` and ``eps_fractional``).
     """
@@ -100,6 +106,7 @@ class Snapshot:
     critical: bool
     shedding: bool
     shed_details: str
+    admit: float = 0.0
     rps: float = 0.0
     eps: float = 0.0
 
@@ -130,7 +137,9 @@ class Guard:
         probe: where readings come from (default: :class:`memcontract.probe.SystemProbe`).
         clock: where time comes from (default: the system clocks).
         actions: replaces the default actions (see :meth:`default_actions`).
-        disable: names of default actions to leave out, e.g. ``{"sample_allocations"}``.
+        disable: names of default actions to leave out, e.g. ``{"sample_allocations"}``;
+            ``"recover"`` leaves out level 3's way out (:mod:`memcontract.recovery`): level 3
+            then sheds until usage falls below its threshold.
         meter_provider, tracer_provider: OpenTelemetry providers (default: the global ones).
     """
 
@@ -153,6 +162,7 @@ class Guard:
         self._ladder = Ladder(self.module.ladder)
         self._rate = RateEstimator()
         self._callbacks: list[TransitionCallback] = []
+        self._recycle_callbacks: list[RecycleCallback] = []
         self._sample_lock = threading.Lock()
         self._failed_once: set[str] = set()
         self._thread: threading.Thread | None = None
@@ -181,6 +191,16 @@ class Guard:
             self.telemetry,
             dry_run=self.module.dry_run,
         )
+        self._recovery = (
+            None
+            if "recover" in set(disable)
+            else Recovery(
+                self.module,
+                release=functools.partial(release_memory, self.telemetry),
+                recycle=self._recycle,
+                dry_run=self.module.dry_run,
+            )
+        )
 
     def default_actions(self) -> list[Action]:
         """The actions of SPEC §4's table, configured from the contract."""
@@ -189,7 +209,7 @@ class Guard:
             QuietLoggers(self.module.noncritical_loggers),
             PauseTelemetry(self.telemetry),
             SampleAllocations(),
-            CollectGarbage(),
+            CollectGarbage(self.telemetry),
             self._caches,
         ]
 
@@ -238,6 +258,25 @@ class Guard:
         self._callbacks.append(callback)
         return callback
 
+    def on_recycle(self, callback: RecycleCallback) -> RecycleCallback:
+        """With ``on_stuck: recycle``: call ``callback(pressure)`` once when level 3 is stuck on
+        retained memory (usage not falling, nothing growing, a release did not help).
+
+        The callback should turn health to NOT_SERVING, drain and exit with
+        :data:`memcontract.recovery.RECYCLE_EXIT_STATUS` so a supervisor restarts the process
+        (see ``examples/python/server.py``). It runs on the sampler; exceptions are logged and
+        counted. With nothing registered, level 3 sheds half-open instead.
+        """
+        self._recycle_callbacks.append(callback)
+        return callback
+
+    def allocation_report(self) -> AllocationReport | None:
+        """The latest allocation report (taken on entering level 2 or 3), or None."""
+        for action in self.actions:
+            if isinstance(action, SampleAllocations) and action.report is not None:
+                return action.report
+        return None
+
     def register_cache(self, cache: Shrinkable) -> None:
         """Shrink ``cache`` at level 3 and restore it on recovery (held weakly)."""
         self._caches.caches.add(cache)
@@ -255,7 +294,8 @@ class Guard:
                 return self.snapshot.pressure
             old = self.snapshot.pressure.level
             pressure = self._evaluate(reading)
-            self.snapshot = self._publish(pressure)
+            admit = 0.0 if self._recovery is None else self._recovery.update(pressure)
+            self.snapshot = self._publish(pressure, admit)
             self._actions.update(pressure)
             if pressure.level != old:
                 self._transition(old, pressure)
@@ -303,7 +343,28 @@ class Guard:
             gc_pause_p99_ms=reading.gc_pause_p99_ms,
         )
 
-    def _publish(self, pressure: Pressure) -> Snapshot:
+    def _recycle(self, pressure: Pressure) -> bool:
+        if not self._recycle_callbacks:
+            log.warning(
+                "memcontract: on_stuck is recycle but nothing is registered with "
+                "guard.on_recycle(): shedding half-open instead"
+            )
+            return False
+        log.warning(
+            "memcontract: %s stuck at level 3 (usage %s, memory retained): recycling",
+            self.module.name,
+            wire.format_usage(pressure.usage_ratio),
+        )
+        self.telemetry.add(RECYCLES, 1)
+        for callback in list(self._recycle_callbacks):
+            try:
+                callback(pressure)
+            except Exception:
+                self.telemetry.add(HOOK_ERRORS, 1, {"hook": "on_recycle"})
+                log.exception("memcontract: on_recycle callback %r failed", callback)
+        return True
+
+    def _publish(self, pressure: Pressure, admit: float = 0.0) -> Snapshot:
         rps, eps = self.calls.rates(self._clock.monotonic())
         orca = self.module.orca
         reported_rps, reported_eps = orca.reported_rates(rps, eps, pressure.usage_ratio)
@@ -326,6 +387,7 @@ class Guard:
                 f"(usage {wire.format_usage(pressure.usage_ratio)}); "
                 f"retry after {self.module.retry_pushback_ms} ms"
             ),
+            admit=admit,
             rps=rps,
             eps=eps,
         )

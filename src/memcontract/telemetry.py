@@ -29,6 +29,9 @@ UNTRUSTED_PEERS = "memcontract.peer.untrusted"
 PROBE_FAILURES = "memcontract.probe.failures"
 HOOK_ERRORS = "memcontract.hook.errors"
 ACTIONS = "memcontract.actions"
+RELEASES = "memcontract.memory.releases"
+HALF_OPEN_ADMITS = "memcontract.shed.half_open_admitted"
+RECYCLES = "memcontract.recycles"
 
 #: Counter name → (unit, description).
 COUNTERS: dict[str, tuple[str, str]] = {
@@ -41,6 +44,9 @@ COUNTERS: dict[str, tuple[str, str]] = {
     PROBE_FAILURES: ("{failure}", "Memory sources that failed to read, by source"),
     HOOK_ERRORS: ("{error}", "Exceptions from actions and callbacks, by hook"),
     ACTIONS: ("{action}", "Ladder actions engaged or released, by action and dry run"),
+    RELEASES: ("{release}", "gc.collect() + malloc_trim(0) runs at level 3, by trim result"),
+    HALF_OPEN_ADMITS: ("{call}", "Non-core calls admitted at level 3 while shedding half-open"),
+    RECYCLES: ("{recycle}", "Times level 3 was stuck and the process was asked to recycle"),
 }
 
 

@@ -26,6 +26,14 @@ var OutOfBandMethods = []string{"/xds.service.orca.v3.OpenRcaService/*", "/memco
 // when none is given.
 const ModuleEnv = "MEMCONTRACT_MODULE"
 
+// OnStuck values: what level 3 does when usage stops falling while nothing
+// grows. OnStuckHalfOpen (the default) admits a growing fraction of non-core
+// calls; OnStuckRecycle asks the process to drain and exit for a restart.
+const (
+	OnStuckHalfOpen = "half_open"
+	OnStuckRecycle  = "recycle"
+)
+
 // maxContractSize is the largest contract file accepted, in bytes.
 const maxContractSize = 1 << 20
 
@@ -80,6 +88,9 @@ func ParseContractYAML(b []byte) (*memcontractv1.Contract, error) {
 			return nil, err
 		}
 		applyModuleDefaults(m, present)
+		if s := m.GetOnStuck(); s != OnStuckHalfOpen && s != OnStuckRecycle {
+			return nil, fmt.Errorf("memcontract: modules[%d].on_stuck: expected one of %s, %s, got %q", i, OnStuckHalfOpen, OnStuckRecycle, s)
+		}
 	}
 	return c, nil
 }
@@ -144,6 +155,9 @@ func applyModuleDefaults(m *memcontractv1.ModuleContract, obj map[string]json.Ra
 	}
 	if !has(obj, "retry_pushback_ms") {
 		m.RetryPushbackMs = 1000
+	}
+	if !has(obj, "on_stuck") {
+		m.OnStuck = OnStuckHalfOpen
 	}
 	if m.Orca == nil {
 		m.Orca = &memcontractv1.OrcaOptions{}

@@ -30,6 +30,7 @@ func defaultModule(name string) *memcontractv1.ModuleContract {
 		},
 		NoncriticalLoggers: []string{},
 		RetryPushbackMs:    1000,
+		OnStuck:            OnStuckHalfOpen,
 		Orca:               &memcontractv1.OrcaOptions{ApplicationUtilization: UtilizationMemory, Rates: RatesCalls},
 	}
 }
@@ -83,6 +84,9 @@ modules:
 			m.RetryPushbackMs = 0
 			m.DryRun = true
 		}},
+		{"recycle when stuck", "modules: [{name: api, on_stuck: recycle}]", func(m *memcontractv1.ModuleContract) {
+			m.OnStuck = OnStuckRecycle
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,6 +111,7 @@ func TestParseContractYAMLErrors(t *testing.T) {
 		{"malformed", "modules: [", "malformed YAML"},
 		{"unknown key", "modules: [{name: api, max_heap: 5}]", "max_heap"},
 		{"wrong type", "modules: [{name: api, max_heap_mb: lots}]", "maxHeapMb"},
+		{"unknown on_stuck", "modules: [{name: api, on_stuck: restart}]", "modules[0].on_stuck"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

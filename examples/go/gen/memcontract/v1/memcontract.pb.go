@@ -286,8 +286,12 @@ type ModuleContract struct {
 	RetryPushbackMs uint32 `protobuf:"varint,10,opt,name=retry_pushback_ms,json=retryPushbackMs,proto3" json:"retry_pushback_ms,omitempty"`
 	// Evaluate and report, but take no action.
 	DryRun bool `protobuf:"varint,11,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	// What the ORCA load report carries for balancers (field 14: 12 and 13 are
-	// left to other contract fields in flight).
+	// What level 3 does when usage stops falling while nothing grows (memory retained, not
+	// used): "half_open" (default: admit a growing fraction of non-core calls) or "recycle"
+	// (health NOT_SERVING, drain, exit for a supervisor to restart the process).
+	OnStuck string `protobuf:"bytes,12,opt,name=on_stuck,json=onStuck,proto3" json:"on_stuck,omitempty"`
+	// What the ORCA load report carries for balancers (field 14: 13 is
+	// left to another contract field in flight).
 	Orca          *OrcaOptions `protobuf:"bytes,14,opt,name=orca,proto3" json:"orca,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -398,6 +402,13 @@ func (x *ModuleContract) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *ModuleContract) GetOnStuck() string {
+	if x != nil {
+		return x.OnStuck
+	}
+	return ""
 }
 
 func (x *ModuleContract) GetOrca() *OrcaOptions {
@@ -1099,7 +1110,7 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x10alloc_rate_ratio\x18\t \x01(\x01R\x0eallocRateRatio\"^\n" +
 	"\bContract\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x128\n" +
-	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\xfb\x03\n" +
+	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\x96\x04\n" +
 	"\x0eModuleContract\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\vmax_heap_mb\x18\x02 \x01(\x01R\tmaxHeapMb\x120\n" +
@@ -1112,7 +1123,8 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x13noncritical_loggers\x18\t \x03(\tR\x12noncriticalLoggers\x12*\n" +
 	"\x11retry_pushback_ms\x18\n" +
 	" \x01(\rR\x0fretryPushbackMs\x12\x17\n" +
-	"\adry_run\x18\v \x01(\bR\x06dryRun\x12/\n" +
+	"\adry_run\x18\v \x01(\bR\x06dryRun\x12\x19\n" +
+	"\bon_stuck\x18\f \x01(\tR\aonStuck\x12/\n" +
 	"\x04orca\x18\x0e \x01(\v2\x1b.memcontract.v1.OrcaOptionsR\x04orca\"\\\n" +
 	"\vOrcaOptions\x127\n" +
 	"\x17application_utilization\x18\x01 \x01(\tR\x16applicationUtilization\x12\x14\n" +
