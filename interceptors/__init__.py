@@ -24,12 +24,14 @@ from ._aio_client import make_aio_client_interceptors
 from ._aio_server import AioMemoryServerInterceptor
 from ._client import FastFailure, MemoryClientInterceptor
 from ._server import MemoryServerInterceptor
+from ._services import add_pressure_services
 from ._wrap import wrap_server
 
 __all__ = [
     "FastFailure",
     "PeerTable",
     "TrustPolicy",
+    "add_pressure_services",
     "aio_client_interceptors",
     "aio_server_interceptor",
     "client_interceptor",

@@ -73,44 +73,56 @@ async def _shed(context: Any, snapshot: Snapshot) -> None:
 
 def _coroutine(side: ServerSide, method: str, behavior: Any, peer_bound: bool) -> Any:
     guard = side.guard
+    count_call, count_error = side.count_call, side.count_error
 
     async def unary(request: Any, context: Any) -> Any:
+        count_call()
         snapshot = guard.snapshot
         if snapshot.critical and side.sheds(snapshot, method):
             await _shed(context, snapshot)
         ctx = AioContext(context, snapshot.trailing_metadata)
-        if peer_bound:
-            return await behavior(request, ctx)
-        peer = side.caller_pressure(context.invocation_metadata(), context)
-        if peer is None:  # each aio call runs in its own task: nothing to undo
-            return await behavior(request, ctx)
-        token = bind_peer_pressure(peer)
+        token = None
         try:
+            if peer_bound:
+                return await behavior(request, ctx)
+            peer = side.caller_pressure(context.invocation_metadata(), context)
+            if peer is None:  # each aio call runs in its own task: nothing to undo
+                return await behavior(request, ctx)
+            token = bind_peer_pressure(peer)
             return await behavior(request, ctx)
+        except BaseException:  # abort() raises too: every failed call is counted
+            count_error()
+            raise
         finally:
-            unbind_peer_pressure(token)
+            if token is not None:
+                unbind_peer_pressure(token)
 
     return unary
 
 
 def _async_generator(side: ServerSide, method: str, behavior: Any, peer_bound: bool) -> Any:
     guard = side.guard
+    count_call = side.count_call
 
     async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+        count_call()
         snapshot = guard.snapshot
         if snapshot.critical and side.sheds(snapshot, method):
             await _shed(context, snapshot)
         ctx = AioContext(context, snapshot.trailing_metadata)
-        if peer_bound:
-            async for item in behavior(request, ctx):
-                yield item
-            return
-        token = bind_peer_pressure(side.caller_pressure(context.invocation_metadata(), context))
+        token = None
         try:
+            if not peer_bound:
+                metadata = context.invocation_metadata()
+                token = bind_peer_pressure(side.caller_pressure(metadata, context))
             async for item in behavior(request, ctx):
                 yield item
+        except BaseException:
+            side.count_error()
+            raise
         finally:
-            unbind_peer_pressure(token)
+            if token is not None:
+                unbind_peer_pressure(token)
 
     return stream
 

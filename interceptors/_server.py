@@ -59,9 +59,11 @@ def make_sync_behavior(
 
     guard = side.guard
     trust_all = side.trust.trust_all
+    count_call, count_error = side.count_call, side.count_error
 
     def wrap(behavior: Any, response_streaming: bool) -> Any:
         def start(request: Any, context: Any) -> tuple[Pressure | None, SyncContext]:
+            count_call()
             peer, snapshot, shed = side.admit(method, context)
             if shed:
                 _shed(context, snapshot)
@@ -73,7 +75,11 @@ def make_sync_behavior(
                 # A generator from the first line: the shed check runs on the first pull, where
                 # grpcio (sync and aio alike) expects a streaming handler to fail.
                 peer, ctx = start(request, context)
-                yield from _iterate(behavior, request, ctx, peer)
+                try:
+                    yield from _iterate(behavior, request, ctx, peer)
+                except BaseException:
+                    count_error()
+                    raise
 
             return stream
 
@@ -81,6 +87,7 @@ def make_sync_behavior(
             # start() inlined: this is the path nearly every call takes. A valid caller under
             # the default trust policy needs nothing but the decode; anything else (invalid
             # keys to count, a policy to ask) goes through caller_pressure().
+            count_call()
             metadata = context.invocation_metadata()
             decoded = decode(metadata)
             peer = decoded.pressure
@@ -98,6 +105,9 @@ def make_sync_behavior(
             token = None if peer is None else bind(peer)
             try:
                 return behavior(request, ctx)
+            except BaseException:  # abort() raises too: every failed call is counted
+                count_error()
+                raise
             finally:
                 if token is not None:
                     unbind(token)

@@ -78,6 +78,9 @@ class ServerSide:
         self._trust_all = self.trust.trust_all  # read per call; the policy is frozen
         self.telemetry = guard.telemetry
         self.is_core = CoreMethods(guard)
+        # ORCA's rps/eps: one C-level next() per call, read by the sampler (memcontract.calls).
+        self.count_call = guard.calls.count_call
+        self.count_error = guard.calls.count_error
         self._credit = 0.0  # half-open admission at level 3 (see sheds)
 
     def caller_pressure(self, metadata: Any, context: Any) -> Pressure | None:
@@ -117,6 +120,7 @@ class ServerSide:
                     return False
                 self._credit = credit
             self.telemetry.add(SHEDS, 1)
+            self.count_error()
             return True
         self.telemetry.add(WOULD_SHED, 1)
         return False

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 GODIR = REPO / "examples" / "go"
 GO_CONTRACT = GODIR / "contracts" / "memory_contract.yaml"
 REQUIRE_ENV = "MEMCONTRACT_REQUIRE_GO"
-BINARIES = ("inventory", "order", "vectorenc", "contractdump")
+BINARIES = ("inventory", "order", "vectorenc", "contractdump", "wrrclient")
 BUILD_TIMEOUT = 600.0
 
 
@@ -96,9 +96,12 @@ class GoServer:
     does not stop in time, and reaped. ``lines`` holds everything it printed so far.
     """
 
-    def __init__(self, argv: list[str], *, start_timeout: float = 15.0) -> None:
+    def __init__(
+        self, argv: list[str], *, start_timeout: float = 15.0, ready: str = "listening"
+    ) -> None:
         self.argv = argv
         self.start_timeout = start_timeout
+        self.ready = ready
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -121,8 +124,9 @@ class GoServer:
             self._spawn(self._read_stdout, self.proc.stdout)
             self._spawn(self._read_stderr, self.proc.stderr)
             first = self.next_line(self.start_timeout)
-            assert first.get("event") == "listening", f"first line is not 'listening': {first}"
-            self.address = f"127.0.0.1:{int(first['port'])}"
+            assert first.get("event") == self.ready, f"first line is not {self.ready!r}: {first}"
+            if "port" in first:
+                self.address = f"127.0.0.1:{int(first['port'])}"
         except BaseException:
             self.stop()
             raise
@@ -167,6 +171,19 @@ class GoServer:
     def events(self, event: str) -> list[dict[str, Any]]:
         """The lines read so far with this ``event``."""
         return [line for line in self.lines if line.get("event") == event]
+
+    def drain(self, event: str) -> list[dict[str, Any]]:
+        """Read every line printed so far (no waiting); the lines with this ``event``."""
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self._queue.put(None)
+                break
+            self.lines.append(line)
+        return self.events(event)
 
     def wait_events(self, event: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Read lines until ``count`` lines with ``event`` were seen (bounded in time)."""

@@ -13,7 +13,12 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from memcontract.interceptors import aio_server_interceptor, server_interceptor, wrap_server
+from memcontract.interceptors import (
+    add_pressure_services,
+    aio_server_interceptor,
+    server_interceptor,
+    wrap_server,
+)
 
 from memcontract import peer_pressure
 from memcontract.guard import Guard
@@ -127,8 +132,13 @@ def aio_handlers(calls: Calls) -> dict[str, grpc.RpcMethodHandler]:
 
 
 @contextlib.contextmanager
-def serve(kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False) -> Iterator[str]:
-    """Serve the echo service; ``kind`` is "sync", "aio" or "aio-sync" (sync handlers on aio)."""
+def serve(
+    kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False, services: bool = False
+) -> Iterator[str]:
+    """Serve the echo service; ``kind`` is "sync", "aio" or "aio-sync" (sync handlers on aio).
+
+    ``services``: also the pressure services (``add_pressure_services``).
+    """
     if kind == "sync":
         handlers = sync_handlers(calls)
         if wrapped:
@@ -138,6 +148,8 @@ def serve(kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False) -> It
                 futures.ThreadPoolExecutor(8), interceptors=[server_interceptor(guard)]
             )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        if services:
+            add_pressure_services(server, guard)
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         try:
@@ -146,7 +158,7 @@ def serve(kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False) -> It
             server.stop(0).wait(5)
         return
     handlers = sync_handlers(calls) if kind == "aio-sync" else aio_handlers(calls)
-    with AioServerThread(guard, handlers, wrapped=wrapped) as address:
+    with AioServerThread(guard, handlers, wrapped=wrapped, services=services) as address:
         yield address
 
 
@@ -184,9 +196,15 @@ class AioServerThread:
     """A grpc.aio server on its own event loop in a thread, for sync test code."""
 
     def __init__(
-        self, guard: Guard, handlers: dict[str, grpc.RpcMethodHandler], *, wrapped: bool
+        self,
+        guard: Guard,
+        handlers: dict[str, grpc.RpcMethodHandler],
+        *,
+        wrapped: bool,
+        services: bool = False,
     ) -> None:
         self.guard, self.handlers, self.wrapped = guard, handlers, wrapped
+        self.services = services
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: Any = None
@@ -204,6 +222,8 @@ class AioServerThread:
         self.server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE, self.handlers),)
         )
+        if self.services:
+            add_pressure_services(self.server, self.guard)
         port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
         return f"127.0.0.1:{port}"

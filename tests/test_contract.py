@@ -22,6 +22,7 @@ from memcontract.contract import (
     LevelCounts,
     LevelThresholds,
     ModuleContract,
+    OrcaOptions,
 )
 from memcontract.errors import ContractError
 from memcontract.v1 import memcontract_pb2 as pb
@@ -96,7 +97,9 @@ def test_full_fixture_reads_every_field() -> None:
         retry_pushback_ms=0,
         dry_run=True,
         on_stuck="recycle",
+        orca=OrcaOptions(application_utilization="none", rates="headroom"),
     )
+    assert not module.orca.reports_memory
     assert module.gc_pause_objective_ms == 2.5
     assert module.core_matcher().fullmatch("/shop.Checkout/Pay")
     assert not module.core_matcher().fullmatch("/shop.Cart/Add")
@@ -190,6 +193,31 @@ M = "modules:\n  - name: a\n"  # a module whose fields start on line 3
 
 BAD = [
     # (yaml, line, field, part of the message)
+    (
+        "modules:\n  - name: a\n    orca:\n      application_utilization: cpu\n",
+        4,
+        "modules[0].orca.application_utilization",
+        "expected one of memory, none, got 'cpu'",
+    ),
+    (
+        "modules:\n  - name: a\n    orca: {application_utilization: 1}\n",
+        3,
+        "modules[0].orca.application_utilization",
+        "expected one of memory, none",
+    ),
+    (
+        "modules: [{name: a, orca: {utilization: none}}]",
+        1,
+        "modules[0].orca.utilization",
+        "unknown key",
+    ),
+    ("modules: [{name: a, orca: memory}]", 1, "modules[0].orca", "expected a mapping"),
+    (
+        "modules: [{name: a, orca: {rates: qps}}]",
+        1,
+        "modules[0].orca.rates",
+        "expected one of calls, headroom, got 'qps'",
+    ),
     ("[1, 2]", 1, None, "top level must be a mapping"),
     ("just text", 1, None, "top level must be a mapping"),
     ("version: v1\n", 1, "modules", "missing required key 'modules'"),
@@ -487,6 +515,13 @@ VALID = {
     "retry_pushback_ms": st.integers(0, 2**32 - 1),
     "dry_run": st.booleans(),
     "on_stuck": st.sampled_from(["half_open", "recycle"]),
+    "orca": st.fixed_dictionaries(
+        {},
+        optional={
+            "application_utilization": st.sampled_from(["memory", "none", "cpu"]),
+            "rates": st.sampled_from(["calls", "headroom", "qps"]),
+        },
+    ),
 }
 # Mostly valid values (so that deep checks run), sometimes anything at all.
 modules = st.fixed_dictionaries(

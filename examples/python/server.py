@@ -37,7 +37,11 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import _async as aio_health
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from memcontract.interceptors import aio_server_interceptor, server_interceptor
+from memcontract.interceptors import (
+    add_pressure_services,
+    aio_server_interceptor,
+    server_interceptor,
+)
 
 from memcontract import Contract, Guard, Level, Pressure
 from memcontract.peers import TrustPolicy
@@ -71,6 +75,7 @@ def build_sync_server(
     pb_grpc.add_InventoryDemoServicer_to_server(InventoryServicer(inventory), server)
     checker = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    add_pressure_services(server, guard)  # OpenRcaService, MemoryPressureService
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     checker.set("", SERVING)
@@ -91,6 +96,7 @@ async def build_aio_server(
     pb_grpc.add_InventoryDemoServicer_to_server(AioInventoryServicer(inventory), server)
     checker = aio_health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    add_pressure_services(server, guard)  # OpenRcaService, MemoryPressureService
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     await checker.set("", SERVING)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import re
 from collections.abc import Callable
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
     from .v1 import memcontract_pb2
 
 HEALTH_METHODS = "/grpc.health.v1.Health/*"
+#: The pressure services (``add_pressure_services``): always core, like health, so balancers
+#: and ``memcontract top`` keep reading a process at level 3.
+OUT_OF_BAND_METHODS = (
+    "/xds.service.orca.v3.OpenRcaService/*",
+    "/memcontract.v1.MemoryPressureService/*",
+)
 #: Environment variable naming the module in force when ``module=`` is not given.
 MODULE_ENV = "MEMCONTRACT_MODULE"
 #: ``on_stuck`` values: what level 3 does when usage stops falling with nothing growing.
@@ -68,6 +75,46 @@ class LadderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OrcaOptions:
+    """What the ORCA load report carries for balancers (SPEC §9b).
+
+    ``application_utilization``: ``"memory"`` sends the memory usage ratio (what gRPC's
+    ``weighted_round_robin`` and Envoy's client-side WRR weigh backends by); ``"none"`` leaves
+    it out, so those balancers fall back to ``cpu_utilization``.
+    """
+
+    application_utilization: str = "memory"
+    rates: str = "calls"
+
+    @property
+    def reports_memory(self) -> bool:
+        """Whether ``application_utilization`` carries the memory usage ratio."""
+        return self.application_utilization == "memory"
+
+    def reported_rates(self, rps: float, eps: float, usage_ratio: float) -> tuple[float, float]:
+        """``rps_fractional`` and ``eps`` to report for measured calls and errors per second.
+
+        ``rates: calls`` reports them as measured. ``rates: headroom`` reports the memory
+        headroom ``h = max(1 - usage, 0.01)`` and ``h`` times the error ratio: WRR's weight
+        ``rps / (utilization + eps / rps * penalty)`` is then ``h / (usage + error ratio *
+        penalty)``, memory and errors only. Memory usage, unlike CPU, does not fall with the
+        traffic a backend gets, so with measured rates the weights keep whatever split the
+        balancer last made once usages are equal.
+        """
+        if self.rates == "calls":
+            return rps, eps
+        headroom = max(1.0 - usage_ratio, MIN_HEADROOM) if math.isfinite(usage_ratio) else 1.0
+        return headroom, (headroom * eps / rps if rps > 0 else 0.0)
+
+
+#: The least headroom ``rates: headroom`` reports: a zero rate would make balancers ignore the
+#: report (and let the backend's weight expire to the mean).
+MIN_HEADROOM = 0.01
+ORCA_UTILIZATION_CHOICES = ("memory", "none")
+ORCA_RATES_CHOICES = ("calls", "headroom")
+
+
+@dataclass(frozen=True, slots=True)
 class ModuleContract:
     """The contract of one module; units are in the field names (MiB, ms, ratios 0-1)."""
 
@@ -83,6 +130,7 @@ class ModuleContract:
     retry_pushback_ms: int = 1000
     dry_run: bool = False
     on_stuck: str = ON_STUCK_HALF_OPEN
+    orca: OrcaOptions = OrcaOptions()
 
     @property
     def max_heap_bytes(self) -> int:
@@ -105,8 +153,9 @@ class ModuleContract:
         return float(self.required_gc_pauses_ms.lstrip("<= "))
 
     def core_matcher(self) -> re.Pattern[str]:
-        """One compiled pattern for all core-method globs (health is always core)."""
-        globs = {*self.core_methods, HEALTH_METHODS}
+        """One compiled pattern for all core-method globs (health and the pressure services
+        are always core)."""
+        globs = {*self.core_methods, HEALTH_METHODS, *OUT_OF_BAND_METHODS}
         return re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in sorted(globs)))
 
 
@@ -161,6 +210,7 @@ _ROOT_KEYS = ("version", "modules")
 _MODULE_KEYS = tuple(f.name for f in fields(ModuleContract))
 _LADDER_KEYS = tuple(f.name for f in fields(LadderConfig))
 _LEVEL_KEYS = ("level1", "level2", "level3")
+_ORCA_KEYS = tuple(f.name for f in fields(OrcaOptions))
 
 _Parser = Callable[[_y.Walker, yaml.Node, str], object]
 
@@ -317,6 +367,18 @@ def _counts(walker: _y.Walker, node: yaml.Node, field_: str, default: LevelCount
     return LevelCounts(*values)
 
 
+def _orca(walker: _y.Walker, node: yaml.Node, field_: str) -> OrcaOptions:
+    entries = walker.mapping(node, field_, _ORCA_KEYS)
+    values: dict[str, str] = {}
+    for key, choices in (
+        ("application_utilization", ORCA_UTILIZATION_CHOICES),
+        ("rates", ORCA_RATES_CHOICES),
+    ):
+        if key in entries:
+            values[key] = _choice(walker, entries[key], _y.join(field_, key), choices)
+    return OrcaOptions(**values)
+
+
 _MODULE_FIELDS: dict[str, _Parser] = {
     "name": _name,
     "max_heap_mb": lambda w, n, f: w.number(n, f, below=_MAX_MB),
@@ -330,6 +392,7 @@ _MODULE_FIELDS: dict[str, _Parser] = {
     "retry_pushback_ms": lambda w, n, f: w.integer(n, f, low=0),
     "dry_run": lambda w, n, f: w.boolean(n, f),
     "on_stuck": lambda w, n, f: _choice(w, n, f, ON_STUCK_CHOICES),
+    "orca": _orca,
 }
 
 
@@ -389,6 +452,9 @@ def _module_proto(module: ModuleContract) -> memcontract_pb2.ModuleContract:
         retry_pushback_ms=module.retry_pushback_ms,
         dry_run=module.dry_run,
         on_stuck=module.on_stuck,
+        orca=pb.OrcaOptions(
+            application_utilization=module.orca.application_utilization, rates=module.orca.rates
+        ),
     )
 
 

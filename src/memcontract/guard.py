@@ -42,6 +42,7 @@ from .actions import (
     TightenGC,
 )
 from .allocations import AllocationReport
+from .calls import CallCounter
 from .contract import Contract, ModuleContract
 from .errors import GuardStateError
 from .ladder import ALLOC_RATE, HEAP, Ladder
@@ -94,6 +95,8 @@ class Snapshot:
         admit: at level 3, the fraction of non-core calls admitted anyway (0 to 1): above 0
             while level 3 is stuck on retained memory and sheds half-open (see
             :mod:`memcontract.recovery`). The level and usage peers see are unchanged.
+        rps, eps: calls and errors per second the server interceptors counted over the last
+            sample (the ORCA report's ``rps_fractional`` and ``eps_fractional``).
     """
 
     pressure: Pressure
@@ -104,6 +107,8 @@ class Snapshot:
     shedding: bool
     shed_details: str
     admit: float = 0.0
+    rps: float = 0.0
+    eps: float = 0.0
 
 
 class RateEstimator:
@@ -163,6 +168,8 @@ class Guard:
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
+        #: Counted by the server interceptors per call; turned into rates per sample.
+        self.calls = CallCounter()
         budget = self.module.max_heap_bytes
         self.snapshot = self._publish(
             Pressure(
@@ -358,7 +365,15 @@ class Guard:
         return True
 
     def _publish(self, pressure: Pressure, admit: float = 0.0) -> Snapshot:
-        trailers = wire.encode_trailers(pressure)
+        rps, eps = self.calls.rates(self._clock.monotonic())
+        orca = self.module.orca
+        reported_rps, reported_eps = orca.reported_rates(rps, eps, pressure.usage_ratio)
+        trailers = wire.encode_trailers(
+            pressure,
+            rps=reported_rps,
+            eps=reported_eps,
+            application_utilization=orca.reports_memory,
+        )
         pushback = (wire.RETRY_PUSHBACK, str(self.module.retry_pushback_ms))
         return Snapshot(
             pressure=pressure,
@@ -373,6 +388,8 @@ class Guard:
                 f"retry after {self.module.retry_pushback_ms} ms"
             ),
             admit=admit,
+            rps=rps,
+            eps=eps,
         )
 
     def _transition(self, old: Level, pressure: Pressure) -> None:

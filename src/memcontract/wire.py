@@ -89,12 +89,31 @@ def from_proto(msg: memcontract_pb2.MemoryPressure) -> Pressure:
     )
 
 
-def orca_report(p: Pressure) -> bytes:
-    """``endpoint-load-metrics-bin``: ORCA ``OrcaLoadReport``, deterministically serialized."""
-    report = orca_load_report_pb2.OrcaLoadReport(
-        mem_utilization=min(max(p.usage_ratio, 0.0), 1.0),
+def orca_load_report(
+    p: Pressure, *, rps: float = 0.0, eps: float = 0.0, application_utilization: bool = True
+) -> orca_load_report_pb2.OrcaLoadReport:
+    """The ORCA ``OrcaLoadReport`` of ``p`` (per call and out of band alike).
+
+    ``mem_utilization`` is the usage ratio clamped to [0, 1]; ``application_utilization`` (what
+    ``weighted_round_robin`` balancers weigh by) is the unclamped usage ratio unless turned off;
+    ``rps_fractional`` and ``eps_fractional`` (field ``eps``) are ``rps`` and ``eps``, calls and
+    errors per second over the last sample. Zeros are not sent (proto3).
+    """
+    usage = p.usage_ratio if math.isfinite(p.usage_ratio) else 0.0
+    return orca_load_report_pb2.OrcaLoadReport(
+        mem_utilization=min(max(usage, 0.0), 1.0),
+        application_utilization=max(usage, 0.0) if application_utilization else 0.0,
+        rps_fractional=rps,
+        eps=eps,
         named_metrics={ORCA_LEVEL: float(p.level), ORCA_ALLOC_RATE_RATIO: p.alloc_rate_ratio},
     )
+
+
+def orca_report(
+    p: Pressure, *, rps: float = 0.0, eps: float = 0.0, application_utilization: bool = True
+) -> bytes:
+    """``endpoint-load-metrics-bin``: :func:`orca_load_report`, deterministically serialized."""
+    report = orca_load_report(p, rps=rps, eps=eps, application_utilization=application_utilization)
     data: bytes = report.SerializeToString(deterministic=True)
     return data
 
@@ -112,9 +131,13 @@ def encode(p: Pressure) -> Metadata:
     return tuple(md)
 
 
-def encode_trailers(p: Pressure) -> Metadata:
-    """The server's trailing metadata for ``p``: :func:`encode` plus the ORCA report."""
-    return (*encode(p), (ORCA_BIN, orca_report(p)))
+def encode_trailers(
+    p: Pressure, *, rps: float = 0.0, eps: float = 0.0, application_utilization: bool = True
+) -> Metadata:
+    """The server's trailing metadata for ``p``: :func:`encode` plus the ORCA report (see
+    :func:`orca_load_report` for ``rps``, ``eps`` and ``application_utilization``)."""
+    report = orca_report(p, rps=rps, eps=eps, application_utilization=application_utilization)
+    return (*encode(p), (ORCA_BIN, report))
 
 
 @dataclass(frozen=True, slots=True)

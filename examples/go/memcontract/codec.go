@@ -80,11 +80,13 @@ func Encode(p Pressure) metadata.MD {
 }
 
 // LoadReport returns the ORCA load report of p: mem_utilization is the usage
-// ratio clamped to [0, 1]; the named metrics are the level and the
-// alloc-rate ratio.
+// ratio clamped to [0, 1], application_utilization the usage ratio (see
+// AppUtilization); the named metrics are the level and the alloc-rate
+// ratio. Call rates are not part of a pressure: a Server adds them.
 func LoadReport(p Pressure) *v3orcapb.OrcaLoadReport {
 	return &v3orcapb.OrcaLoadReport{
-		MemUtilization: MemUtilization(p),
+		MemUtilization:         MemUtilization(p),
+		ApplicationUtilization: AppUtilization(p),
 		NamedMetrics: map[string]float64{
 			LevelMetricName:          float64(p.Level),
 			AllocRateRatioMetricName: p.AllocRateRatio,

@@ -17,6 +17,11 @@ import (
 // HealthMethods is the glob of the gRPC health service; it is always core.
 const HealthMethods = "/grpc.health.v1.Health/*"
 
+// OutOfBandMethods are the globs of the pressure services (fleet.go); like
+// health they are always core, so balancers and `memcontract top` keep
+// reading a process at level 3.
+var OutOfBandMethods = []string{"/xds.service.orca.v3.OpenRcaService/*", "/memcontract.v1.MemoryPressureService/*"}
+
 // ModuleEnv names the environment variable that selects the module in force
 // when none is given.
 const ModuleEnv = "MEMCONTRACT_MODULE"
@@ -78,6 +83,9 @@ func ParseContractYAML(b []byte) (*memcontractv1.Contract, error) {
 		var present map[string]json.RawMessage
 		if i < len(raw.Modules) {
 			present = raw.Modules[i]
+		}
+		if err := checkOrca(m, present, i); err != nil {
+			return nil, err
 		}
 		applyModuleDefaults(m, present)
 		if s := m.GetOnStuck(); s != OnStuckHalfOpen && s != OnStuckRecycle {
@@ -151,6 +159,15 @@ func applyModuleDefaults(m *memcontractv1.ModuleContract, obj map[string]json.Ra
 	if !has(obj, "on_stuck") {
 		m.OnStuck = OnStuckHalfOpen
 	}
+	if m.Orca == nil {
+		m.Orca = &memcontractv1.OrcaOptions{}
+	}
+	if !has(sub(obj, "orca"), "application_utilization") {
+		m.Orca.ApplicationUtilization = UtilizationMemory
+	}
+	if !has(sub(obj, "orca"), "rates") {
+		m.Orca.Rates = RatesCalls
+	}
 	if m.NoncriticalLoggers == nil {
 		m.NoncriticalLoggers = []string{}
 	}
@@ -183,6 +200,26 @@ func applyModuleDefaults(m *memcontractv1.ModuleContract, obj map[string]json.Ra
 	if !has(lobj, "recover_after") {
 		l.RecoverAfter = 5
 	}
+}
+
+// checkOrca validates the modules[i].orca fields the YAML sets, as in Python:
+// application_utilization is "memory" or "none", rates "calls" or
+// "normalized".
+func checkOrca(m *memcontractv1.ModuleContract, obj map[string]json.RawMessage, i int) error {
+	orcaObj := sub(obj, "orca")
+	fields := []struct {
+		key, value string
+		choices    []string
+	}{
+		{"application_utilization", m.GetOrca().GetApplicationUtilization(), []string{UtilizationMemory, UtilizationNone}},
+		{"rates", m.GetOrca().GetRates(), []string{RatesCalls, RatesHeadroom}},
+	}
+	for _, f := range fields {
+		if has(orcaObj, f.key) && f.value != f.choices[0] && f.value != f.choices[1] {
+			return fmt.Errorf("memcontract: modules[%d].orca.%s: expected %s or %s, got %q", i, f.key, f.choices[0], f.choices[1], f.value)
+		}
+	}
+	return nil
 }
 
 func thresholdDefaults(t *memcontractv1.LevelThresholds, obj map[string]json.RawMessage, l1, l2, l3 float64) {
@@ -239,6 +276,9 @@ type CoreMatcher struct {
 // NewCoreMatcher compiles the core-method globs of a module.
 func NewCoreMatcher(globs []string) *CoreMatcher {
 	set := map[string]bool{HealthMethods: true}
+	for _, g := range OutOfBandMethods {
+		set[g] = true
+	}
 	for _, g := range globs {
 		set[g] = true
 	}

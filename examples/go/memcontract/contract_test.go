@@ -31,6 +31,7 @@ func defaultModule(name string) *memcontractv1.ModuleContract {
 		NoncriticalLoggers: []string{},
 		RetryPushbackMs:    1000,
 		OnStuck:            OnStuckHalfOpen,
+		Orca:               &memcontractv1.OrcaOptions{ApplicationUtilization: UtilizationMemory, Rates: RatesCalls},
 	}
 }
 
@@ -74,6 +75,10 @@ modules:
 		}},
 		{"explicit empty core methods", "modules: [{name: api, core_methods: []}]", func(m *memcontractv1.ModuleContract) {
 			m.CoreMethods = nil
+		}},
+		{"orca utilization off", "modules: [{name: api, orca: {application_utilization: none, rates: headroom}}]", func(m *memcontractv1.ModuleContract) {
+			m.Orca.ApplicationUtilization = UtilizationNone
+			m.Orca.Rates = RatesHeadroom
 		}},
 		{"explicit zero pushback and dry run", "modules: [{name: api, retry_pushback_ms: 0, dry_run: true}]", func(m *memcontractv1.ModuleContract) {
 			m.RetryPushbackMs = 0
@@ -182,5 +187,19 @@ func TestLadder(t *testing.T) {
 		if got := l.Observe(tt.heap, tt.rate); got != tt.want {
 			t.Fatalf("sample %d: Observe(%v, %v) = %v, want %v", i, tt.heap, tt.rate, got, tt.want)
 		}
+	}
+}
+
+func TestParseContractYAMLRejectsUnknownOrcaUtilization(t *testing.T) {
+	_, err := ParseContractYAML([]byte("modules: [{name: a}, {name: b, orca: {application_utilization: cpu}}]"))
+	if err == nil || !strings.Contains(err.Error(), `modules[1].orca.application_utilization: expected memory or none, got "cpu"`) {
+		t.Fatalf("ParseContractYAML() error = %v, want one naming modules[1].orca.application_utilization", err)
+	}
+}
+
+func TestParseContractYAMLRejectsUnknownOrcaRates(t *testing.T) {
+	_, err := ParseContractYAML([]byte("modules: [{name: a, orca: {rates: qps}}]"))
+	if err == nil || !strings.Contains(err.Error(), `modules[0].orca.rates: expected calls or headroom, got "qps"`) {
+		t.Fatalf("ParseContractYAML() error = %v", err)
 	}
 }

@@ -47,6 +47,10 @@ type Server struct {
 
 	shed           atomic.Int64
 	invalidHeaders atomic.Int64
+
+	// ORCA's rps_fractional and eps (fleet.go).
+	calls, errors atomic.Int64
+	rates         atomicRates
 }
 
 // NewServer returns a Server reporting the pressure of src under module m's
@@ -106,8 +110,9 @@ func (s *Server) begin(ctx context.Context, method string) (context.Context, Pre
 	}
 	ctx = context.WithValue(ctx, peerKey{}, peerValue{p: peerP, ok: peerOK, invalid: invalid})
 	own := s.source.Pressure()
+	s.countCall()
 	if r := orca.CallMetricsRecorderFromContext(ctx); r != nil {
-		r.SetMemoryUtilization(MemUtilization(own))
+		s.recordLoad(r, own)
 		r.SetNamedMetric(LevelMetricName, float64(own.Level))
 		r.SetNamedMetric(AllocRateRatioMetricName, own.AllocRateRatio)
 	}
@@ -126,6 +131,9 @@ func (s *Server) begin(ctx context.Context, method string) (context.Context, Pre
 }
 
 func (s *Server) done(info CallInfo, err error) {
+	if err != nil {
+		s.countError()
+	}
 	if s.OnCall != nil {
 		info.Code = status.Code(err)
 		s.OnCall(info)

@@ -8,18 +8,28 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..errors import MemcontractError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line on stderr (exit 2), for every subcommand."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
     from .contract_cmd import register as register_contract
     from .probe_cmd import register as register_probe
+    from .top_cmd import register as register_top
 
-    parser = argparse.ArgumentParser(prog="memcontract", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="memcontract", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     register_contract(sub)
     register_probe(sub)
+    register_top(sub)
     return parser
 
 

@@ -54,7 +54,7 @@ class Contract(_message.Message):
     def __init__(self, version: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[ModuleContract, _Mapping]]] = ...) -> None: ...
 
 class ModuleContract(_message.Message):
-    __slots__ = ("name", "max_heap_mb", "alloc_rate_mb_per_sec", "gc_trigger_ratio", "required_gc_pauses_ms", "core_methods", "sample_interval_ms", "ladder", "noncritical_loggers", "retry_pushback_ms", "dry_run", "on_stuck")
+    __slots__ = ("name", "max_heap_mb", "alloc_rate_mb_per_sec", "gc_trigger_ratio", "required_gc_pauses_ms", "core_methods", "sample_interval_ms", "ladder", "noncritical_loggers", "retry_pushback_ms", "dry_run", "on_stuck", "orca")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MAX_HEAP_MB_FIELD_NUMBER: _ClassVar[int]
     ALLOC_RATE_MB_PER_SEC_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class ModuleContract(_message.Message):
     RETRY_PUSHBACK_MS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     ON_STUCK_FIELD_NUMBER: _ClassVar[int]
+    ORCA_FIELD_NUMBER: _ClassVar[int]
     name: str
     max_heap_mb: float
     alloc_rate_mb_per_sec: float
@@ -79,7 +80,16 @@ class ModuleContract(_message.Message):
     retry_pushback_ms: int
     dry_run: bool
     on_stuck: str
-    def __init__(self, name: _Optional[str] = ..., max_heap_mb: _Optional[float] = ..., alloc_rate_mb_per_sec: _Optional[float] = ..., gc_trigger_ratio: _Optional[float] = ..., required_gc_pauses_ms: _Optional[str] = ..., core_methods: _Optional[_Iterable[str]] = ..., sample_interval_ms: _Optional[int] = ..., ladder: _Optional[_Union[Ladder, _Mapping]] = ..., noncritical_loggers: _Optional[_Iterable[str]] = ..., retry_pushback_ms: _Optional[int] = ..., dry_run: _Optional[bool] = ..., on_stuck: _Optional[str] = ...) -> None: ...
+    orca: OrcaOptions
+    def __init__(self, name: _Optional[str] = ..., max_heap_mb: _Optional[float] = ..., alloc_rate_mb_per_sec: _Optional[float] = ..., gc_trigger_ratio: _Optional[float] = ..., required_gc_pauses_ms: _Optional[str] = ..., core_methods: _Optional[_Iterable[str]] = ..., sample_interval_ms: _Optional[int] = ..., ladder: _Optional[_Union[Ladder, _Mapping]] = ..., noncritical_loggers: _Optional[_Iterable[str]] = ..., retry_pushback_ms: _Optional[int] = ..., dry_run: _Optional[bool] = ..., on_stuck: _Optional[str] = ..., orca: _Optional[_Union[OrcaOptions, _Mapping]] = ...) -> None: ...
+
+class OrcaOptions(_message.Message):
+    __slots__ = ("application_utilization", "rates")
+    APPLICATION_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
+    RATES_FIELD_NUMBER: _ClassVar[int]
+    application_utilization: str
+    rates: str
+    def __init__(self, application_utilization: _Optional[str] = ..., rates: _Optional[str] = ...) -> None: ...
 
 class Ladder(_message.Message):
     __slots__ = ("heap", "alloc_rate", "confirm", "recover_after")
@@ -134,3 +144,37 @@ class WatchPressureResponse(_message.Message):
     PRESSURE_FIELD_NUMBER: _ClassVar[int]
     pressure: MemoryPressure
     def __init__(self, pressure: _Optional[_Union[MemoryPressure, _Mapping]] = ...) -> None: ...
+
+class GetAllocationReportRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetAllocationReportResponse(_message.Message):
+    __slots__ = ("report",)
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    report: AllocationReport
+    def __init__(self, report: _Optional[_Union[AllocationReport, _Mapping]] = ...) -> None: ...
+
+class AllocationReport(_message.Message):
+    __slots__ = ("taken_at", "level", "sites", "traced", "examined")
+    TAKEN_AT_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    SITES_FIELD_NUMBER: _ClassVar[int]
+    TRACED_FIELD_NUMBER: _ClassVar[int]
+    EXAMINED_FIELD_NUMBER: _ClassVar[int]
+    taken_at: _timestamp_pb2.Timestamp
+    level: BreachLevel
+    sites: _containers.RepeatedCompositeFieldContainer[AllocationSite]
+    traced: int
+    examined: int
+    def __init__(self, taken_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., level: _Optional[_Union[BreachLevel, str]] = ..., sites: _Optional[_Iterable[_Union[AllocationSite, _Mapping]]] = ..., traced: _Optional[int] = ..., examined: _Optional[int] = ...) -> None: ...
+
+class AllocationSite(_message.Message):
+    __slots__ = ("location", "size_bytes", "blocks")
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    location: str
+    size_bytes: int
+    blocks: int
+    def __init__(self, location: _Optional[str] = ..., size_bytes: _Optional[int] = ..., blocks: _Optional[int] = ...) -> None: ...

@@ -46,6 +46,11 @@ class MemoryPressureServiceStub:
                 request_serializer=memcontract_dot_v1_dot_memcontract__pb2.WatchPressureRequest.SerializeToString,
                 response_deserializer=memcontract_dot_v1_dot_memcontract__pb2.WatchPressureResponse.FromString,
                 _registered_method=True)
+        self.GetAllocationReport = channel.unary_unary(
+                '/memcontract.v1.MemoryPressureService/GetAllocationReport',
+                request_serializer=memcontract_dot_v1_dot_memcontract__pb2.GetAllocationReportRequest.SerializeToString,
+                response_deserializer=memcontract_dot_v1_dot_memcontract__pb2.GetAllocationReportResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryPressureServiceServicer:
@@ -67,6 +72,14 @@ class MemoryPressureServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAllocationReport(self, request, context):
+        """GetAllocationReport returns the latest allocation report (taken on
+        entering level 2 and on entering level 3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryPressureServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +92,11 @@ def add_MemoryPressureServiceServicer_to_server(servicer, server):
                     servicer.WatchPressure,
                     request_deserializer=memcontract_dot_v1_dot_memcontract__pb2.WatchPressureRequest.FromString,
                     response_serializer=memcontract_dot_v1_dot_memcontract__pb2.WatchPressureResponse.SerializeToString,
+            ),
+            'GetAllocationReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAllocationReport,
+                    request_deserializer=memcontract_dot_v1_dot_memcontract__pb2.GetAllocationReportRequest.FromString,
+                    response_serializer=memcontract_dot_v1_dot_memcontract__pb2.GetAllocationReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +155,33 @@ class MemoryPressureService:
             '/memcontract.v1.MemoryPressureService/WatchPressure',
             memcontract_dot_v1_dot_memcontract__pb2.WatchPressureRequest.SerializeToString,
             memcontract_dot_v1_dot_memcontract__pb2.WatchPressureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAllocationReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memcontract.v1.MemoryPressureService/GetAllocationReport',
+            memcontract_dot_v1_dot_memcontract__pb2.GetAllocationReportRequest.SerializeToString,
+            memcontract_dot_v1_dot_memcontract__pb2.GetAllocationReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

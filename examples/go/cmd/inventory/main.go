@@ -117,6 +117,9 @@ func main() {
 	inventoryv1.RegisterInventoryServiceServer(s, &inventory.Service{})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
+	if err := memcontract.RegisterPressureServices(s, srv); err != nil {
+		cli.Fatal(err)
+	}
 
 	port := lis.Addr().(*net.TCPAddr).Port
 	out.Print(map[string]any{"event": "listening", "address": lis.Addr().String(), "port": port})

@@ -289,7 +289,10 @@ type ModuleContract struct {
 	// What level 3 does when usage stops falling while nothing grows (memory retained, not
 	// used): "half_open" (default: admit a growing fraction of non-core calls) or "recycle"
 	// (health NOT_SERVING, drain, exit for a supervisor to restart the process).
-	OnStuck       string `protobuf:"bytes,12,opt,name=on_stuck,json=onStuck,proto3" json:"on_stuck,omitempty"`
+	OnStuck string `protobuf:"bytes,12,opt,name=on_stuck,json=onStuck,proto3" json:"on_stuck,omitempty"`
+	// What the ORCA load report carries for balancers (field 14: 13 is
+	// left to another contract field in flight).
+	Orca          *OrcaOptions `protobuf:"bytes,14,opt,name=orca,proto3" json:"orca,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,6 +411,76 @@ func (x *ModuleContract) GetOnStuck() string {
 	return ""
 }
 
+func (x *ModuleContract) GetOrca() *OrcaOptions {
+	if x != nil {
+		return x.Orca
+	}
+	return nil
+}
+
+// OrcaOptions shape the ORCA load report (endpoint-load-metrics-bin and the
+// OpenRcaService stream) that weighted_round_robin balancers read.
+type OrcaOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What application_utilization reports: "memory" (the usage ratio; the
+	// default when empty) or "none" (not sent, so balancers fall back to
+	// cpu_utilization).
+	ApplicationUtilization string `protobuf:"bytes,1,opt,name=application_utilization,json=applicationUtilization,proto3" json:"application_utilization,omitempty"`
+	// What rps_fractional and eps carry: "calls" (the default when empty: calls
+	// and errors per second over the last sample) or "headroom" (the memory
+	// headroom 1 - usage, at least 0.01, and headroom times the error ratio), so
+	// that weighted_round_robin's weight rps / (utilization + eps / rps *
+	// penalty) is headroom / (usage + error ratio * penalty): memory and errors
+	// only, not the share of traffic the balancer itself last gave the backend.
+	Rates         string `protobuf:"bytes,2,opt,name=rates,proto3" json:"rates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrcaOptions) Reset() {
+	*x = OrcaOptions{}
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrcaOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrcaOptions) ProtoMessage() {}
+
+func (x *OrcaOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrcaOptions.ProtoReflect.Descriptor instead.
+func (*OrcaOptions) Descriptor() ([]byte, []int) {
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *OrcaOptions) GetApplicationUtilization() string {
+	if x != nil {
+		return x.ApplicationUtilization
+	}
+	return ""
+}
+
+func (x *OrcaOptions) GetRates() string {
+	if x != nil {
+		return x.Rates
+	}
+	return ""
+}
+
 // Ladder holds the thresholds of the breach ladder.
 type Ladder struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -425,7 +498,7 @@ type Ladder struct {
 
 func (x *Ladder) Reset() {
 	*x = Ladder{}
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[3]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +510,7 @@ func (x *Ladder) String() string {
 func (*Ladder) ProtoMessage() {}
 
 func (x *Ladder) ProtoReflect() protoreflect.Message {
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[3]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +523,7 @@ func (x *Ladder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ladder.ProtoReflect.Descriptor instead.
 func (*Ladder) Descriptor() ([]byte, []int) {
-	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{3}
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Ladder) GetHeap() *LevelThresholds {
@@ -496,7 +569,7 @@ type LevelThresholds struct {
 
 func (x *LevelThresholds) Reset() {
 	*x = LevelThresholds{}
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[4]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +581,7 @@ func (x *LevelThresholds) String() string {
 func (*LevelThresholds) ProtoMessage() {}
 
 func (x *LevelThresholds) ProtoReflect() protoreflect.Message {
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[4]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +594,7 @@ func (x *LevelThresholds) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelThresholds.ProtoReflect.Descriptor instead.
 func (*LevelThresholds) Descriptor() ([]byte, []int) {
-	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{4}
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LevelThresholds) GetLevel1() float64 {
@@ -560,7 +633,7 @@ type LevelCounts struct {
 
 func (x *LevelCounts) Reset() {
 	*x = LevelCounts{}
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[5]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +645,7 @@ func (x *LevelCounts) String() string {
 func (*LevelCounts) ProtoMessage() {}
 
 func (x *LevelCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[5]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +658,7 @@ func (x *LevelCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelCounts.ProtoReflect.Descriptor instead.
 func (*LevelCounts) Descriptor() ([]byte, []int) {
-	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{5}
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LevelCounts) GetLevel1() uint32 {
@@ -618,7 +691,7 @@ type GetPressureRequest struct {
 
 func (x *GetPressureRequest) Reset() {
 	*x = GetPressureRequest{}
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[6]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +703,7 @@ func (x *GetPressureRequest) String() string {
 func (*GetPressureRequest) ProtoMessage() {}
 
 func (x *GetPressureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[6]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +716,7 @@ func (x *GetPressureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPressureRequest.ProtoReflect.Descriptor instead.
 func (*GetPressureRequest) Descriptor() ([]byte, []int) {
-	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{6}
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{7}
 }
 
 // GetPressureResponse carries the current pressure.
@@ -657,7 +730,7 @@ type GetPressureResponse struct {
 
 func (x *GetPressureResponse) Reset() {
 	*x = GetPressureResponse{}
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[7]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +742,7 @@ func (x *GetPressureResponse) String() string {
 func (*GetPressureResponse) ProtoMessage() {}
 
 func (x *GetPressureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[7]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +755,7 @@ func (x *GetPressureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPressureResponse.ProtoReflect.Descriptor instead.
 func (*GetPressureResponse) Descriptor() ([]byte, []int) {
-	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{7}
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetPressureResponse) GetPressure() *MemoryPressure {
@@ -695,8 +768,9 @@ func (x *GetPressureResponse) GetPressure() *MemoryPressure {
 // WatchPressureRequest opens a pressure stream.
 type WatchPressureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Send a message at least this often even without a change, milliseconds;
-	// 0 means the server's sample interval.
+	// Send at most one message per interval, milliseconds: on every sample or
+	// level change, no more often than this. 0 means the server's sample
+	// interval; values below the server's floor are raised to it.
 	IntervalMs    uint32 `protobuf:"varint,1,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -704,7 +778,7 @@ type WatchPressureRequest struct {
 
 func (x *WatchPressureRequest) Reset() {
 	*x = WatchPressureRequest{}
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[8]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +790,7 @@ func (x *WatchPressureRequest) String() string {
 func (*WatchPressureRequest) ProtoMessage() {}
 
 func (x *WatchPressureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[8]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +803,7 @@ func (x *WatchPressureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchPressureRequest.ProtoReflect.Descriptor instead.
 func (*WatchPressureRequest) Descriptor() ([]byte, []int) {
-	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{8}
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchPressureRequest) GetIntervalMs() uint32 {
@@ -750,7 +824,7 @@ type WatchPressureResponse struct {
 
 func (x *WatchPressureResponse) Reset() {
 	*x = WatchPressureResponse{}
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[9]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +836,7 @@ func (x *WatchPressureResponse) String() string {
 func (*WatchPressureResponse) ProtoMessage() {}
 
 func (x *WatchPressureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_memcontract_v1_memcontract_proto_msgTypes[9]
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +849,7 @@ func (x *WatchPressureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchPressureResponse.ProtoReflect.Descriptor instead.
 func (*WatchPressureResponse) Descriptor() ([]byte, []int) {
-	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{9}
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchPressureResponse) GetPressure() *MemoryPressure {
@@ -783,6 +857,237 @@ func (x *WatchPressureResponse) GetPressure() *MemoryPressure {
 		return x.Pressure
 	}
 	return nil
+}
+
+// GetAllocationReportRequest asks for the latest allocation report.
+type GetAllocationReportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAllocationReportRequest) Reset() {
+	*x = GetAllocationReportRequest{}
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAllocationReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAllocationReportRequest) ProtoMessage() {}
+
+func (x *GetAllocationReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAllocationReportRequest.ProtoReflect.Descriptor instead.
+func (*GetAllocationReportRequest) Descriptor() ([]byte, []int) {
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{11}
+}
+
+// GetAllocationReportResponse carries the latest allocation report.
+type GetAllocationReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The latest report; unset when the process has not been at level 2 or
+	// above since it started.
+	Report        *AllocationReport `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAllocationReportResponse) Reset() {
+	*x = GetAllocationReportResponse{}
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAllocationReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAllocationReportResponse) ProtoMessage() {}
+
+func (x *GetAllocationReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAllocationReportResponse.ProtoReflect.Descriptor instead.
+func (*GetAllocationReportResponse) Descriptor() ([]byte, []int) {
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetAllocationReportResponse) GetReport() *AllocationReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+// AllocationReport lists the top allocation sites by growth since allocation
+// sampling started (entering level 2).
+type AllocationReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the report was taken.
+	TakenAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=taken_at,json=takenAt,proto3" json:"taken_at,omitempty"`
+	// The level whose entry produced the report (2 or 3).
+	Level BreachLevel `protobuf:"varint,2,opt,name=level,proto3,enum=memcontract.v1.BreachLevel" json:"level,omitempty"`
+	// The sites, largest growth first.
+	Sites []*AllocationSite `protobuf:"bytes,3,rep,name=sites,proto3" json:"sites,omitempty"`
+	// Traces in the tracemalloc snapshot.
+	Traced uint64 `protobuf:"varint,4,opt,name=traced,proto3" json:"traced,omitempty"`
+	// Traces grouped; fewer than traced means the sizes are scaled estimates.
+	Examined      uint64 `protobuf:"varint,5,opt,name=examined,proto3" json:"examined,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllocationReport) Reset() {
+	*x = AllocationReport{}
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllocationReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllocationReport) ProtoMessage() {}
+
+func (x *AllocationReport) ProtoReflect() protoreflect.Message {
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllocationReport.ProtoReflect.Descriptor instead.
+func (*AllocationReport) Descriptor() ([]byte, []int) {
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AllocationReport) GetTakenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TakenAt
+	}
+	return nil
+}
+
+func (x *AllocationReport) GetLevel() BreachLevel {
+	if x != nil {
+		return x.Level
+	}
+	return BreachLevel_BREACH_LEVEL_UNSPECIFIED
+}
+
+func (x *AllocationReport) GetSites() []*AllocationSite {
+	if x != nil {
+		return x.Sites
+	}
+	return nil
+}
+
+func (x *AllocationReport) GetTraced() uint64 {
+	if x != nil {
+		return x.Traced
+	}
+	return 0
+}
+
+func (x *AllocationReport) GetExamined() uint64 {
+	if x != nil {
+		return x.Examined
+	}
+	return 0
+}
+
+// AllocationSite is one source line and what it allocated.
+type AllocationSite struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "path:line", the path relative to the project or site-packages.
+	Location string `protobuf:"bytes,1,opt,name=location,proto3" json:"location,omitempty"`
+	// Growth in bytes since sampling started.
+	SizeBytes uint64 `protobuf:"varint,2,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Growth in allocated blocks since sampling started.
+	Blocks        uint64 `protobuf:"varint,3,opt,name=blocks,proto3" json:"blocks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllocationSite) Reset() {
+	*x = AllocationSite{}
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllocationSite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllocationSite) ProtoMessage() {}
+
+func (x *AllocationSite) ProtoReflect() protoreflect.Message {
+	mi := &file_memcontract_v1_memcontract_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllocationSite.ProtoReflect.Descriptor instead.
+func (*AllocationSite) Descriptor() ([]byte, []int) {
+	return file_memcontract_v1_memcontract_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AllocationSite) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *AllocationSite) GetSizeBytes() uint64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *AllocationSite) GetBlocks() uint64 {
+	if x != nil {
+		return x.Blocks
+	}
+	return 0
 }
 
 var File_memcontract_v1_memcontract_proto protoreflect.FileDescriptor
@@ -805,7 +1110,7 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x10alloc_rate_ratio\x18\t \x01(\x01R\x0eallocRateRatio\"^\n" +
 	"\bContract\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x128\n" +
-	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\xe5\x03\n" +
+	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\x96\x04\n" +
 	"\x0eModuleContract\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\vmax_heap_mb\x18\x02 \x01(\x01R\tmaxHeapMb\x120\n" +
@@ -819,7 +1124,11 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x11retry_pushback_ms\x18\n" +
 	" \x01(\rR\x0fretryPushbackMs\x12\x17\n" +
 	"\adry_run\x18\v \x01(\bR\x06dryRun\x12\x19\n" +
-	"\bon_stuck\x18\f \x01(\tR\aonStuck\"\xd9\x01\n" +
+	"\bon_stuck\x18\f \x01(\tR\aonStuck\x12/\n" +
+	"\x04orca\x18\x0e \x01(\v2\x1b.memcontract.v1.OrcaOptionsR\x04orca\"\\\n" +
+	"\vOrcaOptions\x127\n" +
+	"\x17application_utilization\x18\x01 \x01(\tR\x16applicationUtilization\x12\x14\n" +
+	"\x05rates\x18\x02 \x01(\tR\x05rates\"\xd9\x01\n" +
 	"\x06Ladder\x123\n" +
 	"\x04heap\x18\x01 \x01(\v2\x1f.memcontract.v1.LevelThresholdsR\x04heap\x12>\n" +
 	"\n" +
@@ -841,16 +1150,31 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\vinterval_ms\x18\x01 \x01(\rR\n" +
 	"intervalMs\"S\n" +
 	"\x15WatchPressureResponse\x12:\n" +
-	"\bpressure\x18\x01 \x01(\v2\x1e.memcontract.v1.MemoryPressureR\bpressure*\x92\x01\n" +
+	"\bpressure\x18\x01 \x01(\v2\x1e.memcontract.v1.MemoryPressureR\bpressure\"\x1c\n" +
+	"\x1aGetAllocationReportRequest\"W\n" +
+	"\x1bGetAllocationReportResponse\x128\n" +
+	"\x06report\x18\x01 \x01(\v2 .memcontract.v1.AllocationReportR\x06report\"\xe6\x01\n" +
+	"\x10AllocationReport\x125\n" +
+	"\btaken_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\atakenAt\x121\n" +
+	"\x05level\x18\x02 \x01(\x0e2\x1b.memcontract.v1.BreachLevelR\x05level\x124\n" +
+	"\x05sites\x18\x03 \x03(\v2\x1e.memcontract.v1.AllocationSiteR\x05sites\x12\x16\n" +
+	"\x06traced\x18\x04 \x01(\x04R\x06traced\x12\x1a\n" +
+	"\bexamined\x18\x05 \x01(\x04R\bexamined\"c\n" +
+	"\x0eAllocationSite\x12\x1a\n" +
+	"\blocation\x18\x01 \x01(\tR\blocation\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x02 \x01(\x04R\tsizeBytes\x12\x16\n" +
+	"\x06blocks\x18\x03 \x01(\x04R\x06blocks*\x92\x01\n" +
 	"\vBreachLevel\x12\x1c\n" +
 	"\x18BREACH_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13BREACH_LEVEL_NORMAL\x10\x01\x12\x16\n" +
 	"\x12BREACH_LEVEL_ALERT\x10\x02\x12\x19\n" +
 	"\x15BREACH_LEVEL_DEGRADED\x10\x03\x12\x19\n" +
-	"\x15BREACH_LEVEL_CRITICAL\x10\x042\xcf\x01\n" +
+	"\x15BREACH_LEVEL_CRITICAL\x10\x042\xbf\x02\n" +
 	"\x15MemoryPressureService\x12V\n" +
 	"\vGetPressure\x12\".memcontract.v1.GetPressureRequest\x1a#.memcontract.v1.GetPressureResponse\x12^\n" +
-	"\rWatchPressure\x12$.memcontract.v1.WatchPressureRequest\x1a%.memcontract.v1.WatchPressureResponse0\x01BQZOgithub.com/memcontract/memcontract/examples/go/gen/memcontract/v1;memcontractv1b\x06proto3"
+	"\rWatchPressure\x12$.memcontract.v1.WatchPressureRequest\x1a%.memcontract.v1.WatchPressureResponse0\x01\x12n\n" +
+	"\x13GetAllocationReport\x12*.memcontract.v1.GetAllocationReportRequest\x1a+.memcontract.v1.GetAllocationReportResponseBQZOgithub.com/memcontract/memcontract/examples/go/gen/memcontract/v1;memcontractv1b\x06proto3"
 
 var (
 	file_memcontract_v1_memcontract_proto_rawDescOnce sync.Once
@@ -865,40 +1189,52 @@ func file_memcontract_v1_memcontract_proto_rawDescGZIP() []byte {
 }
 
 var file_memcontract_v1_memcontract_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_memcontract_v1_memcontract_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_memcontract_v1_memcontract_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_memcontract_v1_memcontract_proto_goTypes = []any{
-	(BreachLevel)(0),              // 0: memcontract.v1.BreachLevel
-	(*MemoryPressure)(nil),        // 1: memcontract.v1.MemoryPressure
-	(*Contract)(nil),              // 2: memcontract.v1.Contract
-	(*ModuleContract)(nil),        // 3: memcontract.v1.ModuleContract
-	(*Ladder)(nil),                // 4: memcontract.v1.Ladder
-	(*LevelThresholds)(nil),       // 5: memcontract.v1.LevelThresholds
-	(*LevelCounts)(nil),           // 6: memcontract.v1.LevelCounts
-	(*GetPressureRequest)(nil),    // 7: memcontract.v1.GetPressureRequest
-	(*GetPressureResponse)(nil),   // 8: memcontract.v1.GetPressureResponse
-	(*WatchPressureRequest)(nil),  // 9: memcontract.v1.WatchPressureRequest
-	(*WatchPressureResponse)(nil), // 10: memcontract.v1.WatchPressureResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(BreachLevel)(0),                    // 0: memcontract.v1.BreachLevel
+	(*MemoryPressure)(nil),              // 1: memcontract.v1.MemoryPressure
+	(*Contract)(nil),                    // 2: memcontract.v1.Contract
+	(*ModuleContract)(nil),              // 3: memcontract.v1.ModuleContract
+	(*OrcaOptions)(nil),                 // 4: memcontract.v1.OrcaOptions
+	(*Ladder)(nil),                      // 5: memcontract.v1.Ladder
+	(*LevelThresholds)(nil),             // 6: memcontract.v1.LevelThresholds
+	(*LevelCounts)(nil),                 // 7: memcontract.v1.LevelCounts
+	(*GetPressureRequest)(nil),          // 8: memcontract.v1.GetPressureRequest
+	(*GetPressureResponse)(nil),         // 9: memcontract.v1.GetPressureResponse
+	(*WatchPressureRequest)(nil),        // 10: memcontract.v1.WatchPressureRequest
+	(*WatchPressureResponse)(nil),       // 11: memcontract.v1.WatchPressureResponse
+	(*GetAllocationReportRequest)(nil),  // 12: memcontract.v1.GetAllocationReportRequest
+	(*GetAllocationReportResponse)(nil), // 13: memcontract.v1.GetAllocationReportResponse
+	(*AllocationReport)(nil),            // 14: memcontract.v1.AllocationReport
+	(*AllocationSite)(nil),              // 15: memcontract.v1.AllocationSite
+	(*timestamppb.Timestamp)(nil),       // 16: google.protobuf.Timestamp
 }
 var file_memcontract_v1_memcontract_proto_depIdxs = []int32{
 	0,  // 0: memcontract.v1.MemoryPressure.level:type_name -> memcontract.v1.BreachLevel
-	11, // 1: memcontract.v1.MemoryPressure.sampled_at:type_name -> google.protobuf.Timestamp
+	16, // 1: memcontract.v1.MemoryPressure.sampled_at:type_name -> google.protobuf.Timestamp
 	3,  // 2: memcontract.v1.Contract.modules:type_name -> memcontract.v1.ModuleContract
-	4,  // 3: memcontract.v1.ModuleContract.ladder:type_name -> memcontract.v1.Ladder
-	5,  // 4: memcontract.v1.Ladder.heap:type_name -> memcontract.v1.LevelThresholds
-	5,  // 5: memcontract.v1.Ladder.alloc_rate:type_name -> memcontract.v1.LevelThresholds
-	6,  // 6: memcontract.v1.Ladder.confirm:type_name -> memcontract.v1.LevelCounts
-	1,  // 7: memcontract.v1.GetPressureResponse.pressure:type_name -> memcontract.v1.MemoryPressure
-	1,  // 8: memcontract.v1.WatchPressureResponse.pressure:type_name -> memcontract.v1.MemoryPressure
-	7,  // 9: memcontract.v1.MemoryPressureService.GetPressure:input_type -> memcontract.v1.GetPressureRequest
-	9,  // 10: memcontract.v1.MemoryPressureService.WatchPressure:input_type -> memcontract.v1.WatchPressureRequest
-	8,  // 11: memcontract.v1.MemoryPressureService.GetPressure:output_type -> memcontract.v1.GetPressureResponse
-	10, // 12: memcontract.v1.MemoryPressureService.WatchPressure:output_type -> memcontract.v1.WatchPressureResponse
-	11, // [11:13] is the sub-list for method output_type
-	9,  // [9:11] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	5,  // 3: memcontract.v1.ModuleContract.ladder:type_name -> memcontract.v1.Ladder
+	4,  // 4: memcontract.v1.ModuleContract.orca:type_name -> memcontract.v1.OrcaOptions
+	6,  // 5: memcontract.v1.Ladder.heap:type_name -> memcontract.v1.LevelThresholds
+	6,  // 6: memcontract.v1.Ladder.alloc_rate:type_name -> memcontract.v1.LevelThresholds
+	7,  // 7: memcontract.v1.Ladder.confirm:type_name -> memcontract.v1.LevelCounts
+	1,  // 8: memcontract.v1.GetPressureResponse.pressure:type_name -> memcontract.v1.MemoryPressure
+	1,  // 9: memcontract.v1.WatchPressureResponse.pressure:type_name -> memcontract.v1.MemoryPressure
+	14, // 10: memcontract.v1.GetAllocationReportResponse.report:type_name -> memcontract.v1.AllocationReport
+	16, // 11: memcontract.v1.AllocationReport.taken_at:type_name -> google.protobuf.Timestamp
+	0,  // 12: memcontract.v1.AllocationReport.level:type_name -> memcontract.v1.BreachLevel
+	15, // 13: memcontract.v1.AllocationReport.sites:type_name -> memcontract.v1.AllocationSite
+	8,  // 14: memcontract.v1.MemoryPressureService.GetPressure:input_type -> memcontract.v1.GetPressureRequest
+	10, // 15: memcontract.v1.MemoryPressureService.WatchPressure:input_type -> memcontract.v1.WatchPressureRequest
+	12, // 16: memcontract.v1.MemoryPressureService.GetAllocationReport:input_type -> memcontract.v1.GetAllocationReportRequest
+	9,  // 17: memcontract.v1.MemoryPressureService.GetPressure:output_type -> memcontract.v1.GetPressureResponse
+	11, // 18: memcontract.v1.MemoryPressureService.WatchPressure:output_type -> memcontract.v1.WatchPressureResponse
+	13, // 19: memcontract.v1.MemoryPressureService.GetAllocationReport:output_type -> memcontract.v1.GetAllocationReportResponse
+	17, // [17:20] is the sub-list for method output_type
+	14, // [14:17] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_memcontract_v1_memcontract_proto_init() }
@@ -912,7 +1248,7 @@ func file_memcontract_v1_memcontract_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_memcontract_v1_memcontract_proto_rawDesc), len(file_memcontract_v1_memcontract_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

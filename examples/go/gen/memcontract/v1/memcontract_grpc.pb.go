@@ -23,8 +23,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MemoryPressureService_GetPressure_FullMethodName   = "/memcontract.v1.MemoryPressureService/GetPressure"
-	MemoryPressureService_WatchPressure_FullMethodName = "/memcontract.v1.MemoryPressureService/WatchPressure"
+	MemoryPressureService_GetPressure_FullMethodName         = "/memcontract.v1.MemoryPressureService/GetPressure"
+	MemoryPressureService_WatchPressure_FullMethodName       = "/memcontract.v1.MemoryPressureService/WatchPressure"
+	MemoryPressureService_GetAllocationReport_FullMethodName = "/memcontract.v1.MemoryPressureService/GetAllocationReport"
 )
 
 // MemoryPressureServiceClient is the client API for MemoryPressureService service.
@@ -38,6 +39,9 @@ type MemoryPressureServiceClient interface {
 	GetPressure(ctx context.Context, in *GetPressureRequest, opts ...grpc.CallOption) (*GetPressureResponse, error)
 	// WatchPressure streams the pressure: one message per level change or interval.
 	WatchPressure(ctx context.Context, in *WatchPressureRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPressureResponse], error)
+	// GetAllocationReport returns the latest allocation report (taken on
+	// entering level 2 and on entering level 3).
+	GetAllocationReport(ctx context.Context, in *GetAllocationReportRequest, opts ...grpc.CallOption) (*GetAllocationReportResponse, error)
 }
 
 type memoryPressureServiceClient struct {
@@ -77,6 +81,16 @@ func (c *memoryPressureServiceClient) WatchPressure(ctx context.Context, in *Wat
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MemoryPressureService_WatchPressureClient = grpc.ServerStreamingClient[WatchPressureResponse]
 
+func (c *memoryPressureServiceClient) GetAllocationReport(ctx context.Context, in *GetAllocationReportRequest, opts ...grpc.CallOption) (*GetAllocationReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAllocationReportResponse)
+	err := c.cc.Invoke(ctx, MemoryPressureService_GetAllocationReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MemoryPressureServiceServer is the server API for MemoryPressureService service.
 // All implementations must embed UnimplementedMemoryPressureServiceServer
 // for forward compatibility.
@@ -88,6 +102,9 @@ type MemoryPressureServiceServer interface {
 	GetPressure(context.Context, *GetPressureRequest) (*GetPressureResponse, error)
 	// WatchPressure streams the pressure: one message per level change or interval.
 	WatchPressure(*WatchPressureRequest, grpc.ServerStreamingServer[WatchPressureResponse]) error
+	// GetAllocationReport returns the latest allocation report (taken on
+	// entering level 2 and on entering level 3).
+	GetAllocationReport(context.Context, *GetAllocationReportRequest) (*GetAllocationReportResponse, error)
 	mustEmbedUnimplementedMemoryPressureServiceServer()
 }
 
@@ -103,6 +120,9 @@ func (UnimplementedMemoryPressureServiceServer) GetPressure(context.Context, *Ge
 }
 func (UnimplementedMemoryPressureServiceServer) WatchPressure(*WatchPressureRequest, grpc.ServerStreamingServer[WatchPressureResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchPressure not implemented")
+}
+func (UnimplementedMemoryPressureServiceServer) GetAllocationReport(context.Context, *GetAllocationReportRequest) (*GetAllocationReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAllocationReport not implemented")
 }
 func (UnimplementedMemoryPressureServiceServer) mustEmbedUnimplementedMemoryPressureServiceServer() {}
 func (UnimplementedMemoryPressureServiceServer) testEmbeddedByValue()                               {}
@@ -154,6 +174,24 @@ func _MemoryPressureService_WatchPressure_Handler(srv interface{}, stream grpc.S
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MemoryPressureService_WatchPressureServer = grpc.ServerStreamingServer[WatchPressureResponse]
 
+func _MemoryPressureService_GetAllocationReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAllocationReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MemoryPressureServiceServer).GetAllocationReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MemoryPressureService_GetAllocationReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MemoryPressureServiceServer).GetAllocationReport(ctx, req.(*GetAllocationReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MemoryPressureService_ServiceDesc is the grpc.ServiceDesc for MemoryPressureService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -164,6 +202,10 @@ var MemoryPressureService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPressure",
 			Handler:    _MemoryPressureService_GetPressure_Handler,
+		},
+		{
+			MethodName: "GetAllocationReport",
+			Handler:    _MemoryPressureService_GetAllocationReport_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,189 @@
+package memcontract
+
+import (
+	"context"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/orca"
+
+	memcontractv1 "github.com/memcontract/memcontract/examples/go/gen/memcontract/v1"
+)
+
+// Fleet-wide balancing (SPEC §9b): the ORCA report's application
+// utilization and call rates, and the out-of-band services.
+
+// UtilizationNone is the orca.application_utilization value that leaves
+// application_utilization out of the ORCA report.
+const UtilizationNone = "none"
+
+// UtilizationMemory is the default orca.application_utilization value: the
+// memory usage ratio.
+const UtilizationMemory = "memory"
+
+// RatesCalls and RatesHeadroom are the orca.rates values: calls and errors
+// per second as measured (the default), or the memory headroom and headroom
+// times the error ratio.
+const (
+	RatesCalls    = "calls"
+	RatesHeadroom = "headroom"
+)
+
+// MinWatchInterval is the shortest interval WatchPressure honours.
+const MinWatchInterval = 100 * time.Millisecond
+
+// AppUtilization returns the usage ratio as ORCA's application_utilization:
+// not clamped above (over budget reads above 1), 0 when negative or not
+// finite.
+func AppUtilization(p Pressure) float64 {
+	if math.IsNaN(p.UsageRatio) || math.IsInf(p.UsageRatio, 0) {
+		return 0
+	}
+	return math.Max(p.UsageRatio, 0)
+}
+
+// callRates is one window of the call counters: the counts at its start and
+// the rates of the window before it.
+type callRates struct {
+	at            time.Time
+	calls, errors int64
+	rps, eps      float64
+}
+
+// CallRates returns the calls and errors per second the interceptors counted
+// over the last complete window of sample_interval_ms (ORCA's rps_fractional
+// and eps). A call costs two atomic adds; the rates are recomputed by the
+// first reader after a window ends.
+func (s *Server) CallRates() (rps, eps float64) {
+	now := time.Now()
+	cur := s.rates.Load()
+	window := time.Duration(max(s.module.GetSampleIntervalMs(), 1)) * time.Millisecond
+	if cur != nil && now.Sub(cur.at) < window {
+		return cur.rps, cur.eps
+	}
+	next := &callRates{at: now, calls: s.calls.Load(), errors: s.errors.Load()}
+	if cur != nil {
+		dt := now.Sub(cur.at).Seconds()
+		next.rps = float64(next.calls-cur.calls) / dt
+		next.eps = float64(next.errors-cur.errors) / dt
+	}
+	if !s.rates.CompareAndSwap(cur, next) {
+		next = s.rates.Load()
+	}
+	return next.rps, next.eps
+}
+
+// reportsMemory reports whether application_utilization carries the memory
+// usage ratio (the contract's orca.application_utilization is not "none").
+func (s *Server) reportsMemory() bool {
+	return s.module.GetOrca().GetApplicationUtilization() != UtilizationNone
+}
+
+// recordLoad sets the ORCA metrics of p and the call rates on r.
+func (s *Server) recordLoad(r orca.ServerMetricsRecorder, p Pressure) {
+	r.SetMemoryUtilization(MemUtilization(p))
+	if s.reportsMemory() {
+		r.SetApplicationUtilization(AppUtilization(p))
+	}
+	rps, eps := s.CallRates()
+	if s.module.GetOrca().GetRates() == RatesHeadroom {
+		// The headroom and headroom times the error ratio: the balancer's
+		// weight then depends on memory and errors only (see the proto's
+		// OrcaOptions.rates).
+		h := headroom(p)
+		rps, eps = h, h*errorRatio(rps, eps)
+	}
+	r.SetQPS(rps)
+	r.SetEPS(eps)
+}
+
+// MinHeadroom is the least headroom orca.rates "headroom" reports: a zero
+// rate would make balancers ignore the report.
+const MinHeadroom = 0.01
+
+func headroom(p Pressure) float64 {
+	if math.IsNaN(p.UsageRatio) || math.IsInf(p.UsageRatio, 0) {
+		return 1
+	}
+	return math.Max(1-p.UsageRatio, MinHeadroom)
+}
+
+func errorRatio(rps, eps float64) float64 {
+	if rps <= 0 {
+		return 0
+	}
+	return eps / rps
+}
+
+// ServerMetrics implements orca.ServerMetricsProvider for the out-of-band
+// stream: the same values as the per-call report. (Named metrics are not
+// sent out of band by grpc-go.)
+func (s *Server) ServerMetrics() *orca.ServerMetrics {
+	r := orca.NewServerMetricsRecorder()
+	s.recordLoad(r, s.source.Pressure())
+	return r.ServerMetrics()
+}
+
+// RegisterPressureServices registers on gs the out-of-band services of s:
+// ORCA's OpenRcaService (grpc-go's orca.Register; it reports no more often
+// than every 30 s unless a client asks for longer) and
+// memcontract.v1.MemoryPressureService.
+func RegisterPressureServices(gs grpc.ServiceRegistrar, s *Server) error {
+	if err := orca.Register(gs, orca.ServiceOptions{ServerMetricsProvider: s}); err != nil {
+		return err
+	}
+	memcontractv1.RegisterMemoryPressureServiceServer(gs, &pressureService{server: s})
+	return nil
+}
+
+type pressureService struct {
+	memcontractv1.UnimplementedMemoryPressureServiceServer
+	server *Server
+}
+
+func (ps *pressureService) GetPressure(context.Context, *memcontractv1.GetPressureRequest) (*memcontractv1.GetPressureResponse, error) {
+	return &memcontractv1.GetPressureResponse{Pressure: ps.server.source.Pressure().Proto()}, nil
+}
+
+// WatchPressure sends the pressure at once, then on every new sample or
+// level change, at most once per requested interval (0: the module's
+// sample interval; never below MinWatchInterval).
+func (ps *pressureService) WatchPressure(req *memcontractv1.WatchPressureRequest, stream memcontractv1.MemoryPressureService_WatchPressureServer) error {
+	interval := time.Duration(req.GetIntervalMs()) * time.Millisecond
+	if interval == 0 {
+		interval = time.Duration(ps.server.module.GetSampleIntervalMs()) * time.Millisecond
+	}
+	interval = max(interval, MinWatchInterval)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last Pressure
+	for first := true; ; first = false {
+		p := ps.server.source.Pressure()
+		if first || !p.SampledAt.Equal(last.SampledAt) || p.Level != last.Level {
+			if err := stream.Send(&memcontractv1.WatchPressureResponse{Pressure: p.Proto()}); err != nil {
+				return err
+			}
+			last = p
+		}
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// GetAllocationReport returns an empty response: the Go package keeps no
+// allocation report (Python's guard does).
+func (ps *pressureService) GetAllocationReport(context.Context, *memcontractv1.GetAllocationReportRequest) (*memcontractv1.GetAllocationReportResponse, error) {
+	return &memcontractv1.GetAllocationReportResponse{}, nil
+}
+
+// countCall is called once per call, countError once per failed call.
+func (s *Server) countCall()  { s.calls.Add(1) }
+func (s *Server) countError() { s.errors.Add(1) }
+
+// atomicRates holds the current window of the call counters.
+type atomicRates = atomic.Pointer[callRates]

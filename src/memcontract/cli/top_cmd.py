@@ -1,0 +1,87 @@
+"""``memcontract top TARGET...``: watch services' memory state (implementation: memcontract.top)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from ..errors import MemcontractError
+
+
+class UsageError(MemcontractError):
+    """A bad command line: one message, exit status 2."""
+
+
+def register(sub: Any) -> None:
+    """Add the ``top`` command."""
+    parser = sub.add_parser(
+        "top",
+        help="watch the memory state of services (MemoryPressureService or health trailers)",
+    )
+    parser.add_argument("targets", nargs="+", metavar="TARGET", help="HOST:PORT of a service")
+    parser.add_argument("--once", action="store_true", help="read each target once and exit")
+    parser.add_argument("--json", action="store_true", help="with --once: print JSON, one list")
+    parser.add_argument(
+        "--allocations",
+        action="store_true",
+        help="show allocation reports of targets at level >= 2",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between updates (default 1)"
+    )
+    parser.set_defaults(run=run_top)
+
+
+def run_top(args: argparse.Namespace) -> int:
+    """Check the arguments, then read once (exit 1 if a target is unreachable) or watch."""
+    from ..top import parse_target
+
+    if args.json and not args.once:
+        raise UsageError("top: --json needs --once")
+    if not 0.1 <= args.interval <= 3600:
+        raise UsageError(f"top: --interval must be 0.1..3600 seconds, got {args.interval:g}")
+    try:
+        targets = [parse_target(t) for t in args.targets]
+    except ValueError as err:
+        raise UsageError(f"top: {err}") from None
+    if args.once:
+        return _once(targets, args)
+    return _live(targets, args)
+
+
+def _once(targets: list[str], args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..top import read_once, render_table, state_json
+
+    with ThreadPoolExecutor(min(16, len(targets))) as pool:
+        states = list(pool.map(lambda t: read_once(t, allocations=args.allocations), targets))
+    if args.json:
+        json.dump([state_json(s) for s in states], sys.stdout, indent=2)
+        print()
+    else:
+        from rich.console import Console
+
+        Console().print(render_table(states, allocations=args.allocations))
+    return 1 if any(s.error is not None for s in states) else 0
+
+
+def _live(targets: list[str], args: argparse.Namespace) -> int:
+    from rich.live import Live
+
+    from ..top import Watcher, render_table
+
+    watchers = [
+        Watcher(t, allocations=args.allocations, interval=args.interval).start() for t in targets
+    ]
+    try:
+        with Live(refresh_per_second=4, screen=False) as live:
+            while True:
+                live.update(render_table([w.state for w in watchers], allocations=args.allocations))
+                time.sleep(0.25)
+    finally:
+        for watcher in watchers:
+            watcher.stop()
