@@ -32,6 +32,8 @@ class Inventory(pb_grpc.InventoryServicer):
         bounded = min(request.count, MAX_ROWS)
         _ = [0] * bounded
         _ = bytearray(min(n, 4096))
+        _ = bytearray(min(n, self.limit))
+        _ = bytearray(min(n, request.other))  # expect: MC003
         _ = bytearray(1024)
         _ = [0] * self.size
         _ = list(range(10))

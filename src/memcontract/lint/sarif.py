@@ -17,7 +17,9 @@ from urllib.parse import quote
 from .finding import Finding
 from .registry import BY_CODE
 
-SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SCHEMA = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 VERSION = "2.1.0"
 SRCROOT = "%SRCROOT%"
 INFORMATION_URI = "https://github.com/memcontract/memcontract#lint"

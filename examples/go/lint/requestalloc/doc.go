@@ -14,12 +14,13 @@
 //	func (s *Service) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
 //		buf := make([]byte, req.GetSize())        // reported
 //		n := min(req.GetSize(), 1<<20)
-//		buf = make([]byte, n)                     // bounded by a constant: not reported
+//		buf = make([]byte, n)                     // bounded: not reported
 //
 // A handler is a method shaped like generated gRPC service code: unary
 // (ctx context.Context, req *Req) (*Resp, error), server streaming
 // (req *Req, stream S) error, and client or bidirectional streaming
 // (stream S) error, where what stream.Recv() returns is request data.
 // Request data flows through local variables, conversions, field reads and
-// calls (len(req.Items), int(req.GetCount())); min(x, constant) bounds it.
+// calls (len(req.Items), int(req.GetCount())); min(x, bound) bounds it when
+// the bound is not request data.
 package requestalloc

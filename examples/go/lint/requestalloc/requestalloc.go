@@ -145,8 +145,8 @@ func (h *handler) checkCall(call *ast.CallExpr) {
 }
 
 // isRequestData reports whether e's value derives from the request: it
-// mentions a tainted variable or a stream.Recv() call, outside a
-// min(..., constant) that bounds it.
+// mentions a tainted variable or a stream.Recv() call, outside a min(...)
+// that bounds it.
 func (h *handler) isRequestData(e ast.Expr) bool {
 	info := h.pass.TypesInfo
 	found := false
@@ -156,7 +156,7 @@ func (h *handler) isRequestData(e ast.Expr) bool {
 			return false
 		case *ast.CallExpr:
 			callee := typeutil.Callee(info, n)
-			if lintutil.IsFunc(callee, "", "min") && hasConstant(info, n.Args) {
+			if lintutil.IsFunc(callee, "", "min") && h.hasBound(n.Args) {
 				return false
 			}
 			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && h.stream != nil && sel.Sel.Name == "Recv" {
@@ -174,9 +174,11 @@ func (h *handler) isRequestData(e ast.Expr) bool {
 	return found
 }
 
-func hasConstant(info *types.Info, args []ast.Expr) bool {
+// hasBound reports whether one of min's arguments is not request data (a
+// constant, a setting), which bounds the result.
+func (h *handler) hasBound(args []ast.Expr) bool {
 	for _, a := range args {
-		if tv, ok := info.Types[a]; ok && tv.Value != nil {
+		if !h.isRequestData(a) {
 			return true
 		}
 	}

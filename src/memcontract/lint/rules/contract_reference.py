@@ -61,6 +61,7 @@ class ContractReference:
             message = f"contract file {str(written)!r} not found{where}"
             yield ctx.finding(path_arg, self.code, message)
             return
+        found = _relative(found)
         try:
             Contract.check_file(found)
         except ContractError as err:
@@ -85,6 +86,12 @@ def _literal_module(arg: ast.expr | None) -> str | None:
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
         return arg.value
     return None
+
+
+def _relative(path: Path) -> Path:
+    """``path`` relative to the working directory when inside it (for messages)."""
+    cwd = Path.cwd()
+    return path.relative_to(cwd) if path.is_relative_to(cwd) else path
 
 
 def _search_dirs(ctx: Context) -> list[Path]:

@@ -15,13 +15,14 @@ Example::
     class Inventory(pb_grpc.InventoryServicer):
         def Report(self, request, context):
             rows = [None] * request.rows                      # MC003
-            rows = [None] * min(request.rows, MAX_ROWS)        # bounded by a constant: ok
+            rows = [None] * min(request.rows, MAX_ROWS)        # bounded: ok
 
 A servicer class subclasses a generated ``...Servicer`` (or its name ends in ``Servicer``); its
 public methods take ``(self, request, context)``, and the request is their second parameter.
 Request data flows through local names, loops over it and calls given it
-(``len(request.items)``); ``min(x, CONSTANT)`` bounds it. Checks made before the allocation
-(``if n > MAX: abort``) are not seen: suppress with the reason.
+(``len(request.items)``); ``min(x, bound)`` bounds it when the bound is not request data.
+Checks made before the allocation (``if n > MAX: abort``) are not seen: suppress with the
+reason.
 """
 
 from __future__ import annotations
@@ -133,37 +134,26 @@ def _bindings(node: ast.AST) -> Iterator[tuple[list[ast.expr], ast.expr]]:
 
 
 def _mentions(expr: ast.AST, tainted: frozenset[str] | set[str]) -> bool:
-    """Whether ``expr`` reads a tainted name outside a ``min(..., CONSTANT)`` that bounds it."""
+    """Whether ``expr`` reads a tainted name, outside a ``min(...)`` that bounds it."""
     todo = [expr]
     while todo:
         node = todo.pop()
         if isinstance(node, ast.Name) and node.id in tainted:
             return True
-        if isinstance(node, ast.Lambda) or _is_bounded(node):
+        if isinstance(node, ast.Lambda) or _is_bounded(node, tainted):
             continue
         todo.extend(ast.iter_child_nodes(node))
     return False
 
 
-def _is_bounded(node: ast.AST) -> bool:
+def _is_bounded(node: ast.AST, tainted: frozenset[str] | set[str]) -> bool:
+    """``min(...)`` with an argument that is not request data (a constant, a setting)."""
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
         and node.func.id == "min"
-        and any(_is_constant(a) for a in node.args)
+        and any(not _mentions(a, tainted) for a in node.args)
     )
-
-
-def _is_constant(expr: ast.expr) -> bool:
-    """A literal number, or a name written as a constant (``MAX_ROWS``, ``limits.MAX``)."""
-    if isinstance(expr, ast.Constant):
-        return isinstance(expr.value, int | float)
-    if isinstance(expr, ast.UnaryOp):
-        return _is_constant(expr.operand)
-    if isinstance(expr, ast.BinOp):
-        return _is_constant(expr.left) and _is_constant(expr.right)
-    name = expr.attr if isinstance(expr, ast.Attribute) else getattr(expr, "id", "")
-    return bool(name) and name.isupper()
 
 
 class _Allocation:

@@ -46,6 +46,8 @@ func (s *Service) Get(ctx context.Context, req *GetRequest) (*GetResponse, error
 	bounded := min(req.GetSize(), maxSize)
 	_ = make([]byte, bounded)
 	_ = make([]byte, min(int(req.Size), 4096))
+	_ = make([]byte, min(int(req.Size), s.limit))
+	_ = make([]byte, min(req.Size, req.GetSize())) // want `MC003`
 	_ = make([]byte, 64)
 	_ = make([]byte, s.limit)
 	_ = make(map[string]int, req.Size) // maps are out of scope
