@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from memcontract.lint import lint_paths
-from memcontract.lint.registry import BY_CODE, CODES, resolve
+from memcontract.lint.registry import BY_CODE, CODES, Code, resolve
 from memcontract.lint.sarif import to_sarif
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -258,3 +258,25 @@ def test_fixtures_stay_out_of_pytest_and_ruff() -> None:
     # and they parse (the rules run on them), except where a test says otherwise
     for path in FIXTURES.glob("*.py"):
         ast.parse(path.read_text(encoding="utf-8"))
+
+
+def test_an_empty_sarif_log_is_valid() -> None:
+    log = to_sarif([], tool_version="0.1.0", root=ROOT)
+    jsonschema.Draft4Validator(sarif_schema()).validate(log)
+    assert log["runs"][0]["results"] == [] and log["runs"][0]["tool"]["driver"]["rules"] == []
+
+
+def test_a_redirected_code_still_suppresses_its_successor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old code in a suppression comment keeps working after the rule is renumbered."""
+    old = Code("MC010", "old-request-allocation", "request_allocation", redirect="MC003")
+    monkeypatch.setitem(BY_CODE, old.code, old)
+    src = tmp_path / "svc.py"
+    src.write_text(
+        "class S(pb.SServicer):\n"
+        "    def M(self, request, context):\n"
+        "        return bytearray(request.n)  # memcontract: ignore[MC010] capped upstream\n"
+    )
+    assert resolve("MC010") is BY_CODE["MC003"]
+    assert lint_paths([str(src)]).findings == []
