@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/memcontract lint examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src/memcontract interceptors

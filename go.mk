@@ -1,7 +1,8 @@
 # Go side (examples/go): tools installed with `go install` at pinned versions, generated code,
 # go vet / gofmt / go test. Included by the Makefile; `make test` runs `gotest`.
 #
-#   make gotest     tools, drift check of generated code, buf lint, gofmt, vet, test, binaries
+#   make gotest     tools, drift check of generated code, buf lint, gofmt, vet, test, binaries,
+#                   memcontractlint over examples/go (as go vet's -vettool)
 #   make goproto    regenerate examples/go/gen/ (Go for protos/ and examples/go/proto/,
 #                   Python stubs of the example service under examples/go/gen/python/)
 GO       ?= go
@@ -18,7 +19,7 @@ GOTOOLS := $(GOBIN)/.protoc-gen-go@$(PROTOC_GEN_GO_VERSION) \
            $(GOBIN)/.protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION) \
            $(GOBIN)/.buf@$(BUF_VERSION)
 
-.PHONY: gotest gotools goproto godrift golint govet gounit gobuild
+.PHONY: gotest gotools goproto godrift golint govet gounit gobuild gomclint
 
 gotools: $(GOTOOLS)
 
@@ -61,4 +62,9 @@ gounit:
 gobuild:
 	cd $(GODIR) && $(GO) build -o bin/ ./cmd/...
 
-gotest: godrift golint govet gounit gobuild
+# Dogfood: memcontract's own analyzers over the Go examples; a finding fails the build.
+gomclint:
+	cd $(GODIR) && $(GO) build -o bin/memcontractlint ./cmd/memcontractlint && \
+		$(GO) vet -vettool=$(GOBIN)/memcontractlint ./...
+
+gotest: godrift golint govet gounit gobuild gomclint

@@ -181,14 +181,19 @@ class Contract:
     @classmethod
     def from_yaml(cls, text: str, *, path: str = "<string>", module: str | None = None) -> Contract:
         """Parse and validate contract YAML text (``path`` only names it in errors)."""
-        _y.check_text_size(text, path)
-        walker = _y.Walker(path)
-        root = _y.compose(text, path)
-        if root is None or _is_blank(root):
-            walker.fail("the file is empty; expected a mapping with a 'modules' list", None, None)
-        version, modules, modules_key = _parse_root(walker, root)
+        walker, version, modules, modules_key = _parse_text(text, path)
         selected = _select(walker, modules, modules_key, module)
         return cls(version, modules, selected, None if path == "<string>" else path)
+
+    @staticmethod
+    def check_file(path: str | os.PathLike[str]) -> tuple[ModuleContract, ...]:
+        """Validate a contract file without selecting a module; return its modules.
+
+        The errors are :meth:`load`'s, except that a file of several modules needs no
+        ``module=`` (``memcontract lint`` checks every contract file it finds this way).
+        """
+        name = os.fspath(path)
+        return _parse_text(_y.read_file(name), name)[2]
 
     def to_proto(self) -> memcontract_pb2.Contract:
         """The contract as a ``memcontract.v1.Contract`` message, defaults filled in."""
@@ -213,6 +218,17 @@ _LEVEL_KEYS = ("level1", "level2", "level3")
 _ORCA_KEYS = tuple(f.name for f in fields(OrcaOptions))
 
 _Parser = Callable[[_y.Walker, yaml.Node, str], object]
+
+
+def _parse_text(
+    text: str, path: str
+) -> tuple[_y.Walker, str, tuple[ModuleContract, ...], yaml.Node]:
+    _y.check_text_size(text, path)
+    walker = _y.Walker(path)
+    root = _y.compose(text, path)
+    if root is None or _is_blank(root):
+        walker.fail("the file is empty; expected a mapping with a 'modules' list", None, None)
+    return (walker, *_parse_root(walker, root))
 
 
 def _is_blank(root: yaml.Node) -> bool:

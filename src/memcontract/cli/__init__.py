@@ -22,6 +22,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     from .contract_cmd import register as register_contract
+    from .lint_cmd import register as register_lint
     from .probe_cmd import register as register_probe
     from .top_cmd import register as register_top
 
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     register_contract(sub)
     register_probe(sub)
     register_top(sub)
+    register_lint(sub)
     return parser
 
 

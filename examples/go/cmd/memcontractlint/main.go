@@ -1,0 +1,29 @@
+// Command memcontractlint runs memcontract's analyzers: gRPC servers built
+// without memcontract's server options (MC001, serverwiring) and allocations
+// sized by request data in handlers (MC003, requestalloc).
+//
+// Standalone, on package patterns:
+//
+//	memcontractlint ./...
+//
+// As a vet tool (the go command builds and caches the analysis per package):
+//
+//	go build -o bin/memcontractlint ./cmd/memcontractlint
+//	go vet -vettool=$(pwd)/bin/memcontractlint ./...
+//
+// A finding is suppressed by fixing it, or with a comment on the line above
+// or at the end of the line, which must give a reason:
+//
+//	buf := make([]byte, req.GetSize()) //memcontract:ignore MC003 size checked by the caller
+package main
+
+import (
+	"golang.org/x/tools/go/analysis/multichecker"
+
+	"github.com/memcontract/memcontract/examples/go/lint/requestalloc"
+	"github.com/memcontract/memcontract/examples/go/lint/serverwiring"
+)
+
+func main() {
+	multichecker.Main(serverwiring.Analyzer, requestalloc.Analyzer)
+}
