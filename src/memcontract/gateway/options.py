@@ -169,7 +169,8 @@ def load_config(path: str) -> dict[str, Any]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise GatewayConfigError(f"{path}{line}: not valid YAML: {err}") from None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise GatewayConfigError(f"{path}{line}: not valid YAML: {problem}") from None
     if root is None:
         return {}
     if not isinstance(root, yaml.MappingNode):
