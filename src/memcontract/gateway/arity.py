@@ -79,13 +79,15 @@ class Arities:
             raise GatewayConfigError(f"descriptor_sets: {path}: {err}") from None
         self.add_files(fds.file)
 
-    def learn_from(self, channel: grpc.Channel, target: str, timeout: float) -> bool:
-        """Record the methods an upstream's server reflection lists; False (logged) when it
-        cannot be asked."""
+    def learn_from(
+        self, channel: grpc.Channel, target: str, timeout: float, *, quiet: bool = False
+    ) -> bool:
+        """Record the methods an upstream's server reflection lists; False when it cannot be
+        asked (logged as a warning unless ``quiet``, then at debug level)."""
         try:
             self.add_files(_reflected_files(channel, timeout))
         except grpc.RpcError as err:
-            log.warning(
+            (log.debug if quiet else log.warning)(
                 "memcontract gateway: no reflection from %s (%s): its methods go as raw streams",
                 target,
                 err.code() if hasattr(err, "code") else err,

@@ -46,9 +46,11 @@ HOP_BY_HOP = frozenset(
 )
 _MEMORY_PREFIX = "x-memory-"
 # A routing weight per reported level (scaled by 1.05 - usage): level 2 gets about 1 call in 40
-# next to a calm upstream, enough to notice its recovery; level 3 (blocked) none.
-_LEVEL_WEIGHT = (1.0, 0.6, 0.15, 0.0)
+# next to a calm upstream, enough to notice its recovery. Level 3 gets none while its pushback
+# lasts (weight 0: blocked), then a trickle of probes until it reports again.
+_LEVEL_WEIGHT = (1.0, 0.6, 0.15, 0.05)
 _REWEIGH_S = 0.1
+_MAX_METHODS = 4096  # bounds the callables cache against clients inventing method names
 
 
 class Upstream:
@@ -61,12 +63,13 @@ class Upstream:
         self.side = side
         self.calls = 0
         """Calls sent to this upstream (for tests and the exit line)."""
-        self._callables: dict[tuple[str, int], Any] = {}
+        self._callables: tuple[dict[str, Any], ...] = ({}, {}, {}, {})
 
     def callable(self, method: str, kind: int) -> Any:
         """The channel's raw (no serializer) multicallable for ``method``: ``kind`` 0 unary-unary,
         1 unary-stream, 2 stream-unary, 3 stream-stream."""
-        found = self._callables.get((method, kind))
+        known = self._callables[kind]
+        found = known.get(method)
         if found is None:
             make = (
                 self.channel.unary_unary,
@@ -74,7 +77,9 @@ class Upstream:
                 self.channel.stream_unary,
                 self.channel.stream_stream,
             )[kind]
-            found = self._callables[(method, kind)] = make(method)
+            if len(known) >= _MAX_METHODS:
+                known.clear()
+            found = known[method] = make(method)
         return found
 
     def pressure(self) -> Pressure | None:
@@ -104,7 +109,7 @@ class Director:
             raise ValueError("a director needs at least one upstream")
         self.upstreams = tuple(upstreams)
         self.trust = trust
-        self._telemetry = telemetry
+        self.telemetry = telemetry
         self._clock = clock
         self._single = self.upstreams[0] if len(self.upstreams) == 1 else None
         self._weights = [1.0] * len(self.upstreams)
@@ -146,17 +151,17 @@ class Director:
             return 1.0
         return _LEVEL_WEIGHT[int(p.level)] * max(0.05, 1.05 - p.usage_ratio)
 
-    def outgoing(self, context: Any) -> tuple[tuple[str, str | bytes], ...]:
+    def outgoing(self, context: Any) -> list[tuple[str, str | bytes]]:
         """The client's request metadata as sent upstream: hop-by-hop keys dropped, and
         ``x-memory-*`` keys dropped too unless the client is trusted (SPEC §7)."""
         pairs = context.invocation_metadata()
-        forwarded = tuple((k, v) for k, v in pairs if k not in HOP_BY_HOP)
+        forwarded = [(k, v) for k, v in pairs if k not in HOP_BY_HOP]
         if self.trust.trust_all or not any(k.startswith(_MEMORY_PREFIX) for k, _ in forwarded):
             return forwarded
         if self.trust.trusts(context.peer(), _identities(context)):
             return forwarded
-        self._telemetry.add(UNTRUSTED_PEERS, 1)
-        return tuple((k, v) for k, v in forwarded if not k.startswith(_MEMORY_PREFIX))
+        self.telemetry.add(UNTRUSTED_PEERS, 1)
+        return [(k, v) for k, v in forwarded if not k.startswith(_MEMORY_PREFIX)]
 
 
 def _identities(context: Any) -> list[str]:

@@ -39,7 +39,8 @@ from .options import GatewayConfigError, GatewayOptions
 from .pump import Pump
 
 Printer = Callable[[dict[str, Any]], None]
-_RELEARN_S = 5.0
+_RELEARN_S = 5.0  # first retry of an upstream's reflection; doubled up to _RELEARN_MAX_S
+_RELEARN_MAX_S = 300.0
 
 
 def print_line(line: dict[str, Any]) -> None:
@@ -85,6 +86,9 @@ def _channel_options(options: GatewayOptions) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", options.max_response_bytes),
         # Each worker dials its own connections; do not share subchannels across channels.
         ("grpc.use_local_subchannel_pool", 1),
+        # A proxy does not retry for its clients (they decide); without retries grpc keeps no
+        # per-call retry state (buffered messages), which costs CPU on every call.
+        ("grpc.enable_retries", 0),
     ]
     if options.upstream_server_name:
         out.append(("grpc.ssl_target_name_override", options.upstream_server_name))
@@ -108,7 +112,7 @@ def _aio_channel(options: GatewayOptions, target: str) -> grpc.aio.Channel:
     return grpc.aio.secure_channel(target, creds, options=_channel_options(options))
 
 
-def _learn(options: GatewayOptions, arities: Arities, target: str) -> bool:
+def _learn(options: GatewayOptions, arities: Arities, target: str, quiet: bool = False) -> bool:
     # Reflection with a sync channel, run in a thread: start-up only, never per call.
     creds = _upstream_credentials(options)
     opts = _channel_options(options)
@@ -118,7 +122,7 @@ def _learn(options: GatewayOptions, arities: Arities, target: str) -> bool:
         else grpc.secure_channel(target, creds, options=opts)
     )
     with channel:
-        return arities.learn_from(channel, target, options.reflection_timeout_s)
+        return arities.learn_from(channel, target, options.reflection_timeout_s, quiet=quiet)
 
 
 class Gateway:
@@ -206,10 +210,12 @@ class Gateway:
             task.add_done_callback(self._tasks.discard)
 
     async def _relearn(self, targets: list[str]) -> None:
+        pause = _RELEARN_S
         while targets:
-            await asyncio.sleep(_RELEARN_S)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _RELEARN_MAX_S)
             for target in list(targets):
-                if await asyncio.to_thread(_learn, self.options, self.arities, target):
+                if await asyncio.to_thread(_learn, self.options, self.arities, target, True):
                     targets.remove(target)
                     self.handler.forget()
 
