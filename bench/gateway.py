@@ -100,6 +100,30 @@ async def _child() -> None:
         await server.stop(0)
 
 
+async def _minimal_proxy(upstream: str) -> None:
+    # The reference point of the issue: an arity-aware unary aio proxy with nothing else (no
+    # metadata filtering, no headers, no deadline, no pressure logic). Port on stdout.
+    channel = grpc.aio.insecure_channel(upstream)
+    forward = channel.unary_unary("/bench.Echo/Echo")
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        call = forward(request, metadata=context.invocation_metadata())
+        response: bytes = await call
+        context.set_trailing_metadata(tuple(await call.trailing_metadata()))
+        return response
+
+    server = grpc.aio.server()
+    handler = grpc.unary_unary_rpc_method_handler(echo)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(json.dumps({"port": port}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await server.stop(0)
+
+
 def echo_descriptor_set(path: Path) -> None:
     """A FileDescriptorSet naming bench.Echo's arities (for ``--descriptor-set``)."""
     file = descriptor_pb2.FileDescriptorProto(name="bench.proto", package="bench", syntax="proto3")
@@ -260,12 +284,15 @@ async def run(args: argparse.Namespace) -> None:
         reporting = f"127.0.0.1:{echo.first['reporting']}"
         gw, gw_addr = start_gateway(reporting, contract, "--descriptor-set", str(descriptors))
         naive, naive_addr = start_gateway(reporting, contract, "--reflection-timeout-s", "0")
-        procs += [gw, naive]
+        minimal = Proc([sys.executable, __file__, "--minimal-proxy", reporting])
+        minimal_addr = f"127.0.0.1:{minimal.first['port']}"
+        procs += [gw, naive, minimal]
         # variant -> (address, workload, processes whose CPU counts)
         variants: dict[str, tuple[str, str, dict[str, Proc]]] = {
             "direct": (bare, "echo-unary", {"upstream": echo}),
             "gateway": (gw_addr, "echo-unary", {"gateway": gw}),
             "naive-bidi": (naive_addr, "echo-unary", {"gateway": naive}),
+            "minimal-proxy": (minimal_addr, "echo-unary", {"gateway": minimal}),
             "direct-stream": (bare, "echo-stream", {"upstream": echo}),
             "gateway-stream": (gw_addr, "echo-stream", {"gateway": gw}),
         }
@@ -310,14 +337,21 @@ def _med(rows: list[dict[str, float]], key: str) -> float:
 
 def report(results: dict[str, list[dict[str, float]]]) -> None:
     """Print the table and the verdicts."""
-    direct = results["direct"]
-    floors = [d["upstream"] + d["client"] for d in direct]
-    floor = statistics.median(floors)
-    print(f"floor (bare aio server + bare aio client, direct, c=32): {floor:.0f} µs/call")
+    # The floor of each shape: the bare aio server + bare aio client, direct, per call.
+    floors = {
+        shape: [d["upstream"] + d["client"] for d in results[base]]
+        for shape, base in (("unary", "direct"), ("stream", "direct-stream"))
+    }
+    for shape, values in floors.items():
+        print(
+            f"floor {shape} (bare aio server + bare aio client, direct, c=32): "
+            f"{statistics.median(values):.0f} µs/call"
+        )
     print(f"{'variant':<20}{'p50 µs':>9}{'added p50 µs':>14}{'cpu/call µs':>13}{'x floor':>9}")
     pairs = {
         "gateway": "direct",
         "naive-bidi": "direct",
+        "minimal-proxy": "direct",
         "gateway-stream": "direct-stream",
         "go-gateway": "go-direct",
         "go-gateway-stream": "go-direct-stream",
@@ -334,7 +368,8 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
         added = statistics.median(
             v["p50"] - b["p50"] for v, b in zip(rows, results[base], strict=True)
         )
-        ratio = statistics.median(v["gateway"] / f for v, f in zip(rows, floors, strict=True))
+        floor = floors["stream" if name.endswith("stream") else "unary"]
+        ratio = statistics.median(v["gateway"] / f for v, f in zip(rows, floor, strict=True))
         cpu = _med(rows, "gateway")
         print(f"{name:<20}{_med(rows, 'p50'):>9.0f}{added:>14.0f}{cpu:>13.0f}{ratio:>9.2f}")
         verdicts[name] = (added, ratio)
@@ -355,9 +390,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 rounds x 0.5 s")
     parser.add_argument("--no-go", action="store_true", help="skip the Go upstream")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--minimal-proxy", metavar="UPSTREAM", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         asyncio.run(_child())
+        return
+    if args.minimal_proxy:
+        asyncio.run(_minimal_proxy(args.minimal_proxy))
         return
     if args.quick:
         args.rounds, args.seconds = 2, 0.5

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import grpc
 import grpc.aio
@@ -31,6 +31,19 @@ from .director import Director, Upstream, edge_shed_trailers
 
 Behavior = Callable[[Any, Any], Awaitable[Any]]
 _EOF = grpc.aio.EOF
+
+
+class _Shed(NamedTuple):
+    """A call answered at the gateway: its trailers and status details."""
+
+    trailers: Any
+    details: str
+
+    async def abort(self, context: Any) -> NoReturn:
+        # aio's abort sends at once: the trailers go first
+        context.set_trailing_metadata(self.trailers)
+        await context.abort(SHED_CODE, self.details)
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 
 class Pump:
@@ -47,6 +60,9 @@ class Pump:
         self.own = own
         self.edge_sheds = 0
         """Calls shed at the gateway because their upstream reports level 3."""
+        # Upstreams resend the same trailers until their sampler runs again: the last merge
+        # (their trailers, our keys, the result) is reused while both are unchanged.
+        self._last_merge: tuple[Any, Any, Any] = ((), (), ())
 
     def behavior(self, method: str, arity: Arity) -> Behavior:
         """The coroutine forwarding calls of ``method`` (request first, then the context)."""
@@ -60,24 +76,24 @@ class Pump:
 
     # -- per call ----------------------------------------------------------------------------
 
-    async def _admit(self, method: str, context: Any) -> Upstream:
+    def _route(self, method: str) -> Upstream | _Shed:
         # The gateway's own level 3 first, then its upstream's: neither shed call goes anywhere.
+        # (Plain function: the common path costs no coroutine.)
         own = self.own
         if own is not None:
             snapshot = own.guard.snapshot
             if snapshot.critical and own.sheds(snapshot, method):
-                context.set_trailing_metadata(snapshot.shed_trailers)
-                await context.abort(SHED_CODE, f"memcontract gateway: {snapshot.shed_details}")
+                details = f"memcontract gateway: {snapshot.shed_details}"
+                return _Shed(snapshot.shed_trailers, details)
         upstream = self.director.pick()
         side = upstream.side
         if side.blocked_until and side.fails_fast(method):
             self.edge_sheds += 1
-            context.set_trailing_metadata(edge_shed_trailers(upstream))
-            await context.abort(
-                SHED_CODE,
+            details = (
                 f"memcontract gateway: upstream {upstream.target} reports memory level 3; "
-                "call not forwarded",
+                "call not forwarded"
             )
+            return _Shed(edge_shed_trailers(upstream), details)
         upstream.calls += 1
         return upstream
 
@@ -85,7 +101,12 @@ class Pump:
         pairs = tuple(trailers or ())
         upstream.side.record(pairs)
         if self.own is not None:
-            pairs = merged(pairs, self.own.guard.snapshot.trailing_metadata)
+            ours = self.own.guard.snapshot.trailing_metadata
+            theirs, last_ours, result = self._last_merge
+            if ours is not last_ours or pairs != theirs:
+                result = merged(pairs, ours)
+                self._last_merge = (pairs, ours, result)
+            pairs = result
         if pairs:
             context.set_trailing_metadata(pairs)
 
@@ -107,7 +128,9 @@ class Pump:
         director = self.director
 
         async def unary_unary(request: bytes, context: Any) -> bytes:
-            upstream = await self._admit(method, context)
+            upstream = self._route(method)
+            if isinstance(upstream, _Shed):
+                await upstream.abort(context)
             call = upstream.callable(method, 0)(
                 request, metadata=director.outgoing(context), timeout=context.time_remaining()
             )
@@ -134,7 +157,9 @@ class Pump:
         response_streaming = arity.value[1]
 
         async def stream(request: bytes | AsyncIterator[bytes], context: Any) -> Any:
-            upstream = await self._admit(method, context)
+            upstream = self._route(method)
+            if isinstance(upstream, _Shed):
+                await upstream.abort(context)
             call = upstream.callable(method, kind)(
                 request, metadata=director.outgoing(context), timeout=context.time_remaining()
             )
