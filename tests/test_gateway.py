@@ -144,6 +144,21 @@ def test_unknown_arity_goes_as_raw_bidi(go_bin: Path, tmp_path: Path) -> None:
             assert comparable(via) == comparable(direct), method
 
 
+def test_max_message_sizes_are_enforced_each_way(go_bin: Path) -> None:
+    # GetItem's answer carries the SKU back: about as large as the request.
+    with inventory(go_bin) as up:
+        with gateway(up.address, flags=("--max-request-bytes", "1000")) as gw:
+            assert relay(go_bin, gw.address, "get", "-sku", "s" * 900)["code"] == "OK"
+            big = relay(go_bin, gw.address, "get", "-sku", "s" * 1100)
+            assert big["code"] == "RESOURCE_EXHAUSTED", big  # refused before forwarding
+        assert stopped(gw)["calls"][up.address] == 1
+        with gateway(up.address, flags=("--max-response-bytes", "1000")) as gw:
+            assert relay(go_bin, gw.address, "get", "-sku", "s" * 900)["code"] == "OK"
+            big = relay(go_bin, gw.address, "get", "-sku", "s" * 1100)
+            assert big["code"] == "RESOURCE_EXHAUSTED", big  # the answer was too large
+        assert stopped(gw)["calls"][up.address] == 2
+
+
 def test_deadline_and_cancellation_reach_the_upstream(go_bin: Path) -> None:
     with inventory(go_bin) as up, gateway(up.address) as gw:
         via = relay(go_bin, gw.address, "get", "-timeout", "3s")
@@ -328,8 +343,13 @@ async def _drain(server: GoServer, address: str) -> list[int]:
         request = inventory_pb2.ListItemsRequest(count=2, interval_ms=1500)
         in_flight = [stub.ListItems(request, timeout=60) for _ in range(20)]
         await asyncio.gather(*(c.initial_metadata() for c in in_flight))
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        serving = health_pb2.HealthCheckResponse
+        assert (await watch.read()).status == serving.SERVING
         assert server.proc is not None
         server.proc.send_signal(signal.SIGTERM)
+        assert (await watch.read()).status == serving.NOT_SERVING  # while it drains
+        watch.cancel()
         return [len([m async for m in c]) for c in in_flight]
 
 
