@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 GODIR = REPO / "examples" / "go"
 GO_CONTRACT = GODIR / "contracts" / "memory_contract.yaml"
 REQUIRE_ENV = "MEMCONTRACT_REQUIRE_GO"
-BINARIES = ("inventory", "order", "vectorenc", "contractdump", "wrrclient")
+BINARIES = ("inventory", "order", "vectorenc", "contractdump", "wrrclient", "relayclient")
 BUILD_TIMEOUT = 600.0
 
 

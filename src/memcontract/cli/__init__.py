@@ -23,6 +23,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     from .contract_cmd import register as register_contract
     from .lint_cmd import register as register_lint
+    from .gateway_cmd import register as register_gateway
     from .probe_cmd import register as register_probe
     from .top_cmd import register as register_top
 
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     register_probe(sub)
     register_top(sub)
     register_lint(sub)
+    register_gateway(sub)
     return parser
 
 

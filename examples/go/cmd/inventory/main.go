@@ -13,6 +13,9 @@
 //	{"event":"pressure","pressure":{...}}       (after each -control-stdin line)
 //	{"event":"stopped","calls":3,"shed":1,"invalid":0}               (on SIGTERM)
 //
+// It registers health and server reflection (grpcurl ADDR list works); with
+// -tls-cert and -tls-key it serves TLS.
+//
 // With -control-stdin, each line read from stdin is a JSON object
 // {"usage_ratio":0.97,"level":3,"alloc_rate_ratio":2.5} (level optional: from
 // the ladder's thresholds) that replaces the reported pressure.
@@ -32,8 +35,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	inventoryv1 "github.com/memcontract/memcontract/examples/go/gen/inventory/v1"
 	memcontractv1 "github.com/memcontract/memcontract/examples/go/gen/memcontract/v1"
@@ -77,6 +82,8 @@ func main() {
 		listen       = flag.String("listen", "127.0.0.1:0", "address to listen on (loopback only)")
 		controlStdin = flag.Bool("control-stdin", false, "read pressure overrides as JSON lines from stdin")
 		grace        = flag.Duration("grace", 5*time.Second, "time to drain in-flight calls on SIGTERM")
+		tlsCert      = flag.String("tls-cert", "", "PEM certificate to serve TLS with (with -tls-key)")
+		tlsKey       = flag.String("tls-key", "", "PEM private key of -tls-cert")
 	)
 	f.Register(flag.CommandLine, "inventory")
 	flag.Parse()
@@ -113,13 +120,22 @@ func main() {
 	if err != nil {
 		cli.Fatal(err)
 	}
-	s := grpc.NewServer(srv.ServerOptions()...)
+	opts := srv.ServerOptions()
+	if *tlsCert != "" || *tlsKey != "" {
+		creds, err := credentials.NewServerTLSFromFile(*tlsCert, *tlsKey)
+		if err != nil {
+			cli.Fatal(err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	s := grpc.NewServer(opts...)
 	inventoryv1.RegisterInventoryServiceServer(s, &inventory.Service{})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
 	if err := memcontract.RegisterPressureServices(s, srv); err != nil {
 		cli.Fatal(err)
 	}
+	reflection.Register(s)
 
 	port := lis.Addr().(*net.TCPAddr).Port
 	out.Print(map[string]any{"event": "listening", "address": lis.Addr().String(), "port": port})

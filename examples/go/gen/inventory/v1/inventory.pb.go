@@ -267,7 +267,9 @@ func (x *GetItemResponse) GetCaller() *CallerPressure {
 type ListItemsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Number of items to stream.
-	Count         int32 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	Count int32 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// Pause before each item, milliseconds (ends early when the call does).
+	IntervalMs    int32 `protobuf:"varint,2,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -305,6 +307,13 @@ func (*ListItemsRequest) Descriptor() ([]byte, []int) {
 func (x *ListItemsRequest) GetCount() int32 {
 	if x != nil {
 		return x.Count
+	}
+	return 0
+}
+
+func (x *ListItemsRequest) GetIntervalMs() int32 {
+	if x != nil {
+		return x.IntervalMs
 	}
 	return 0
 }
@@ -474,6 +483,116 @@ func (x *ReserveResponse) GetCaller() *CallerPressure {
 	return nil
 }
 
+// ExchangeRequest is one message of a bidirectional exchange.
+type ExchangeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stock-keeping unit of the item.
+	Sku string `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	// Units asked for.
+	Quantity      int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeRequest) Reset() {
+	*x = ExchangeRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeRequest) ProtoMessage() {}
+
+func (x *ExchangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeRequest.ProtoReflect.Descriptor instead.
+func (*ExchangeRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExchangeRequest) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *ExchangeRequest) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+// ExchangeResponse answers one ExchangeRequest.
+type ExchangeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item asked for, with the quantity asked.
+	Item *Item `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
+	// The caller's pressure as the handler saw it.
+	Caller        *CallerPressure `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeResponse) Reset() {
+	*x = ExchangeResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeResponse) ProtoMessage() {}
+
+func (x *ExchangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeResponse.ProtoReflect.Descriptor instead.
+func (*ExchangeResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ExchangeResponse) GetItem() *Item {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *ExchangeResponse) GetCaller() *CallerPressure {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 // PingRequest is a liveness probe.
 type PingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -483,7 +602,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +614,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +627,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{8}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{10}
 }
 
 // PingResponse answers a liveness probe.
@@ -522,7 +641,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +653,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +666,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{9}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PingResponse) GetCaller() *CallerPressure {
@@ -576,9 +695,11 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\"o\n" +
 	"\x0fGetItemResponse\x12&\n" +
 	"\x04item\x18\x01 \x01(\v2\x12.inventory.v1.ItemR\x04item\x124\n" +
-	"\x06caller\x18\x02 \x01(\v2\x1c.inventory.v1.CallerPressureR\x06caller\"(\n" +
+	"\x06caller\x18\x02 \x01(\v2\x1c.inventory.v1.CallerPressureR\x06caller\"I\n" +
 	"\x10ListItemsRequest\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\x05R\x05count\"q\n" +
+	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x1f\n" +
+	"\vinterval_ms\x18\x02 \x01(\x05R\n" +
+	"intervalMs\"q\n" +
 	"\x11ListItemsResponse\x12&\n" +
 	"\x04item\x18\x01 \x01(\v2\x12.inventory.v1.ItemR\x04item\x124\n" +
 	"\x06caller\x18\x02 \x01(\v2\x1c.inventory.v1.CallerPressureR\x06caller\">\n" +
@@ -587,14 +708,21 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\"c\n" +
 	"\x0fReserveResponse\x12\x1a\n" +
 	"\breserved\x18\x01 \x01(\x03R\breserved\x124\n" +
+	"\x06caller\x18\x02 \x01(\v2\x1c.inventory.v1.CallerPressureR\x06caller\"?\n" +
+	"\x0fExchangeRequest\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"p\n" +
+	"\x10ExchangeResponse\x12&\n" +
+	"\x04item\x18\x01 \x01(\v2\x12.inventory.v1.ItemR\x04item\x124\n" +
 	"\x06caller\x18\x02 \x01(\v2\x1c.inventory.v1.CallerPressureR\x06caller\"\r\n" +
 	"\vPingRequest\"D\n" +
 	"\fPingResponse\x124\n" +
-	"\x06caller\x18\x01 \x01(\v2\x1c.inventory.v1.CallerPressureR\x06caller2\xb3\x02\n" +
+	"\x06caller\x18\x01 \x01(\v2\x1c.inventory.v1.CallerPressureR\x06caller2\x82\x03\n" +
 	"\x10InventoryService\x12F\n" +
 	"\aGetItem\x12\x1c.inventory.v1.GetItemRequest\x1a\x1d.inventory.v1.GetItemResponse\x12N\n" +
 	"\tListItems\x12\x1e.inventory.v1.ListItemsRequest\x1a\x1f.inventory.v1.ListItemsResponse0\x01\x12H\n" +
-	"\aReserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1d.inventory.v1.ReserveResponse(\x01\x12=\n" +
+	"\aReserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1d.inventory.v1.ReserveResponse(\x01\x12M\n" +
+	"\bExchange\x12\x1d.inventory.v1.ExchangeRequest\x1a\x1e.inventory.v1.ExchangeResponse(\x010\x01\x12=\n" +
 	"\x04Ping\x12\x19.inventory.v1.PingRequest\x1a\x1a.inventory.v1.PingResponseBMZKgithub.com/memcontract/memcontract/examples/go/gen/inventory/v1;inventoryv1b\x06proto3"
 
 var (
@@ -609,7 +737,7 @@ func file_inventory_v1_inventory_proto_rawDescGZIP() []byte {
 	return file_inventory_v1_inventory_proto_rawDescData
 }
 
-var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_inventory_v1_inventory_proto_goTypes = []any{
 	(*CallerPressure)(nil),    // 0: inventory.v1.CallerPressure
 	(*Item)(nil),              // 1: inventory.v1.Item
@@ -619,8 +747,10 @@ var file_inventory_v1_inventory_proto_goTypes = []any{
 	(*ListItemsResponse)(nil), // 5: inventory.v1.ListItemsResponse
 	(*ReserveRequest)(nil),    // 6: inventory.v1.ReserveRequest
 	(*ReserveResponse)(nil),   // 7: inventory.v1.ReserveResponse
-	(*PingRequest)(nil),       // 8: inventory.v1.PingRequest
-	(*PingResponse)(nil),      // 9: inventory.v1.PingResponse
+	(*ExchangeRequest)(nil),   // 8: inventory.v1.ExchangeRequest
+	(*ExchangeResponse)(nil),  // 9: inventory.v1.ExchangeResponse
+	(*PingRequest)(nil),       // 10: inventory.v1.PingRequest
+	(*PingResponse)(nil),      // 11: inventory.v1.PingResponse
 }
 var file_inventory_v1_inventory_proto_depIdxs = []int32{
 	1,  // 0: inventory.v1.GetItemResponse.item:type_name -> inventory.v1.Item
@@ -628,20 +758,24 @@ var file_inventory_v1_inventory_proto_depIdxs = []int32{
 	1,  // 2: inventory.v1.ListItemsResponse.item:type_name -> inventory.v1.Item
 	0,  // 3: inventory.v1.ListItemsResponse.caller:type_name -> inventory.v1.CallerPressure
 	0,  // 4: inventory.v1.ReserveResponse.caller:type_name -> inventory.v1.CallerPressure
-	0,  // 5: inventory.v1.PingResponse.caller:type_name -> inventory.v1.CallerPressure
-	2,  // 6: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
-	4,  // 7: inventory.v1.InventoryService.ListItems:input_type -> inventory.v1.ListItemsRequest
-	6,  // 8: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
-	8,  // 9: inventory.v1.InventoryService.Ping:input_type -> inventory.v1.PingRequest
-	3,  // 10: inventory.v1.InventoryService.GetItem:output_type -> inventory.v1.GetItemResponse
-	5,  // 11: inventory.v1.InventoryService.ListItems:output_type -> inventory.v1.ListItemsResponse
-	7,  // 12: inventory.v1.InventoryService.Reserve:output_type -> inventory.v1.ReserveResponse
-	9,  // 13: inventory.v1.InventoryService.Ping:output_type -> inventory.v1.PingResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	1,  // 5: inventory.v1.ExchangeResponse.item:type_name -> inventory.v1.Item
+	0,  // 6: inventory.v1.ExchangeResponse.caller:type_name -> inventory.v1.CallerPressure
+	0,  // 7: inventory.v1.PingResponse.caller:type_name -> inventory.v1.CallerPressure
+	2,  // 8: inventory.v1.InventoryService.GetItem:input_type -> inventory.v1.GetItemRequest
+	4,  // 9: inventory.v1.InventoryService.ListItems:input_type -> inventory.v1.ListItemsRequest
+	6,  // 10: inventory.v1.InventoryService.Reserve:input_type -> inventory.v1.ReserveRequest
+	8,  // 11: inventory.v1.InventoryService.Exchange:input_type -> inventory.v1.ExchangeRequest
+	10, // 12: inventory.v1.InventoryService.Ping:input_type -> inventory.v1.PingRequest
+	3,  // 13: inventory.v1.InventoryService.GetItem:output_type -> inventory.v1.GetItemResponse
+	5,  // 14: inventory.v1.InventoryService.ListItems:output_type -> inventory.v1.ListItemsResponse
+	7,  // 15: inventory.v1.InventoryService.Reserve:output_type -> inventory.v1.ReserveResponse
+	9,  // 16: inventory.v1.InventoryService.Exchange:output_type -> inventory.v1.ExchangeResponse
+	11, // 17: inventory.v1.InventoryService.Ping:output_type -> inventory.v1.PingResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_inventory_v1_inventory_proto_init() }
@@ -655,7 +789,7 @@ func file_inventory_v1_inventory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_inventory_v1_inventory_proto_rawDesc), len(file_inventory_v1_inventory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	InventoryService_GetItem_FullMethodName   = "/inventory.v1.InventoryService/GetItem"
 	InventoryService_ListItems_FullMethodName = "/inventory.v1.InventoryService/ListItems"
 	InventoryService_Reserve_FullMethodName   = "/inventory.v1.InventoryService/Reserve"
+	InventoryService_Exchange_FullMethodName  = "/inventory.v1.InventoryService/Exchange"
 	InventoryService_Ping_FullMethodName      = "/inventory.v1.InventoryService/Ping"
 )
 
@@ -41,6 +42,8 @@ type InventoryServiceClient interface {
 	ListItems(ctx context.Context, in *ListItemsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListItemsResponse], error)
 	// Reserve reserves units from a client stream (client stream, non-core).
 	Reserve(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ReserveRequest, ReserveResponse], error)
+	// Exchange answers each request as it comes (bidirectional stream, non-core).
+	Exchange(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExchangeRequest, ExchangeResponse], error)
 	// Ping answers a liveness probe (unary, core: never shed).
 	Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error)
 }
@@ -95,6 +98,19 @@ func (c *inventoryServiceClient) Reserve(ctx context.Context, opts ...grpc.CallO
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InventoryService_ReserveClient = grpc.ClientStreamingClient[ReserveRequest, ReserveResponse]
 
+func (c *inventoryServiceClient) Exchange(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExchangeRequest, ExchangeResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &InventoryService_ServiceDesc.Streams[2], InventoryService_Exchange_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExchangeRequest, ExchangeResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InventoryService_ExchangeClient = grpc.BidiStreamingClient[ExchangeRequest, ExchangeResponse]
+
 func (c *inventoryServiceClient) Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PingResponse)
@@ -118,6 +134,8 @@ type InventoryServiceServer interface {
 	ListItems(*ListItemsRequest, grpc.ServerStreamingServer[ListItemsResponse]) error
 	// Reserve reserves units from a client stream (client stream, non-core).
 	Reserve(grpc.ClientStreamingServer[ReserveRequest, ReserveResponse]) error
+	// Exchange answers each request as it comes (bidirectional stream, non-core).
+	Exchange(grpc.BidiStreamingServer[ExchangeRequest, ExchangeResponse]) error
 	// Ping answers a liveness probe (unary, core: never shed).
 	Ping(context.Context, *PingRequest) (*PingResponse, error)
 	mustEmbedUnimplementedInventoryServiceServer()
@@ -138,6 +156,9 @@ func (UnimplementedInventoryServiceServer) ListItems(*ListItemsRequest, grpc.Ser
 }
 func (UnimplementedInventoryServiceServer) Reserve(grpc.ClientStreamingServer[ReserveRequest, ReserveResponse]) error {
 	return status.Error(codes.Unimplemented, "method Reserve not implemented")
+}
+func (UnimplementedInventoryServiceServer) Exchange(grpc.BidiStreamingServer[ExchangeRequest, ExchangeResponse]) error {
+	return status.Error(codes.Unimplemented, "method Exchange not implemented")
 }
 func (UnimplementedInventoryServiceServer) Ping(context.Context, *PingRequest) (*PingResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ping not implemented")
@@ -199,6 +220,13 @@ func _InventoryService_Reserve_Handler(srv interface{}, stream grpc.ServerStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InventoryService_ReserveServer = grpc.ClientStreamingServer[ReserveRequest, ReserveResponse]
 
+func _InventoryService_Exchange_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(InventoryServiceServer).Exchange(&grpc.GenericServerStream[ExchangeRequest, ExchangeResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InventoryService_ExchangeServer = grpc.BidiStreamingServer[ExchangeRequest, ExchangeResponse]
+
 func _InventoryService_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PingRequest)
 	if err := dec(in); err != nil {
@@ -242,6 +270,12 @@ var InventoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Reserve",
 			Handler:       _InventoryService_Reserve_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Exchange",
+			Handler:       _InventoryService_Exchange_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 	},

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cinventory/v1/inventory.proto\x12\x0cinventory.v1\"f\n\x0e\x43\x61llerPressure\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x13\n\x0busage_ratio\x18\x02 \x01(\x01\x12\r\n\x05level\x18\x03 \x01(\x05\x12\x0e\n\x06module\x18\x04 \x01(\t\x12\x0f\n\x07invalid\x18\x05 \x01(\x05\"%\n\x04Item\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\x1d\n\x0eGetItemRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"a\n\x0fGetItemResponse\x12 \n\x04item\x18\x01 \x01(\x0b\x32\x12.inventory.v1.Item\x12,\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x1c.inventory.v1.CallerPressure\"!\n\x10ListItemsRequest\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\"c\n\x11ListItemsResponse\x12 \n\x04item\x18\x01 \x01(\x0b\x32\x12.inventory.v1.Item\x12,\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x1c.inventory.v1.CallerPressure\"/\n\x0eReserveRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"Q\n\x0fReserveResponse\x12\x10\n\x08reserved\x18\x01 \x01(\x03\x12,\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x1c.inventory.v1.CallerPressure\"\r\n\x0bPingRequest\"<\n\x0cPingResponse\x12,\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1c.inventory.v1.CallerPressure2\xb3\x02\n\x10InventoryService\x12\x46\n\x07GetItem\x12\x1c.inventory.v1.GetItemRequest\x1a\x1d.inventory.v1.GetItemResponse\x12N\n\tListItems\x12\x1e.inventory.v1.ListItemsRequest\x1a\x1f.inventory.v1.ListItemsResponse0\x01\x12H\n\x07Reserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1d.inventory.v1.ReserveResponse(\x01\x12=\n\x04Ping\x12\x19.inventory.v1.PingRequest\x1a\x1a.inventory.v1.PingResponseBMZKgithub.com/memcontract/memcontract/examples/go/gen/inventory/v1;inventoryv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cinventory/v1/inventory.proto\x12\x0cinventory.v1\"f\n\x0e\x43\x61llerPressure\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x13\n\x0busage_ratio\x18\x02 \x01(\x01\x12\r\n\x05level\x18\x03 \x01(\x05\x12\x0e\n\x06module\x18\x04 \x01(\t\x12\x0f\n\x07invalid\x18\x05 \x01(\x05\"%\n\x04Item\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\x1d\n\x0eGetItemRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"a\n\x0fGetItemResponse\x12 \n\x04item\x18\x01 \x01(\x0b\x32\x12.inventory.v1.Item\x12,\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x1c.inventory.v1.CallerPressure\"6\n\x10ListItemsRequest\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\x12\x13\n\x0binterval_ms\x18\x02 \x01(\x05\"c\n\x11ListItemsResponse\x12 \n\x04item\x18\x01 \x01(\x0b\x32\x12.inventory.v1.Item\x12,\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x1c.inventory.v1.CallerPressure\"/\n\x0eReserveRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"Q\n\x0fReserveResponse\x12\x10\n\x08reserved\x18\x01 \x01(\x03\x12,\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x1c.inventory.v1.CallerPressure\"0\n\x0f\x45xchangeRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"b\n\x10\x45xchangeResponse\x12 \n\x04item\x18\x01 \x01(\x0b\x32\x12.inventory.v1.Item\x12,\n\x06\x63\x61ller\x18\x02 \x01(\x0b\x32\x1c.inventory.v1.CallerPressure\"\r\n\x0bPingRequest\"<\n\x0cPingResponse\x12,\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x1c.inventory.v1.CallerPressure2\x82\x03\n\x10InventoryService\x12\x46\n\x07GetItem\x12\x1c.inventory.v1.GetItemRequest\x1a\x1d.inventory.v1.GetItemResponse\x12N\n\tListItems\x12\x1e.inventory.v1.ListItemsRequest\x1a\x1f.inventory.v1.ListItemsResponse0\x01\x12H\n\x07Reserve\x12\x1c.inventory.v1.ReserveRequest\x1a\x1d.inventory.v1.ReserveResponse(\x01\x12M\n\x08\x45xchange\x12\x1d.inventory.v1.ExchangeRequest\x1a\x1e.inventory.v1.ExchangeResponse(\x01\x30\x01\x12=\n\x04Ping\x12\x19.inventory.v1.PingRequest\x1a\x1a.inventory.v1.PingResponseBMZKgithub.com/memcontract/memcontract/examples/go/gen/inventory/v1;inventoryv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,17 +41,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETITEMRESPONSE']._serialized_start=220
   _globals['_GETITEMRESPONSE']._serialized_end=317
   _globals['_LISTITEMSREQUEST']._serialized_start=319
-  _globals['_LISTITEMSREQUEST']._serialized_end=352
-  _globals['_LISTITEMSRESPONSE']._serialized_start=354
-  _globals['_LISTITEMSRESPONSE']._serialized_end=453
-  _globals['_RESERVEREQUEST']._serialized_start=455
-  _globals['_RESERVEREQUEST']._serialized_end=502
-  _globals['_RESERVERESPONSE']._serialized_start=504
-  _globals['_RESERVERESPONSE']._serialized_end=585
-  _globals['_PINGREQUEST']._serialized_start=587
-  _globals['_PINGREQUEST']._serialized_end=600
-  _globals['_PINGRESPONSE']._serialized_start=602
-  _globals['_PINGRESPONSE']._serialized_end=662
-  _globals['_INVENTORYSERVICE']._serialized_start=665
-  _globals['_INVENTORYSERVICE']._serialized_end=972
+  _globals['_LISTITEMSREQUEST']._serialized_end=373
+  _globals['_LISTITEMSRESPONSE']._serialized_start=375
+  _globals['_LISTITEMSRESPONSE']._serialized_end=474
+  _globals['_RESERVEREQUEST']._serialized_start=476
+  _globals['_RESERVEREQUEST']._serialized_end=523
+  _globals['_RESERVERESPONSE']._serialized_start=525
+  _globals['_RESERVERESPONSE']._serialized_end=606
+  _globals['_EXCHANGEREQUEST']._serialized_start=608
+  _globals['_EXCHANGEREQUEST']._serialized_end=656
+  _globals['_EXCHANGERESPONSE']._serialized_start=658
+  _globals['_EXCHANGERESPONSE']._serialized_end=756
+  _globals['_PINGREQUEST']._serialized_start=758
+  _globals['_PINGREQUEST']._serialized_end=771
+  _globals['_PINGRESPONSE']._serialized_start=773
+  _globals['_PINGRESPONSE']._serialized_end=833
+  _globals['_INVENTORYSERVICE']._serialized_start=836
+  _globals['_INVENTORYSERVICE']._serialized_end=1222
 # @@protoc_insertion_point(module_scope)

@@ -42,10 +42,12 @@ class GetItemResponse(_message.Message):
     def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ..., caller: _Optional[_Union[CallerPressure, _Mapping]] = ...) -> None: ...
 
 class ListItemsRequest(_message.Message):
-    __slots__ = ("count",)
+    __slots__ = ("count", "interval_ms")
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     count: int
-    def __init__(self, count: _Optional[int] = ...) -> None: ...
+    interval_ms: int
+    def __init__(self, count: _Optional[int] = ..., interval_ms: _Optional[int] = ...) -> None: ...
 
 class ListItemsResponse(_message.Message):
     __slots__ = ("item", "caller")
@@ -70,6 +72,22 @@ class ReserveResponse(_message.Message):
     reserved: int
     caller: CallerPressure
     def __init__(self, reserved: _Optional[int] = ..., caller: _Optional[_Union[CallerPressure, _Mapping]] = ...) -> None: ...
+
+class ExchangeRequest(_message.Message):
+    __slots__ = ("sku", "quantity")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    quantity: int
+    def __init__(self, sku: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class ExchangeResponse(_message.Message):
+    __slots__ = ("item", "caller")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    item: Item
+    caller: CallerPressure
+    def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ..., caller: _Optional[_Union[CallerPressure, _Mapping]] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ()

@@ -51,6 +51,11 @@ class InventoryServiceStub:
                 request_serializer=inventory_dot_v1_dot_inventory__pb2.ReserveRequest.SerializeToString,
                 response_deserializer=inventory_dot_v1_dot_inventory__pb2.ReserveResponse.FromString,
                 _registered_method=True)
+        self.Exchange = channel.stream_stream(
+                '/inventory.v1.InventoryService/Exchange',
+                request_serializer=inventory_dot_v1_dot_inventory__pb2.ExchangeRequest.SerializeToString,
+                response_deserializer=inventory_dot_v1_dot_inventory__pb2.ExchangeResponse.FromString,
+                _registered_method=True)
         self.Ping = channel.unary_unary(
                 '/inventory.v1.InventoryService/Ping',
                 request_serializer=inventory_dot_v1_dot_inventory__pb2.PingRequest.SerializeToString,
@@ -84,6 +89,13 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exchange(self, request_iterator, context):
+        """Exchange answers each request as it comes (bidirectional stream, non-core).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Ping(self, request, context):
         """Ping answers a liveness probe (unary, core: never shed).
         """
@@ -108,6 +120,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.Reserve,
                     request_deserializer=inventory_dot_v1_dot_inventory__pb2.ReserveRequest.FromString,
                     response_serializer=inventory_dot_v1_dot_inventory__pb2.ReserveResponse.SerializeToString,
+            ),
+            'Exchange': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exchange,
+                    request_deserializer=inventory_dot_v1_dot_inventory__pb2.ExchangeRequest.FromString,
+                    response_serializer=inventory_dot_v1_dot_inventory__pb2.ExchangeResponse.SerializeToString,
             ),
             'Ping': grpc.unary_unary_rpc_method_handler(
                     servicer.Ping,
@@ -198,6 +215,33 @@ class InventoryService:
             '/inventory.v1.InventoryService/Reserve',
             inventory_dot_v1_dot_inventory__pb2.ReserveRequest.SerializeToString,
             inventory_dot_v1_dot_inventory__pb2.ReserveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exchange(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/inventory.v1.InventoryService/Exchange',
+            inventory_dot_v1_dot_inventory__pb2.ExchangeRequest.SerializeToString,
+            inventory_dot_v1_dot_inventory__pb2.ExchangeResponse.FromString,
             options,
             channel_credentials,
             insecure,
