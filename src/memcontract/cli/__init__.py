@@ -14,12 +14,14 @@ from ..errors import MemcontractError
 
 def _parser() -> argparse.ArgumentParser:
     from .contract_cmd import register as register_contract
+    from .loadtest_cmd import register as register_loadtest
     from .probe_cmd import register as register_probe
 
     parser = argparse.ArgumentParser(prog="memcontract", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     register_contract(sub)
     register_probe(sub)
+    register_loadtest(sub)
     return parser
 
 
