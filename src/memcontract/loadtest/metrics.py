@@ -137,9 +137,12 @@ class Metrics:
     """One worker's (or a merge's) measurements; not thread-safe (one event loop records).
 
     Times are Unix seconds (floats). ``start_unix`` is when measuring began (after warm-up).
+    ``closed_loop`` says every call is sent at its intended start, so the two histograms of a
+    status are one (recorded once: the hot path is shorter).
     """
 
-    def __init__(self, start_unix: float) -> None:
+    def __init__(self, start_unix: float, *, closed_loop: bool = False) -> None:
+        self.closed_loop = closed_loop
         self.start_unix = start_unix
         self.end_unix = start_unix
         self.latency: dict[str, HdrHistogram] = {}
@@ -190,9 +193,11 @@ class Metrics:
         hist = self.latency.get(code)
         if hist is None:
             hist = self.latency[code] = new_histogram()
-            self.service[code] = new_histogram()
+            self.service[code] = hist if self.closed_loop else new_histogram()
         ok = hist.record_value(micros)
-        ok = self.service[code].record_value(max(LOWEST_US, int((done - sent) * 1_000_000))) and ok
+        service = self.service[code]
+        if service is not hist:
+            ok = service.record_value(max(LOWEST_US, int((done - sent) * 1_000_000))) and ok
         bucket = self.bucket(done)
         if not bucket.record(code, micros) or not ok:
             self.out_of_range += 1

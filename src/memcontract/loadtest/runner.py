@@ -399,7 +399,7 @@ async def run_worker(
         await asyncio.sleep(max(0.0, start - worker.now()))
         if spec.warmup > 0:
             await worker.run_phase(Metrics(start), spec.warmup, None)
-        metrics = Metrics(start + spec.warmup)
+        metrics = Metrics(start + spec.warmup, closed_loop=spec.mode == "closed")
         ticker = asyncio.ensure_future(worker.ticker(metrics)) if progress else None
         try:
             await worker.run_phase(metrics, spec.run_seconds, spec.total)
