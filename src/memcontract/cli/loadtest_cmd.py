@@ -66,6 +66,7 @@ def register(sub: Any) -> None:
     load.add_argument("--connections", type=int, default=1, help="connections (default 1)")
     load.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     load.add_argument("--max-inflight", type=int, default=20_000, help="open loop bound")
+    load.add_argument("--connect-timeout", default="5s", help="time to reach the target (5s)")
     tls = p.add_argument_group("TLS (default: plaintext on loopback, TLS elsewhere)")
     tls.add_argument("--insecure", action="store_true", help="plaintext")
     tls.add_argument("--cacert", help="PEM roots to trust (default: the system's)")
@@ -150,6 +151,7 @@ def build_spec(args: argparse.Namespace) -> LoadSpec:
         workers=args.workers,
         tls=_tls(args),
         max_inflight=args.max_inflight,
+        connect_timeout=parse_duration(args.connect_timeout, what="--connect-timeout"),
     )
 
 

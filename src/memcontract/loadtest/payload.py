@@ -94,7 +94,10 @@ def resolve(
             json_format.Parse(text, request)
         except json_format.ParseError as err:
             where = "--data-file" if data_file else "--data"
-            raise LoadTestError(f"{where}: not a {desc.input_type.full_name}: {err}") from None
+            reason = " ".join(str(err).split())
+            raise LoadTestError(
+                f"{where}: not a valid {desc.input_type.full_name}: {reason}"
+            ) from None
     return Method(path, desc.server_streaming), request.SerializeToString()
 
 
