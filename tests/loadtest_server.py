@@ -4,7 +4,8 @@
 
 Methods (service ``test.Load``): ``Echo`` (unary, returns the request), ``Sleep`` (unary; the
 request is a decimal number of milliseconds to sleep before answering) and ``Stream``
-(server-streaming, three messages). Its own process so that its CPU does not share the test's
+(server-streaming, three messages), ``Meta`` (unary; INVALID_ARGUMENT unless the request
+metadata holds ``x-test: yes``). Its own process so that its CPU does not share the test's
 GIL: the rates the tests check are the harness's, not a starved server's.
 """
 
@@ -30,6 +31,12 @@ async def sleep(request: bytes, context: Any) -> bytes:
     return b""
 
 
+async def meta(request: bytes, context: Any) -> bytes:
+    if ("x-test", "yes") not in tuple(context.invocation_metadata() or ()):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "x-test: yes missing")
+    return b""
+
+
 async def stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
     for i in range(3):
         yield b"%d" % i
@@ -41,6 +48,7 @@ async def main() -> None:
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
         "Sleep": grpc.unary_unary_rpc_method_handler(sleep),
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
+        "Meta": grpc.unary_unary_rpc_method_handler(meta),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     port = server.add_insecure_port("127.0.0.1:0")

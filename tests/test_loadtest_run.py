@@ -96,6 +96,22 @@ def test_open_loop_workers_share_the_rate(target: str) -> None:
     assert report.rate_sent == pytest.approx(120, rel=0.10)
 
 
+def test_warmup_is_not_measured(target: str) -> None:
+    spec = LoadSpec(target, "/test.Load/Echo", schedule=Schedule.constant(50), duration=2, warmup=1)
+    report = run(spec)
+    assert report.sent == report.answered == 100  # the warm-up's 50 calls are not counted
+    assert report.timeline[0].second == 0 and len(report.timeline) <= 3
+
+
+def test_metadata_is_sent(target: str) -> None:
+    with_it = run(
+        LoadSpec(target, "/test.Load/Meta", concurrency=2, total=20, metadata=(("x-test", "yes"),))
+    )
+    without = run(LoadSpec(target, "/test.Load/Meta", concurrency=2, total=20))
+    assert with_it.count("OK") == 20
+    assert without.count("INVALID_ARGUMENT") == 20
+
+
 def test_server_streaming_method(target: str) -> None:
     report = run(
         LoadSpec(target, "/test.Load/Stream", server_streaming=True, concurrency=2, total=50)

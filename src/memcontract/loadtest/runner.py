@@ -58,7 +58,8 @@ class LoadSpec:
     """What to run: one method of one target, open loop (``schedule``) or closed (``concurrency``).
 
     ``duration`` (s) or ``total`` (calls) bounds the measured part (default: the schedule's
-    length, else 10 s); ``warmup`` (s) runs first at the starting rate and is not measured.
+    length, else 10 s); ``warmup`` (s) runs first (the schedule's first seconds, or the same
+    concurrency) and is not measured; the measured part then starts the schedule afresh.
     ``timeout`` (s) is each call's deadline. ``connections`` channels are spread over
     ``workers`` processes (at least one each). ``tls`` ``None`` means plaintext.
     ``max_inflight`` bounds the calls in flight per run in open loop.
