@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from pathlib import Path
 
 import jsonschema
 import pytest
+from rich.console import Console
 
+from memcontract.loadtest.live import LiveProgress
 from memcontract.loadtest.metrics import Metrics, decode, merge
 from memcontract.loadtest.report import html, jsonfmt, text, write_all
 from memcontract.loadtest.result import Report
@@ -130,3 +133,19 @@ def test_text_summary_names_statuses_and_memory() -> None:
     report, _ = _single_and_merged(600)
     out = text.render(report)
     assert "RESOURCE_EXHAUSTED" in out and "peak level 3" in out and "p99.9" in out
+
+
+def test_live_progress_draws_on_a_terminal_and_is_quiet_otherwise() -> None:
+    report, _ = _single_and_merged(600)
+    quiet = LiveProgress("t")  # pytest's stdout is not a terminal
+    with quiet:
+        for second in report.timeline:
+            quiet(second)
+    assert quiet.live is None and len(quiet.rows) == len(report.timeline)
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    shown = LiveProgress("/test.Load/Echo", enabled=True, console=console)
+    with shown:
+        for second in report.timeline:
+            shown(second)
+    drawn = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "/test.Load/Echo" in drawn and "RESOURCE_EXHAUSTED=" in drawn

@@ -6,14 +6,24 @@ the harness's event loop of the GIL). Margins are wide: the machine is shared an
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from memcontract.loadtest import LoadSpec, Schedule, Second, parse_schedule, run
+from memcontract.loadtest import (
+    LoadSpec,
+    Report,
+    Schedule,
+    Second,
+    parse_schedule,
+    run,
+    run_async,
+)
 from memcontract.loadtest.metrics import decode
 
 from .grpc_support import Calls, serve
@@ -94,6 +104,37 @@ def test_open_loop_workers_share_the_rate(target: str) -> None:
     )
     assert report.sent == report.answered == 480
     assert report.rate_sent == pytest.approx(120, rel=0.10)
+
+
+def test_open_loop_never_waits_for_a_slow_target(target: str) -> None:
+    """Calls over the in-flight bound are dropped and counted; the pace goes on regardless."""
+    started = time.monotonic()
+    spec = LoadSpec(
+        target, "/test.Load/Sleep", payload=b"1500", schedule=Schedule.constant(50), duration=2,
+        max_inflight=30,
+    )  # fmt: skip
+    report = run(spec)
+    # 30 go out at once; the rest only as answers free a place (after 1.5 s): about 25 more.
+    assert report.sent == report.answered == report.count("OK")
+    assert 30 <= report.sent <= 65
+    assert (
+        report.sent + report.dropped == 100 == report.sent + sum(s.dropped for s in report.timeline)
+    )
+    assert report.statuses[0].latency.quantiles["p50"] >= 1500
+    assert time.monotonic() - started < 15
+
+
+def test_two_streams_share_one_event_loop(target: str) -> None:
+    """What a demo does: a ramp on one method beside a steady stream on another."""
+
+    async def both() -> list[Report]:
+        ramp = LoadSpec(target, "/test.Load/Echo", schedule=parse_schedule("ramp:20->80:3s"))
+        steady = LoadSpec(target, "/test.Load/Stream", server_streaming=True,
+                          schedule=Schedule.constant(20), duration=3)  # fmt: skip
+        return list(await asyncio.gather(run_async(ramp), run_async(steady)))
+
+    ramp, steady = asyncio.run(both())
+    assert ramp.count("OK") == 150 and steady.count("OK") == 60
 
 
 def test_warmup_is_not_measured(target: str) -> None:

@@ -22,12 +22,14 @@ def _fmt(value: float | None, spec: str) -> str:
 class LiveProgress:
     """A progress callback (``progress(second)``) that redraws a small table; a context manager.
 
-    ``enabled`` None means: only when stdout is a terminal.
+    ``enabled`` None means: only when stdout is a terminal. ``console``: a ``rich`` Console
+    to draw on (default: stdout's).
     """
 
-    def __init__(self, title: str, *, enabled: bool | None = None) -> None:
+    def __init__(self, title: str, *, enabled: bool | None = None, console: Any = None) -> None:
         self.enabled = sys.stdout.isatty() if enabled is None else enabled
         self.title = title
+        self.console = console
         self.rows: deque[Second] = deque(maxlen=ROWS)
         self.live: Any = None
 
@@ -35,7 +37,9 @@ class LiveProgress:
         if self.enabled:
             from rich.live import Live
 
-            self.live = Live(self._table(), refresh_per_second=4, transient=False)
+            self.live = Live(
+                self._table(), console=self.console, refresh_per_second=4, transient=False
+            )
             self.live.__enter__()
         return self
 
