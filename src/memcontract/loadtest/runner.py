@@ -307,17 +307,19 @@ class _Worker:
                 await asyncio.sleep(wait)
             elif hits % 64 == 0:
                 await asyncio.sleep(0)  # behind schedule: fire, but let answers in
-            intended = start + (pacer.intended(hits) or 0.0)
+            offset = pacer.intended(hits)
+            assert offset is not None  # pace() said to go on
+            intended = start + offset
             if self.inflight >= limit:
                 metrics.on_dropped(intended)
             else:
+                self.inflight += 1  # counted now: a burst of tasks not yet started is in flight
                 task = loop.create_task(self._tracked(metrics, hits % conns, intended))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
             hits += 1
 
     async def _tracked(self, metrics: Metrics, index: int, intended: float) -> None:
-        self.inflight += 1
         try:
             await self.call(metrics, index, intended)
         finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import queue
+import signal
 import time
 from collections import defaultdict
 from typing import Any
@@ -70,6 +71,10 @@ class _Pool:
                 self.go.put(start)
             while len(self.reports) < count:
                 self._handle(self._next(procs))
+        except BaseException:
+            for proc in procs:  # one worker failed, or Ctrl-C: the others stop now
+                proc.terminate()
+            raise
         finally:
             for proc in procs:
                 proc.join(5)
@@ -139,6 +144,7 @@ def _worker_main(
     spec: LoadSpec, index: int, phase: float, events: Any, go: Any, live: bool
 ) -> None:
     """A worker process: run this share and send back the report (or one error line)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         report = asyncio.run(_worker(spec, index, phase, events, go, live))
         events.put(("report", index, report_to_dict(report)))
