@@ -12,14 +12,38 @@ GIL: the rates the tests check are the harness's, not a starved server's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc.aio
 
 SERVICE = "test.Load"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def serving(module: str, *args: str) -> Iterator[str]:
+    """Run ``python -m module args`` (a server printing its port first) from the repository
+    root; yield ``127.0.0.1:PORT``; stop it after."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield f"127.0.0.1:{proc.stdout.readline().strip()}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 async def echo(request: bytes, context: Any) -> bytes:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,8 @@ from memcontract.cli import main
 from memcontract.loadtest.metrics import decode
 from memcontract.loadtest.report import jsonfmt
 
-ROOT = Path(__file__).resolve().parent.parent
+from .loadtest_server import ROOT, serving
+
 PROTO = ROOT / "examples/python/protos/inventory_demo/v1/inventory_demo.proto"
 SERVICE = "/inventory_demo.v1.InventoryDemo"
 
@@ -24,19 +23,8 @@ SERVICE = "/inventory_demo.v1.InventoryDemo"
 @pytest.fixture(scope="module")
 def inventory() -> Iterator[str]:
     """The example inventory service (grpc.aio), in its own process."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "examples.python.server", "--port", "0", "--aio"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        yield f"127.0.0.1:{proc.stdout.readline().strip()}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with serving("examples.python.server", "--port", "0", "--aio") as address:
+        yield address
 
 
 def _proto_args(method: str, data: str = "{}") -> list[str]:

@@ -7,11 +7,8 @@ the harness's event loop of the GIL). Margins are wide: the machine is shared an
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -27,22 +24,14 @@ from memcontract.loadtest import (
 from memcontract.loadtest.metrics import decode
 
 from .grpc_support import Calls, serve
+from .loadtest_server import serving
 from .support import Rig, make_contract
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def target() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.loadtest_server"], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        yield f"127.0.0.1:{proc.stdout.readline().strip()}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with serving("tests.loadtest_server") as address:
+        yield address
 
 
 def _histogram_total(report_status_histogram: str) -> int:
