@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from memcontract.loadtest.live import LiveProgress
-from memcontract.loadtest.metrics import Metrics, decode, merge
+from memcontract.loadtest.metrics import Metrics, decode, merge, new_histogram, record
 from memcontract.loadtest.report import html, jsonfmt, text, write_all
 from memcontract.loadtest.result import Report
 
@@ -149,3 +149,17 @@ def test_live_progress_draws_on_a_terminal_and_is_quiet_otherwise() -> None:
             shown(second)
     drawn = console.file.getvalue()  # type: ignore[attr-defined]
     assert "/test.Load/Echo" in drawn and "RESOURCE_EXHAUSTED=" in drawn
+
+
+@pytest.mark.parametrize("digits", [2, 3])
+def test_fast_record_matches_hdrhistogram(digits: int) -> None:
+    rng = random.Random(digits)
+    values = [rng.randrange(1, 10**k) for k in range(1, 11) for _ in range(300)]
+    values += [1, 2, 1023, 1024, 2047, 2048, 3_600_000_000, 3_600_000_001, 10**12]
+    ours, theirs = new_histogram(digits), new_histogram(digits)
+    for v in values:
+        assert record(ours, v) == theirs.record_value(v), v
+    assert list(ours.counts) == list(theirs.counts)
+    assert (ours.get_total_count(), ours.get_min_value(), ours.get_max_value()) == (
+        theirs.get_total_count(), theirs.get_min_value(), theirs.get_max_value()
+    )  # fmt: skip

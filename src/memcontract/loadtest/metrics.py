@@ -37,6 +37,28 @@ def new_histogram(digits: int = DIGITS) -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, digits)
 
 
+def record(histogram: HdrHistogram, value: int) -> bool:
+    """``histogram.record_value(value)`` (same buckets, same False when out of range), faster.
+
+    hdrh finds the bucket through ``bin(value)``; ``int.bit_length`` is the same number
+    (``64 - clz``) without the string, and the hot path records two values per call.
+    """
+    h = histogram
+    bucket = (value | h.sub_bucket_mask).bit_length() - h.unit_magnitude
+    bucket -= h.sub_bucket_half_count_magnitude + 1
+    index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) - h.sub_bucket_half_count
+    index += value >> (bucket + h.unit_magnitude)
+    if value < 0 or index >= h.counts_len:
+        return False
+    h.counts[index] += 1
+    h.total_count += 1
+    if value < h.min_value:
+        h.min_value = value
+    if value > h.max_value:
+        h.max_value = value
+    return True
+
+
 def encode(histogram: HdrHistogram) -> str:
     """HdrHistogram's compressed base64 form (exact; see :func:`decode`)."""
     data: bytes = histogram.encode()
@@ -75,7 +97,7 @@ class Bucket:
         self.codes[code] += 1
         if self.histogram is None:
             self.histogram = new_histogram(SECOND_DIGITS)
-        return bool(self.histogram.record_value(micros))
+        return record(self.histogram, micros)
 
     def memory(self, usage: float | None, level: int | None) -> None:
         """The target's state as read from one call's trailers."""
@@ -194,10 +216,10 @@ class Metrics:
         if hist is None:
             hist = self.latency[code] = new_histogram()
             self.service[code] = hist if self.closed_loop else new_histogram()
-        ok = hist.record_value(micros)
+        ok = record(hist, micros)
         service = self.service[code]
         if service is not hist:
-            ok = service.record_value(max(LOWEST_US, int((done - sent) * 1_000_000))) and ok
+            ok = record(service, max(LOWEST_US, int((done - sent) * 1_000_000))) and ok
         bucket = self.bucket(done)
         if not bucket.record(code, micros) or not ok:
             self.out_of_range += 1
