@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import random
+import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import jsonschema
 import pytest
@@ -118,6 +120,9 @@ def test_write_all_writes_three_non_empty_files(tmp_path: Path) -> None:
     assert sum(int(r["sent"]) for r in rows) == report.sent
     page = paths[2].read_text()
     assert page.count("<svg") == 4 and "x-memory-level" in page
+    for svg in re.findall(r"<svg.*?</svg>", page, re.S):
+        root = ElementTree.fromstring(svg)  # well-formed, with lines drawn
+        assert root.findall(".//{http://www.w3.org/2000/svg}polyline")
     # Self-contained: nothing fetched (the only URL is SVG's namespace, which is not fetched).
     for token in ("<script", "src=", "href=", "@import", "url("):
         assert token not in page

@@ -191,13 +191,7 @@ async def preflight(spec: LoadSpec) -> None:
     (UNIMPLEMENTED) -> LoadTestError; any other outcome is the load test's business."""
     channel = open_channel(spec, -1)
     try:
-        try:
-            await asyncio.wait_for(channel.channel_ready(), spec.connect_timeout)
-        except TimeoutError:
-            security = "TLS" if spec.tls else "plaintext"
-            raise TargetUnreachable(
-                f"cannot connect to {spec.target} ({security}) within {spec.connect_timeout:g} s"
-            ) from None
+        await connect([channel], spec)
         call = _multicallable(channel, spec)
         try:
             request = call(spec.payload, timeout=spec.timeout, metadata=spec.metadata or None)
@@ -214,6 +208,19 @@ async def preflight(spec: LoadSpec) -> None:
                 ) from None
     finally:
         await channel.close()
+
+
+async def connect(channels: list[grpc.aio.Channel], spec: LoadSpec) -> None:
+    """Wait until every channel is connected; TargetUnreachable after ``connect_timeout``."""
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(c.channel_ready() for c in channels)), spec.connect_timeout
+        )
+    except TimeoutError:
+        security = "TLS" if spec.tls else "plaintext"
+        raise TargetUnreachable(
+            f"cannot connect to {spec.target} ({security}) within {spec.connect_timeout:g} s"
+        ) from None
 
 
 def _multicallable(channel: grpc.aio.Channel, spec: LoadSpec) -> Any:
@@ -240,18 +247,6 @@ class _Worker:
 
     def now(self) -> float:
         return time.perf_counter() + self.offset
-
-    async def connect(self) -> None:
-        """Open every connection before the clock starts (TargetUnreachable if one cannot)."""
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(c.channel_ready() for c in self.channels)),
-                self.spec.connect_timeout,
-            )
-        except TimeoutError:
-            raise TargetUnreachable(
-                f"cannot connect to {self.spec.target} within {self.spec.connect_timeout:g} s"
-            ) from None
 
     async def close(self) -> None:
         for channel in self.channels:
@@ -397,7 +392,7 @@ async def run_worker(
     """
     worker = _Worker(spec, phase, progress)
     try:
-        await worker.connect()
+        await connect(worker.channels, spec)  # before the clock starts
         start = worker.now() if ready is None else await ready()
         await asyncio.sleep(max(0.0, start - worker.now()))
         if spec.warmup > 0:
