@@ -45,35 +45,65 @@ def register(sub: Any) -> None:
     )
     p.add_argument("target", help="host:port, or the word 'merge' followed by report files")
     p.add_argument("reports", nargs="*", help=argparse.SUPPRESS)
-    p.add_argument("--method", help="/package.Service/Method")
+    p.add_argument("--method", metavar="M", help="/package.Service/Method")
     payload = p.add_argument_group("payload (default: an empty request)")
-    payload.add_argument("--data", help="request as JSON (needs --proto)")
-    payload.add_argument("--data-file", help="request bytes (or JSON with --proto) from a file")
-    payload.add_argument("--proto", help=".proto file declaring the method (compiled at start)")
-    payload.add_argument("--import-path", action="append", default=[], help="protoc -I (repeat)")
+    payload.add_argument("--data", metavar="JSON", help="request as JSON (needs --proto)")
+    payload.add_argument(
+        "--data-file", metavar="FILE", help="request bytes (or JSON with --proto) from a file"
+    )
+    payload.add_argument(
+        "--proto", metavar="FILE", help=".proto file declaring the method (compiled at start)"
+    )
+    payload.add_argument(
+        "--import-path", metavar="DIR", action="append", default=[], help="protoc -I (repeat)"
+    )
     payload.add_argument(
         "--stream", action="store_true", help="the method is server-streaming (without --proto)"
     )
     load = p.add_argument_group("load")
-    load.add_argument("--rps", type=float, help="open loop at this fixed rate (calls/s)")
-    load.add_argument("--schedule", help="open loop: const:R, ramp:A->B:30s, step:R1,R2,...:10s")
-    load.add_argument("--concurrency", type=int, help="closed loop with this many callers")
-    load.add_argument("--duration", help="measured time (e.g. 30s; default: the schedule, or 10s)")
-    load.add_argument("--total", type=int, help="stop after this many calls")
-    load.add_argument("--warmup", default="0", help="unmeasured time before (e.g. 5s)")
-    load.add_argument("--timeout", default="20s", help="deadline of each call (default 20s)")
-    load.add_argument("--metadata", action="append", default=[], help="k=v request metadata")
-    load.add_argument("--connections", type=int, default=1, help="connections (default 1)")
-    load.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    load.add_argument("--max-inflight", type=int, default=20_000, help="open loop bound")
-    load.add_argument("--connect-timeout", default="5s", help="time to reach the target (5s)")
+    load.add_argument(
+        "--rps", metavar="R", type=float, help="open loop at this fixed rate (calls/s)"
+    )
+    load.add_argument(
+        "--schedule", metavar="S", help="open loop: const:R, ramp:A->B:30s, step:R1,R2,...:10s"
+    )
+    load.add_argument(
+        "--concurrency", metavar="C", type=int, help="closed loop with this many callers"
+    )
+    load.add_argument(
+        "--duration", metavar="D", help="measured time (e.g. 30s; default: the schedule, or 10s)"
+    )
+    load.add_argument("--total", metavar="N", type=int, help="stop after this many calls")
+    load.add_argument("--warmup", metavar="D", default="0", help="unmeasured time before (e.g. 5s)")
+    load.add_argument(
+        "--timeout", metavar="D", default="20s", help="deadline of each call (default 20s)"
+    )
+    load.add_argument(
+        "--metadata", metavar="K=V", action="append", default=[], help="k=v request metadata"
+    )
+    load.add_argument(
+        "--connections", metavar="N", type=int, default=1, help="connections (default 1)"
+    )
+    load.add_argument(
+        "--workers", metavar="N", type=int, default=1, help="worker processes (default 1)"
+    )
+    load.add_argument(
+        "--max-inflight",
+        metavar="N",
+        type=int,
+        default=20_000,
+        help="open loop: calls due while N are in flight are dropped (20000)",
+    )
+    load.add_argument(
+        "--connect-timeout", metavar="D", default="5s", help="time to reach the target (5s)"
+    )
     tls = p.add_argument_group("TLS (default: plaintext on loopback, TLS elsewhere)")
     tls.add_argument("--insecure", action="store_true", help="plaintext")
-    tls.add_argument("--cacert", help="PEM roots to trust (default: the system's)")
-    tls.add_argument("--cert", help="PEM client certificate (with --key)")
-    tls.add_argument("--key", help="PEM client key (with --cert)")
+    tls.add_argument("--cacert", metavar="FILE", help="PEM roots to trust (default: the system's)")
+    tls.add_argument("--cert", metavar="FILE", help="PEM client certificate (with --key)")
+    tls.add_argument("--key", metavar="FILE", help="PEM client key (with --cert)")
     out = p.add_argument_group("output")
-    out.add_argument("--out", help="write NAME.json, NAME.csv and NAME.html")
+    out.add_argument("--out", metavar="NAME", help="write NAME.json, NAME.csv and NAME.html")
     out.add_argument("--no-progress", action="store_true", help="no live table on a terminal")
     p.set_defaults(run=run_loadtest)
 
