@@ -68,3 +68,13 @@ gomclint:
 		$(GO) vet -vettool=$(GOBIN)/memcontractlint ./...
 
 gotest: godrift golint govet gounit gobuild gomclint
+
+# ghz, the reference load generator bench/harness.py compares `memcontract loadtest` with.
+GHZ_VERSION := v0.121.0
+
+$(GOBIN)/.ghz@%:
+	GOBIN=$(GOBIN) $(GO) install github.com/bojand/ghz/cmd/ghz@$*
+	touch $@
+
+.PHONY: ghz
+ghz: $(GOBIN)/.ghz@$(GHZ_VERSION) gobuild

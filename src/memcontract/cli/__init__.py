@@ -22,8 +22,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     from .contract_cmd import register as register_contract
-    from .lint_cmd import register as register_lint
     from .gateway_cmd import register as register_gateway
+    from .lint_cmd import register as register_lint
+    from .loadtest_cmd import register as register_loadtest
     from .probe_cmd import register as register_probe
     from .top_cmd import register as register_top
 
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     register_top(sub)
     register_lint(sub)
     register_gateway(sub)
+    register_loadtest(sub)
     return parser
 
 

@@ -1,0 +1,323 @@
+"""Accumulating one worker's measurements, merging workers and files exactly, freezing a Report.
+
+Per status code a pair of HDR histograms (wrk2): latency from the intended start and from the
+actual send. Per wall-clock second a bucket: calls sent, answered (by status), a histogram of
+the latencies that ended in it, and the target's last ``x-memory-usage`` / highest
+``x-memory-level`` seen in it. Seconds count from the start of the measured part (second ``k``
+is ``[start + k, start + k + 1)``), so the k-th seconds of several workers (which start
+together) or machines line up when merged with :meth:`Metrics.add` (histograms add exactly).
+
+Latencies are recorded in microseconds in [1 µs, 1 h]; a value the histogram cannot hold is
+counted in ``out_of_range`` (HdrHistogram's ``record_value`` returns False), never lost silently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from .result import QUANTILES, ErrorCount, Latency, Report, Second, StatusStats
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000
+DIGITS = 3  # per-status histograms: 0.1 % resolution
+SECOND_DIGITS = 2  # per-second histograms: 1 %, a tenth of the memory
+LATE_S = 0.010  # a call sent more than this after its intended start is "late"
+LATE_MS = LATE_S * 1000
+MAX_ERROR_KINDS = 64  # distinct (code, details) pairs kept; the rest are pooled
+OTHER_DETAILS = "(other details)"
+
+
+def new_histogram(digits: int = DIGITS) -> HdrHistogram:
+    """An empty histogram of microseconds, [1 µs, 1 h], ``digits`` significant digits."""
+    return HdrHistogram(LOWEST_US, HIGHEST_US, digits)
+
+
+def record(histogram: HdrHistogram, value: int) -> bool:
+    """``histogram.record_value(value)`` (same buckets, same False when out of range), faster.
+
+    hdrh finds the bucket through ``bin(value)``; ``int.bit_length`` is the same number
+    (``64 - clz``) without the string, and the hot path records two values per call.
+    """
+    h = histogram
+    bucket = (value | h.sub_bucket_mask).bit_length() - h.unit_magnitude
+    bucket -= h.sub_bucket_half_count_magnitude + 1
+    index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) - h.sub_bucket_half_count
+    index += value >> (bucket + h.unit_magnitude)
+    if value < 0 or index >= h.counts_len:
+        return False
+    h.counts[index] += 1
+    h.total_count += 1
+    if value < h.min_value:
+        h.min_value = value
+    if value > h.max_value:
+        h.max_value = value
+    return True
+
+
+def encode(histogram: HdrHistogram) -> str:
+    """HdrHistogram's compressed base64 form (exact; see :func:`decode`)."""
+    data: bytes = histogram.encode()
+    return data.decode("ascii")
+
+
+def decode(text: str) -> HdrHistogram:
+    """The histogram :func:`encode` wrote."""
+    return HdrHistogram.decode(text.encode("ascii"))
+
+
+def summarize(histogram: HdrHistogram) -> Latency:
+    """Quantiles, max and mean of a histogram of microseconds, in milliseconds."""
+    quantiles = {name: histogram.get_value_at_percentile(p) / 1000.0 for name, p in QUANTILES}
+    return Latency(quantiles, histogram.get_max_value() / 1000.0, histogram.get_mean_value() / 1000)
+
+
+class Bucket:
+    """One wall-clock second of one or more workers (mutable; see ``result.Second``)."""
+
+    __slots__ = ("answered", "codes", "dropped", "histogram", "late", "level", "sent", "usage")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.answered = 0
+        self.late = 0
+        self.dropped = 0
+        self.codes: Counter[str] = Counter()
+        self.histogram: HdrHistogram | None = None
+        self.usage: float | None = None  # percent, last seen
+        self.level: int | None = None  # highest seen
+
+    def record(self, code: str, micros: int) -> bool:
+        """One answered call; False when the latency is out of the histogram's range."""
+        self.answered += 1
+        self.codes[code] += 1
+        if self.histogram is None:
+            self.histogram = new_histogram(SECOND_DIGITS)
+        return record(self.histogram, micros)
+
+    def memory(self, usage: float | None, level: int | None) -> None:
+        """The target's state as read from one call's trailers."""
+        if usage is not None:
+            self.usage = usage
+        if level is not None and (self.level is None or level > self.level):
+            self.level = level
+
+    def add(self, other: Bucket) -> None:
+        """Merge another worker's same second (usage: the other's if it saw one)."""
+        self.sent += other.sent
+        self.answered += other.answered
+        self.late += other.late
+        self.dropped += other.dropped
+        self.codes.update(other.codes)
+        if other.histogram is not None:
+            if self.histogram is None:
+                self.histogram = new_histogram(SECOND_DIGITS)
+            self.histogram.add(other.histogram)
+        self.memory(other.usage, other.level)
+
+    def freeze(self, second: int, start_unix: float) -> Second:
+        """The immutable record of second ``second`` of a run that began at ``start_unix``."""
+        h = self.histogram
+        has = h is not None and h.get_total_count() > 0
+
+        def ms(value: float) -> float | None:
+            return value / 1000.0 if has else None
+
+        return Second(
+            second=second,
+            unix=int(start_unix) + second,
+            sent=self.sent,
+            answered=self.answered,
+            codes=dict(sorted(self.codes.items())),
+            p50_ms=ms(h.get_value_at_percentile(50.0)) if h else None,
+            p99_ms=ms(h.get_value_at_percentile(99.0)) if h else None,
+            max_ms=ms(h.get_max_value()) if h else None,
+            usage_percent=self.usage,
+            level=self.level,
+            late=self.late,
+            dropped=self.dropped,
+            histogram=encode(h) if h is not None and has else None,
+        )
+
+    @classmethod
+    def thaw(cls, second: Second) -> Bucket:
+        """A bucket holding what ``second`` recorded (its histogram decoded)."""
+        bucket = cls()
+        bucket.sent, bucket.answered = second.sent, second.answered
+        bucket.late, bucket.dropped = second.late, second.dropped
+        bucket.codes.update(second.codes)
+        bucket.histogram = decode(second.histogram) if second.histogram else None
+        bucket.usage, bucket.level = second.usage_percent, second.level
+        return bucket
+
+
+class Metrics:
+    """One worker's (or a merge's) measurements; not thread-safe (one event loop records).
+
+    Times are Unix seconds (floats). ``start_unix`` is when measuring began (after warm-up).
+    ``closed_loop`` says every call is sent at its intended start, so the two histograms of a
+    status are one (recorded once: the hot path is shorter).
+    """
+
+    def __init__(self, start_unix: float, *, closed_loop: bool = False) -> None:
+        self.closed_loop = closed_loop
+        self.start_unix = start_unix
+        self.end_unix = start_unix
+        self.latency: dict[str, HdrHistogram] = {}
+        self.service: dict[str, HdrHistogram] = {}
+        self.buckets: dict[int, Bucket] = {}
+        self.errors: Counter[tuple[str, str]] = Counter()
+        self.sent = 0
+        self.answered = 0
+        self.late = 0
+        self.dropped = 0
+        self.out_of_range = 0
+
+    def bucket(self, unix: float) -> Bucket:
+        """The bucket of the second of the run holding ``unix`` (floored; before start: -1)."""
+        key = math.floor(unix - self.start_unix)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = Bucket()
+        return bucket
+
+    def on_sent(self, intended: float, sent: float) -> None:
+        """A call went out at ``sent`` for its ``intended`` start (Unix s)."""
+        self.sent += 1
+        bucket = self.bucket(sent)
+        bucket.sent += 1
+        if sent - intended > LATE_S:
+            self.late += 1
+            bucket.late += 1
+
+    def on_dropped(self, intended: float) -> None:
+        """A call due at ``intended`` was not sent (the in-flight bound was reached)."""
+        self.dropped += 1
+        self.bucket(intended).dropped += 1
+
+    def on_done(
+        self,
+        code: str,
+        intended: float,
+        sent: float,
+        done: float,
+        details: str | None = None,
+    ) -> Bucket:
+        """A call ended at ``done`` with status ``code``; returns its second's bucket."""
+        self.answered += 1
+        if done > self.end_unix:
+            self.end_unix = done
+        micros = max(LOWEST_US, int((done - intended) * 1_000_000))
+        hist = self.latency.get(code)
+        if hist is None:
+            hist = self.latency[code] = new_histogram()
+            self.service[code] = hist if self.closed_loop else new_histogram()
+        ok = record(hist, micros)
+        service = self.service[code]
+        if service is not hist:
+            ok = record(service, max(LOWEST_US, int((done - sent) * 1_000_000))) and ok
+        bucket = self.bucket(done)
+        if not bucket.record(code, micros) or not ok:
+            self.out_of_range += 1
+        if details is not None:
+            key = (code, details)
+            if key not in self.errors and len(self.errors) >= MAX_ERROR_KINDS:
+                key = (code, OTHER_DETAILS)
+            self.errors[key] += 1
+        return bucket
+
+    def add(self, other: Metrics) -> None:
+        """Merge ``other`` into this (exact: counts and histograms add)."""
+        self.start_unix = min(self.start_unix, other.start_unix)
+        self.end_unix = max(self.end_unix, other.end_unix)
+        for code, hist in other.latency.items():
+            self._histogram(self.latency, code).add(hist)
+            self._histogram(self.service, code).add(other.service[code])
+        for key, bucket in other.buckets.items():
+            self.buckets.setdefault(key, Bucket()).add(bucket)
+        self.errors.update(other.errors)
+        self.sent += other.sent
+        self.answered += other.answered
+        self.late += other.late
+        self.dropped += other.dropped
+        self.out_of_range += other.out_of_range
+
+    @staticmethod
+    def _histogram(table: dict[str, HdrHistogram], code: str) -> HdrHistogram:
+        hist = table.get(code)
+        if hist is None:
+            hist = table[code] = new_histogram()
+        return hist
+
+    def freeze(self, config: Mapping[str, Any], sources: Iterable[str] = ()) -> Report:
+        """The immutable report of everything recorded so far."""
+        overall = new_histogram()
+        for hist in self.latency.values():
+            overall.add(hist)
+        statuses = tuple(
+            StatusStats(
+                code=code,
+                count=hist.get_total_count(),
+                latency=summarize(hist),
+                histogram=encode(hist),
+                service_histogram=encode(self.service[code]),
+            )
+            for code, hist in sorted(self.latency.items(), key=lambda kv: (kv[0] != "OK", kv[0]))
+        )
+        errors = tuple(
+            ErrorCount(code, details, count)
+            for (code, details), count in sorted(self.errors.items(), key=lambda kv: -kv[1])
+        )
+        timeline = tuple(
+            self.buckets[key].freeze(key, self.start_unix) for key in sorted(self.buckets)
+        )
+        return Report(
+            config=dict(config),
+            start_unix=self.start_unix,
+            end_unix=self.end_unix,
+            sent=self.sent,
+            answered=self.answered,
+            late=self.late,
+            dropped=self.dropped,
+            out_of_range=self.out_of_range,
+            overall=summarize(overall) if overall.get_total_count() else None,
+            statuses=statuses,
+            errors=errors,
+            timeline=timeline,
+            sources=tuple(sources),
+        )
+
+    @classmethod
+    def from_report(cls, report: Report) -> Metrics:
+        """Measurements equal to those ``report`` was frozen from (histograms decoded)."""
+        metrics = cls(report.start_unix)
+        metrics.end_unix = report.end_unix
+        for status in report.statuses:
+            metrics.latency[status.code] = decode(status.histogram)
+            metrics.service[status.code] = decode(status.service_histogram)
+        for second in report.timeline:
+            metrics.buckets[second.second] = Bucket.thaw(second)
+        for error in report.errors:
+            metrics.errors[(error.code, error.details)] += error.count
+        metrics.sent, metrics.answered = report.sent, report.answered
+        metrics.late, metrics.dropped = report.late, report.dropped
+        metrics.out_of_range = report.out_of_range
+        return metrics
+
+
+def merge(reports: Iterable[Report], config: Mapping[str, Any], sources: Iterable[str]) -> Report:
+    """One report of several runs (workers or machines), exact through their histograms."""
+    merged: Metrics | None = None
+    for report in reports:
+        metrics = Metrics.from_report(report)
+        if merged is None:
+            merged = metrics
+        else:
+            merged.add(metrics)
+    if merged is None:
+        raise ValueError("merge needs at least one report")
+    return merged.freeze(config, sources)

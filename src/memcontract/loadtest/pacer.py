@@ -1,0 +1,56 @@
+"""The open-loop pacer: when to fire the next call, from an absolute schedule (no clock inside).
+
+Like vegeta's ``Pacer.Pace(elapsed, hits)``, the answer depends only on the time elapsed and the
+calls already fired, so the pace never drifts and the pacer is tested without a clock. A worker
+that falls behind is told to fire at once (wait 0): the calls keep their intended starts, and
+latency is measured from those (no coordinated omission).
+
+>>> from memcontract.loadtest.schedule import Schedule
+>>> pacer = Pacer(Schedule.constant(10), duration=1.0)
+>>> pacer.pace(0.0, 0), pacer.pace(0.05, 1), pacer.pace(0.5, 3), pacer.pace(1.0, 10)
+((0.0, False), (0.05, False), (0.0, False), (0.0, True))
+"""
+
+from __future__ import annotations
+
+from .schedule import Schedule
+
+
+class Pacer:
+    """Intended starts of one worker's calls.
+
+    ``duration`` (s) and ``total`` (calls) bound the run (either may be ``None``, not both).
+    ``phase`` in [0, 1) shifts this worker's calls by a fraction of a call so that ``W`` workers
+    sharing a schedule (each at ``1/W`` of the rate, phases ``k/W``) interleave evenly.
+    """
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        *,
+        duration: float | None = None,
+        total: int | None = None,
+        phase: float = 0.0,
+    ) -> None:
+        if duration is None and total is None:
+            raise ValueError("Pacer needs a duration or a total")
+        self.schedule = schedule
+        self.duration = duration
+        self.total = total
+        self.phase = phase
+
+    def intended(self, hits: int) -> float | None:
+        """Intended start (s from the start) of call number ``hits``, or ``None``: no more calls."""
+        if self.total is not None and hits >= self.total:
+            return None
+        start = self.schedule.time_of(hits + self.phase)
+        if self.duration is not None and start >= self.duration:
+            return None
+        return start
+
+    def pace(self, elapsed: float, hits: int) -> tuple[float, bool]:
+        """(seconds to wait before the next call, stop): vegeta's contract, for ``hits`` fired."""
+        start = self.intended(hits)
+        if start is None:
+            return 0.0, True
+        return max(0.0, start - elapsed), False

@@ -1,0 +1,436 @@
+"""Running a load test in this process (grpc.aio): open loop from the pacer, or closed loop.
+
+Open loop: a pacing loop fires each call at its intended start as its own task and never waits
+for answers, so a slow target cannot slow the pace (calls over ``max_inflight`` are dropped and
+counted, never queued). Latency counts from the intended start. Closed loop: ``concurrency``
+callers, each sending its next call as soon as the previous one ends.
+
+Calls are raw bytes through grpcio's generic multi-callables (no serializers, no generated
+code). The target's ``x-memory-usage`` / ``x-memory-level`` are read from the trailers of a
+sample of calls (at most one every ``TRAILER_EVERY_S`` per worker, enough for a per-second
+timeline and cheap on the hot path).
+
+>>> spec = LoadSpec("127.0.0.1:50051", "/pkg.Svc/Get", concurrency=4, duration=10)
+>>> spec.mode, spec.share(1, 2).concurrency
+('closed', 2)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from ..wire import LEVEL, USAGE, parse_level, parse_usage
+from .errors import LoadTestError, TargetUnreachable
+from .metrics import Bucket, Metrics
+from .pacer import Pacer
+from .result import Report, Second
+from .schedule import Schedule
+
+TRAILER_EVERY_S = 0.05
+log = logging.getLogger("memcontract.loadtest")
+DEFAULT_DURATION_S = 10.0
+
+#: Called with each second as it closes (merged over workers), on the event loop's thread.
+ProgressCallback = Callable[[Second], None]
+
+
+@dataclass(frozen=True)
+class Tls:
+    """TLS material (PEM bytes): roots to trust (``None``: the system's), client cert and key."""
+
+    cacert: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What to run: one method of one target, open loop (``schedule``) or closed (``concurrency``).
+
+    ``duration`` (s) or ``total`` (calls) bounds the measured part (default: the schedule's
+    length, else 10 s); ``warmup`` (s) runs first (the schedule's first seconds, or the same
+    concurrency) and is not measured; the measured part then starts the schedule afresh.
+    ``timeout`` (s) is each call's deadline. ``connections`` channels are spread over
+    ``workers`` processes (at least one each). ``tls`` ``None`` means plaintext.
+    ``max_inflight`` bounds the calls in flight per run in open loop.
+    """
+
+    target: str
+    method: str
+    payload: bytes = b""
+    server_streaming: bool = False
+    schedule: Schedule | None = None
+    concurrency: int | None = None
+    duration: float | None = None
+    total: int | None = None
+    warmup: float = 0.0
+    metadata: tuple[tuple[str, str | bytes], ...] = ()
+    timeout: float = 20.0
+    connections: int = 1
+    workers: int = 1
+    tls: Tls | None = None
+    max_inflight: int = 20_000
+    connect_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if (self.schedule is None) == (self.concurrency is None):
+            raise LoadTestError("give --rps/--schedule (open loop) or --concurrency (closed loop)")
+        for name in ("concurrency", "total", "connections", "workers", "max_inflight"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise LoadTestError(f"--{name.replace('_', '-')} {value}: must be >= 1")
+        for name in ("duration", "timeout", "connect_timeout"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise LoadTestError(f"--{name.replace('_', '-')} {value}: must be > 0")
+        if self.warmup < 0:
+            raise LoadTestError(f"--warmup {self.warmup}: must be >= 0")
+
+    @property
+    def mode(self) -> str:
+        """``open`` (rate schedule) or ``closed`` (fixed concurrency)."""
+        return "open" if self.schedule is not None else "closed"
+
+    @property
+    def run_seconds(self) -> float | None:
+        """The measured part's length (s), or ``None`` when only ``total`` bounds it."""
+        if self.duration is not None:
+            return self.duration
+        if self.total is not None:
+            return None
+        if self.schedule is not None and self.schedule.seconds > 0:
+            return self.schedule.seconds
+        return DEFAULT_DURATION_S
+
+    def share(self, index: int, workers: int) -> LoadSpec:
+        """Worker ``index``'s part of the load when ``workers`` processes share it."""
+
+        def part(value: int | None) -> int | None:
+            if value is None:
+                return None
+            return value // workers + (1 if index < value % workers else 0)
+
+        return replace(
+            self,
+            schedule=self.schedule.scaled(1 / workers) if self.schedule else None,
+            concurrency=part(self.concurrency),
+            total=part(self.total),
+            connections=max(1, part(self.connections) or 0),
+            max_inflight=max(1, part(self.max_inflight) or 0),
+            workers=1,
+        )
+
+    def config(self) -> dict[str, Any]:
+        """What was asked, as the report's ``config`` (JSON-ready)."""
+        return {
+            "target": self.target,
+            "method": self.method,
+            "server_streaming": self.server_streaming,
+            "mode": self.mode,
+            "schedule": self.schedule.text if self.schedule else None,
+            "concurrency": self.concurrency,
+            "duration_s": self.run_seconds,
+            "total": self.total,
+            "warmup_s": self.warmup,
+            "timeout_s": self.timeout,
+            "connections": max(self.connections, self.workers),
+            "workers": self.workers,
+            "tls": self.tls is not None,
+            "payload_bytes": len(self.payload),
+            "metadata": sorted(k for k, _ in self.metadata),
+        }
+
+
+def is_loopback(target: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1`` targets (where plaintext is the default).
+
+    >>> is_loopback("127.0.0.1:50051"), is_loopback("[::1]:443"), is_loopback("example.com:443")
+    (True, True, False)
+    """
+    host = target
+    for prefix in ("dns:///", "ipv4:", "ipv6:"):
+        host = host.removeprefix(prefix)
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_channel(spec: LoadSpec, index: int) -> grpc.aio.Channel:
+    """A channel with its own connection (a local subchannel pool: channels do not share)."""
+    options = [
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.channel_id", index),
+        ("grpc.max_receive_message_length", -1),
+        ("grpc.enable_retries", 0),
+    ]
+    if spec.tls is None:
+        return grpc.aio.insecure_channel(spec.target, options=options)
+    creds = grpc.ssl_channel_credentials(spec.tls.cacert, spec.tls.key, spec.tls.cert)
+    return grpc.aio.secure_channel(spec.target, creds, options=options)
+
+
+async def preflight(spec: LoadSpec) -> None:
+    """Check the target answers the method: unreachable -> TargetUnreachable, unknown method
+    (UNIMPLEMENTED) -> LoadTestError; any other outcome is the load test's business."""
+    channel = open_channel(spec, -1)
+    try:
+        await connect([channel], spec)
+        call = _multicallable(channel, spec)
+        try:
+            request = call(spec.payload, timeout=spec.timeout, metadata=spec.metadata or None)
+            if spec.server_streaming:
+                async for _ in request:
+                    pass
+            else:
+                await request
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise LoadTestError(
+                    f"--method {spec.method}: {spec.target} does not serve it "
+                    f"(UNIMPLEMENTED: {err.details()})"
+                ) from None
+    finally:
+        await channel.close()
+
+
+async def connect(channels: list[grpc.aio.Channel], spec: LoadSpec) -> None:
+    """Wait until every channel is connected; TargetUnreachable after ``connect_timeout``."""
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(c.channel_ready() for c in channels)), spec.connect_timeout
+        )
+    except TimeoutError:
+        security = "TLS" if spec.tls else "plaintext"
+        raise TargetUnreachable(
+            f"cannot connect to {spec.target} ({security}) within {spec.connect_timeout:g} s"
+        ) from None
+
+
+def _multicallable(channel: grpc.aio.Channel, spec: LoadSpec) -> Any:
+    if spec.server_streaming:
+        return channel.unary_stream(spec.method)
+    return channel.unary_unary(spec.method)
+
+
+class _Worker:
+    """One process's share of a run, on one event loop."""
+
+    def __init__(self, spec: LoadSpec, phase: float, progress: ProgressCallback | None) -> None:
+        self.spec = spec
+        self.phase = phase
+        self.progress = progress
+        self.channels = [open_channel(spec, i) for i in range(spec.connections)]
+        self.calls = [_multicallable(c, spec) for c in self.channels]
+        self.metadata = spec.metadata or None
+        # Unix time from the monotonic clock: immune to wall-clock steps during the run.
+        self.offset = time.time() - time.perf_counter()
+        self.inflight = 0
+        self.next_trailers = 0.0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def now(self) -> float:
+        return time.perf_counter() + self.offset
+
+    async def close(self) -> None:
+        for channel in self.channels:
+            await channel.close()
+
+    async def call(self, metrics: Metrics, index: int, intended: float) -> None:
+        """One call: record its send, its end, and (sampled) the target's trailers."""
+        spec = self.spec
+        sent = self.now()
+        metrics.on_sent(intended, sent)
+        details = None
+        trailers: Any = None
+        try:
+            call = self.calls[index](spec.payload, timeout=spec.timeout, metadata=self.metadata)
+            if spec.server_streaming:
+                async for _ in call:
+                    pass
+            else:
+                await call
+            code = "OK"
+            done = self.now()
+            if done >= self.next_trailers:
+                trailers = await call.trailing_metadata()
+        except grpc.aio.AioRpcError as err:
+            done = self.now()
+            code = err.code().name
+            details = err.details() or ""
+            trailers = err.trailing_metadata() if done >= self.next_trailers else None
+        bucket = metrics.on_done(code, intended, sent, done, details)
+        if trailers is not None:
+            self.next_trailers = done + TRAILER_EVERY_S
+            usage = level = None
+            for key, value in trailers:
+                if key == USAGE:
+                    ratio = parse_usage(value)
+                    usage = None if ratio is None else ratio * 100
+                elif key == LEVEL:
+                    parsed = parse_level(value)
+                    level = None if parsed is None else int(parsed)
+            bucket.memory(usage, level)
+
+    async def open_loop(self, metrics: Metrics, pacer: Pacer, start: float) -> None:
+        """Fire calls at their intended starts until the pacer stops; never wait for answers."""
+        hits = 0
+        loop = asyncio.get_running_loop()
+        conns = len(self.calls)
+        limit = self.spec.max_inflight
+        while True:
+            wait, stop = pacer.pace(self.now() - start, hits)
+            if stop:
+                return
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif hits % 64 == 0:
+                await asyncio.sleep(0)  # behind schedule: fire, but let answers in
+            offset = pacer.intended(hits)
+            assert offset is not None  # pace() said to go on
+            intended = start + offset
+            if self.inflight >= limit:
+                metrics.on_dropped(intended)
+            else:
+                self.inflight += 1  # counted now: a burst of tasks not yet started is in flight
+                task = loop.create_task(self._tracked(metrics, hits % conns, intended))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            hits += 1
+
+    async def _tracked(self, metrics: Metrics, index: int, intended: float) -> None:
+        try:
+            await self.call(metrics, index, intended)
+        finally:
+            self.inflight -= 1
+
+    async def closed_loop(
+        self, metrics: Metrics, concurrency: int, deadline: float, total: int | None
+    ) -> None:
+        """``concurrency`` callers, each calling again as soon as its call ends."""
+        budget = [total if total is not None else -1]
+        conns = len(self.calls)
+
+        async def caller(index: int) -> None:
+            now = self.now
+            while budget[0] != 0 and now() < deadline:
+                if budget[0] > 0:
+                    budget[0] -= 1
+                at = now()
+                await self.call(metrics, index, at)
+
+        await asyncio.gather(*(caller(i % conns) for i in range(concurrency)))
+
+    async def run_phase(self, metrics: Metrics, seconds: float | None, total: int | None) -> None:
+        """One phase (warm-up or measured) starting now; returns when its calls are sent."""
+        spec = self.spec
+        start = metrics.start_unix
+        if spec.schedule is not None:
+            pacer = Pacer(spec.schedule, duration=seconds, total=total, phase=self.phase)
+            await self.open_loop(metrics, pacer, start)
+        else:
+            deadline = start + seconds if seconds is not None else math.inf
+            await self.closed_loop(metrics, spec.concurrency or 1, deadline, total)
+
+    async def drain(self) -> None:
+        """Wait for the open loop's calls still in flight (each bounded by its deadline)."""
+        if self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    async def ticker(self, metrics: Metrics) -> None:
+        """Report each second to ``progress`` as it closes (it cannot change after)."""
+        assert self.progress is not None
+        second = 0
+        while True:
+            await asyncio.sleep(max(0.0, metrics.start_unix + second + 1.02 - self.now()))
+            while self.now() >= metrics.start_unix + second + 1:
+                self.report_second(metrics, second)
+                second += 1
+
+    def report_second(self, metrics: Metrics, second: int) -> None:
+        """Hand one closed second to the progress callback."""
+        assert self.progress is not None
+        bucket = metrics.buckets.get(second) or Bucket()
+        _guarded(self.progress, bucket.freeze(second, metrics.start_unix))
+
+
+def _guarded(callback: ProgressCallback, second: Second) -> None:
+    """Run a user callback; its failure must not end the load test."""
+    try:
+        callback(second)
+    except Exception:  # a broken progress display is not a failed run
+        log.exception("loadtest progress callback failed")
+
+
+async def run_worker(
+    spec: LoadSpec,
+    *,
+    phase: float = 0.0,
+    ready: Callable[[], Awaitable[float]] | None = None,
+    progress: ProgressCallback | None = None,
+) -> Metrics:
+    """Run ``spec`` (already this worker's share) in this event loop; return its measurements.
+
+    Once connected, ``ready()`` (if given) returns the Unix time at which the warm-up (or the
+    measured part) begins, so that several workers start together; default: at once.
+    """
+    worker = _Worker(spec, phase, progress)
+    try:
+        await connect(worker.channels, spec)  # before the clock starts
+        start = worker.now() if ready is None else await ready()
+        await asyncio.sleep(max(0.0, start - worker.now()))
+        if spec.warmup > 0:
+            await worker.run_phase(Metrics(start), spec.warmup, None)
+        metrics = Metrics(start + spec.warmup, closed_loop=spec.mode == "closed")
+        ticker = asyncio.ensure_future(worker.ticker(metrics)) if progress else None
+        try:
+            await worker.run_phase(metrics, spec.run_seconds, spec.total)
+            await worker.drain()
+            if ticker is not None:
+                await _flush_last_second(worker, metrics)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+        return metrics
+    finally:
+        await worker.close()
+
+
+async def _flush_last_second(worker: _Worker, metrics: Metrics) -> None:
+    """Let the ticker report the last (partial) second before it is cancelled."""
+    last = math.floor(max(metrics.end_unix, worker.now()) - metrics.start_unix)
+    await asyncio.sleep(max(0.0, metrics.start_unix + last + 1.05 - worker.now()))
+
+
+async def run_async(spec: LoadSpec, *, progress: ProgressCallback | None = None) -> Report:
+    """Run ``spec`` in the running event loop (``workers`` must be 1) and return its report.
+
+    Several runs can share one loop (e.g. a ramp on one method and a steady stream on another).
+    Raises TargetUnreachable or LoadTestError before any load is sent.
+    """
+    if spec.workers != 1:
+        raise LoadTestError("run_async runs one worker; use run() for --workers > 1")
+    await preflight(spec)
+    metrics = await run_worker(spec, progress=progress)
+    return metrics.freeze(spec.config())
+
+
+def worker_phases(workers: int) -> Iterator[float]:
+    """Phases that interleave ``workers`` open-loop workers evenly (k / workers)."""
+    return (k / workers for k in range(workers))
