@@ -62,7 +62,9 @@ class LoadSpec:
     concurrency) and is not measured; the measured part then starts the schedule afresh.
     ``timeout`` (s) is each call's deadline. ``connections`` channels are spread over
     ``workers`` processes (at least one each). ``tls`` ``None`` means plaintext.
-    ``max_inflight`` bounds the calls in flight per run in open loop.
+    ``max_inflight`` bounds the calls in flight in open loop (split over workers): past it, due
+    calls are dropped and counted. Little's law sizes it: 1000 in flight carry 10 000 calls/s
+    at 100 ms; an unbounded queue inside grpcio would only slow the client itself down.
     """
 
     target: str
@@ -79,7 +81,7 @@ class LoadSpec:
     connections: int = 1
     workers: int = 1
     tls: Tls | None = None
-    max_inflight: int = 20_000
+    max_inflight: int = 1000
     connect_timeout: float = 5.0
 
     def __post_init__(self) -> None:
