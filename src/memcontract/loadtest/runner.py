@@ -37,6 +37,7 @@ from .result import Report, Second
 from .schedule import Schedule
 
 TRAILER_EVERY_S = 0.05
+CLIENT_ERROR = "CLIENT_ERROR"  # the status of a call that failed in the client, not on the wire
 log = logging.getLogger("memcontract.loadtest")
 DEFAULT_DURATION_S = 10.0
 
@@ -85,6 +86,8 @@ class LoadSpec:
     connect_timeout: float = 5.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.payload, bytes):
+            raise LoadTestError(f"payload: bytes expected, not {type(self.payload).__name__}")
         if (self.schedule is None) == (self.concurrency is None):
             raise LoadTestError("give --rps/--schedule (open loop) or --concurrency (closed loop)")
         for name in ("concurrency", "total", "connections", "workers", "max_inflight"):
@@ -246,6 +249,7 @@ class _Worker:
         self.inflight = 0
         self.next_trailers = 0.0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.reported = 0  # seconds handed to progress so far
 
     def now(self) -> float:
         return time.perf_counter() + self.offset
@@ -277,6 +281,9 @@ class _Worker:
             code = err.code().name
             details = err.details() or ""
             trailers = err.trailing_metadata() if done >= self.next_trailers else None
+        except Exception as err:  # grpcio failing locally: counted, never the end of the run
+            done = self.now()
+            code, details = CLIENT_ERROR, f"{type(err).__name__}: {err}"
         bucket = metrics.on_done(code, intended, sent, done, details)
         if trailers is not None:
             self.next_trailers = done + TRAILER_EVERY_S
@@ -357,19 +364,18 @@ class _Worker:
 
     async def ticker(self, metrics: Metrics) -> None:
         """Report each second to ``progress`` as it closes (it cannot change after)."""
-        assert self.progress is not None
-        second = 0
         while True:
-            await asyncio.sleep(max(0.0, metrics.start_unix + second + 1.02 - self.now()))
-            while self.now() >= metrics.start_unix + second + 1:
-                self.report_second(metrics, second)
-                second += 1
+            next_close = metrics.start_unix + self.reported + 1
+            await asyncio.sleep(max(0.0, next_close + 0.02 - self.now()))
+            self.report_seconds(metrics, until=self.now())
 
-    def report_second(self, metrics: Metrics, second: int) -> None:
-        """Hand one closed second to the progress callback."""
+    def report_seconds(self, metrics: Metrics, *, until: float) -> None:
+        """Hand the seconds not yet reported that end by ``until`` (Unix s) to ``progress``."""
         assert self.progress is not None
-        bucket = metrics.buckets.get(second) or Bucket()
-        _guarded(self.progress, bucket.freeze(second, metrics.start_unix))
+        while metrics.start_unix + self.reported + 1 <= until:
+            bucket = metrics.buckets.get(self.reported) or Bucket()
+            _guarded(self.progress, bucket.freeze(self.reported, metrics.start_unix))
+            self.reported += 1
 
 
 def _guarded(callback: ProgressCallback, second: Second) -> None:
@@ -404,20 +410,15 @@ async def run_worker(
         try:
             await worker.run_phase(metrics, spec.run_seconds, spec.total)
             await worker.drain()
-            if ticker is not None:
-                await _flush_last_second(worker, metrics)
         finally:
             if ticker is not None:
                 ticker.cancel()
+        if progress is not None:  # the rest, the last (partial) second included
+            last = max(metrics.buckets, default=-1)
+            worker.report_seconds(metrics, until=metrics.start_unix + last + 1)
         return metrics
     finally:
         await worker.close()
-
-
-async def _flush_last_second(worker: _Worker, metrics: Metrics) -> None:
-    """Let the ticker report the last (partial) second before it is cancelled."""
-    last = math.floor(max(metrics.end_unix, worker.now()) - metrics.start_unix)
-    await asyncio.sleep(max(0.0, metrics.start_unix + last + 1.05 - worker.now()))
 
 
 async def run_async(spec: LoadSpec, *, progress: ProgressCallback | None = None) -> Report:
