@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -237,8 +237,15 @@ def _multicallable(channel: grpc.aio.Channel, spec: LoadSpec) -> Any:
 class _Worker:
     """One process's share of a run, on one event loop."""
 
-    def __init__(self, spec: LoadSpec, phase: float, progress: ProgressCallback | None) -> None:
+    def __init__(
+        self,
+        spec: LoadSpec,
+        phase: float,
+        progress: ProgressCallback | None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
         self.spec = spec
+        self.stop = stop or asyncio.Event()
         self.phase = phase
         self.progress = progress
         self.channels = [open_channel(spec, i) for i in range(spec.connections)]
@@ -304,8 +311,8 @@ class _Worker:
         conns = len(self.calls)
         limit = self.spec.max_inflight
         while True:
-            wait, stop = pacer.pace(self.now() - start, hits)
-            if stop:
+            wait, done = pacer.pace(self.now() - start, hits)
+            if done or self.stop.is_set():
                 return
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -338,7 +345,7 @@ class _Worker:
 
         async def caller(index: int) -> None:
             now = self.now
-            while budget[0] != 0 and now() < deadline:
+            while budget[0] != 0 and now() < deadline and not self.stop.is_set():
                 if budget[0] > 0:
                     budget[0] -= 1
                 at = now()
@@ -392,13 +399,15 @@ async def run_worker(
     phase: float = 0.0,
     ready: Callable[[], Awaitable[float]] | None = None,
     progress: ProgressCallback | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Metrics:
     """Run ``spec`` (already this worker's share) in this event loop; return its measurements.
 
     Once connected, ``ready()`` (if given) returns the Unix time at which the warm-up (or the
     measured part) begins, so that several workers start together; default: at once.
+    ``stop``, once set, ends the run early: no new calls; those in flight finish.
     """
-    worker = _Worker(spec, phase, progress)
+    worker = _Worker(spec, phase, progress, stop)
     try:
         await connect(worker.channels, spec)  # before the clock starts
         start = worker.now() if ready is None else await ready()
@@ -421,19 +430,20 @@ async def run_worker(
         await worker.close()
 
 
-async def run_async(spec: LoadSpec, *, progress: ProgressCallback | None = None) -> Report:
+async def run_async(
+    spec: LoadSpec,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: asyncio.Event | None = None,
+) -> Report:
     """Run ``spec`` in the running event loop (``workers`` must be 1) and return its report.
 
     Several runs can share one loop (e.g. a ramp on one method and a steady stream on another).
-    Raises TargetUnreachable or LoadTestError before any load is sent.
+    Setting ``stop`` ends the run early (calls in flight finish) with a report of what was
+    measured. Raises TargetUnreachable or LoadTestError before any load is sent.
     """
     if spec.workers != 1:
         raise LoadTestError("run_async runs one worker; use run() for --workers > 1")
     await preflight(spec)
-    metrics = await run_worker(spec, progress=progress)
+    metrics = await run_worker(spec, progress=progress, stop=stop)
     return metrics.freeze(spec.config())
-
-
-def worker_phases(workers: int) -> Iterator[float]:
-    """Phases that interleave ``workers`` open-loop workers evenly (k / workers)."""
-    return (k / workers for k in range(workers))
