@@ -6,8 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck pytest proto venv clean
 
+# The example server driven into level 3 and back, live (examples/python/demo.py); ~40 s.
+# DEMO_ARGS=--short: a 10 s load (what CI runs); --out NAME: where the reports go.
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(BIN)/memcontract probe --contract examples/contracts/memory_contract.yaml --duration 10
+	$(BIN)/python -m examples.python.demo $(DEMO_ARGS)
 
 test: lint typecheck gotest pytest
 

@@ -119,7 +119,8 @@ def test_write_all_writes_three_non_empty_files(tmp_path: Path) -> None:
     assert {"second", "sent", "answered", "p99_ms", "usage_percent", "level", "OK"} <= set(rows[0])
     assert sum(int(r["sent"]) for r in rows) == report.sent
     page = paths[2].read_text()
-    assert page.count("<svg") == 4 and "x-memory-level" in page
+    assert page.count("<svg") == 5 and "x-memory-level" in page
+    assert "Answered by status" in page  # OK per second (the statuses over time)
     for svg in re.findall(r"<svg.*?</svg>", page, re.S):
         root = ElementTree.fromstring(svg)  # well-formed, with lines drawn
         assert root.findall(".//{http://www.w3.org/2000/svg}polyline")

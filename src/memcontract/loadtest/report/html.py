@@ -1,8 +1,8 @@
 """The one-page HTML report (``NAME.html``): summary tables and charts, with no network.
 
 Everything is inline (CSS and SVG, no script, no fonts or images fetched), so the file opens
-the same anywhere. Charts over the run's seconds: rate sent and answered, p99 latency, the
-target's memory usage (%) and breach level.
+the same anywhere. Charts over the run's seconds: rate sent and answered, answers by status,
+p99 latency, the target's memory usage (%) and breach level.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 
 from ..metrics import LATE_MS
-from ..result import QUANTILES, Latency, Report
+from ..result import QUANTILES, Latency, Report, Second
 
 WIDTH, HEIGHT = 760, 190
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 22, 26
@@ -95,6 +95,21 @@ def _runs(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
     return runs
 
 
+#: Colours of the status series (others take the palette's in turn).
+STATUS_COLOURS = {"OK": "#2ca02c", "RESOURCE_EXHAUSTED": "#d62728", "DEADLINE_EXCEEDED": "#ff7f0e"}
+PALETTE = ("#7f7f7f", "#17becf", "#bcbd22", "#e377c2", "#8c564b", "#1f77b4")
+
+
+def _status_series(timeline: Sequence[Second]) -> list[Series]:
+    """Calls answered per second with each status seen (sheds show as RESOURCE_EXHAUSTED)."""
+    codes = sorted({c for s in timeline for c in s.codes}, key=lambda c: (c != "OK", c))
+    others = iter(PALETTE * (1 + len(codes) // len(PALETTE)))
+    return [
+        (code, STATUS_COLOURS.get(code) or next(others), [s.codes.get(code, 0) for s in timeline])
+        for code in codes
+    ]
+
+
 def _latency_cells(latency: Latency) -> str:
     cells = [latency.quantiles[name] for name, _ in QUANTILES] + [latency.max, latency.mean]
     return "".join(f'<td class="n">{v:.2f}</td>' for v in cells)
@@ -134,6 +149,7 @@ def render(report: Report) -> str:
                 ("answered", "#2ca02c", [s.answered for s in t]),
             ],
         ),
+        chart("Answered by status", "calls/s", _status_series(t)),
         chart(
             "Latency",
             "ms, from intended start",
