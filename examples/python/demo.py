@@ -107,12 +107,21 @@ SHORT = replace(FULL, load_s=10.0, watch_s=20.0, linger_s=2.0)
 class ExampleServer:
     """The example inventory server in a subprocess (a context manager); ``port`` once started.
 
+    ``command`` runs it (default ``python -m examples.python.server``; ``--port 0 --contract
+    FILE`` are added).
+
     Its log (stderr) goes to ``log_path``. Leaving the block stops it with SIGTERM (it drains
     and exits 0), and kills it if it has not exited 10 s later.
     """
 
-    def __init__(self, contract: pathlib.Path, log_path: pathlib.Path) -> None:
+    def __init__(
+        self,
+        contract: pathlib.Path,
+        log_path: pathlib.Path,
+        command: Sequence[str] = SERVER_COMMAND,
+    ) -> None:
         self.contract = contract
+        self.command = tuple(command)
         self.log_path = log_path
         self.port = 0
         self.proc: subprocess.Popen[str] | None = None
@@ -121,7 +130,7 @@ class ExampleServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
-                [*SERVER_COMMAND, "--port", "0", "--contract", str(self.contract)],
+                [*self.command, "--port", "0", "--contract", str(self.contract)],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=log,
