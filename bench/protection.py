@@ -198,11 +198,12 @@ def main() -> int:
             "without": tmp / "without.yaml",
         }
         contracts["with"].write_text(source)
+        # the module in force is the file's only one, and its last key is indented by 4
         contracts["without"].write_text(source + "    dry_run: true\n")
         results: list[Round] = []
         for i in range(rounds):
-            order = VARIANTS if i % 2 == 0 else VARIANTS[::-1]
-            order = tuple(v for v in order if args.only in (None, v))
+            alternating = VARIANTS if i % 2 == 0 else VARIANTS[::-1]
+            order = [v for v in alternating if args.only in (None, v)]
             for variant in order:
                 r = one_round(variant, contracts[variant], plan, tmp)
                 results.append(r)
