@@ -37,6 +37,7 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import _async as aio_health
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from memcontract.interceptors import (
     add_pressure_services,
     aio_server_interceptor,
@@ -50,6 +51,14 @@ from memcontract.recovery import RECYCLE_EXIT_STATUS
 from .inventory import SERVICE, AioInventoryServicer, Inventory, InventoryServicer
 from .inventory_demo.v1 import inventory_demo_pb2_grpc as pb_grpc
 
+#: Services listed by server reflection (so `grpcurl -plaintext ADDR list` needs no proto).
+REFLECTED = (
+    SERVICE,
+    "grpc.health.v1.Health",
+    "memcontract.v1.MemoryPressureService",
+    "xds.service.orca.v3.OpenRcaService",
+    reflection.SERVICE_NAME,
+)
 CONTRACT = pathlib.Path(__file__).resolve().parent / "memory_contract.yaml"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 GRACE_SECONDS = 5.0
@@ -67,7 +76,8 @@ def build_sync_server(
     trust: TrustPolicy | None = None,
     max_workers: int = 16,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A started grpcio server with the inventory and health services; (server, port, health)."""
+    """A started grpcio server with the inventory, health, pressure and reflection services;
+    (server, port, health)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers, thread_name_prefix="inventory"),
         interceptors=[server_interceptor(guard, trust=trust)],
@@ -76,6 +86,7 @@ def build_sync_server(
     checker = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     add_pressure_services(server, guard)  # OpenRcaService, MemoryPressureService
+    reflection.enable_server_reflection(REFLECTED, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     checker.set("", SERVING)
@@ -91,12 +102,14 @@ async def build_aio_server(
     port: int = 0,
     trust: TrustPolicy | None = None,
 ) -> tuple[grpc.aio.Server, int, aio_health.HealthServicer]:
-    """A started grpc.aio server with the inventory and health services; (server, port, health)."""
+    """A started grpc.aio server with the inventory, health, pressure and reflection services;
+    (server, port, health)."""
     server = grpc.aio.server(interceptors=[aio_server_interceptor(guard, trust=trust)])
     pb_grpc.add_InventoryDemoServicer_to_server(AioInventoryServicer(inventory), server)
     checker = aio_health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     add_pressure_services(server, guard)  # OpenRcaService, MemoryPressureService
+    reflection.enable_server_reflection(REFLECTED, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     await checker.set("", SERVING)
