@@ -5,9 +5,11 @@ guard that logs and counts its exceptions, so an action can never break the samp
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import threading
+import time
 import tracemalloc
 import weakref
 from collections.abc import Callable, Iterable
@@ -188,12 +190,14 @@ class SampleAllocations(Action):
             with self._building:
                 if episode != self._episode or not tracemalloc.is_tracing():
                     return  # recovered before the worker ran
+                began = time.perf_counter()
                 snapshot = tracemalloc.take_snapshot()
                 self._stop_tracing(window)
                 report = take_report(
                     level, snapshot, self._baseline, top=self.top, max_traces=self.max_traces
                 )
                 del snapshot
+                report = dataclasses.replace(report, seconds=time.perf_counter() - began)
             self.report = report
             log.warning("memcontract: %s", report.format())
         except Exception:  # a worker has nobody to raise to
