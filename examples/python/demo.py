@@ -67,7 +67,7 @@ SERVER_START_TIMEOUT_S = 30.0
 # past its 5 s deadline for the GIL and a handler thread while admitted builds finish.
 CORE_SUCCESS_MIN = 90.0
 
-#: The streams, in the order they are shown: (key, method, non-core?).
+#: The streams' keys: the load (Report, non-core), the core stream (Ping), the probe (GetStock).
 REPORT, PING, PROBE = "report", "ping", "getstock"
 
 
