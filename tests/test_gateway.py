@@ -33,6 +33,9 @@ pytestmark = pytest.mark.timeout(600)
 
 SERVICE = "/inventory.v1.InventoryService/"
 PING = SERVICE + "Ping"
+# Methods the Go inventory serves besides health and reflection: its own five, and the pressure
+# services (memcontract.v1.MemoryPressureService: 3; xds OpenRcaService: 1).
+UPSTREAM_METHODS = 9
 GATEWAY = [sys.executable, "-m", "memcontract.cli", "gateway"]
 # Headers each gRPC implementation sets for its own hop, and ORCA's report, which grpcio
 # (the gateway's runtime) never shows to Python code, so cannot forward.
@@ -122,7 +125,7 @@ def test_four_arities_pass_through_byte_for_byte(go_bin: Path, method: str) -> N
         assert via["trailer"]["x-echo-a"] == ["1", "2"]
         assert via["trailer"]["x-memory-level"] == direct["trailer"]["x-memory-level"]
         assert "x-memory-pressure-bin" in via["trailer"]
-        assert gw.lines[0]["methods"] == 5  # learned from the upstream's reflection
+        assert gw.lines[0]["methods"] == UPSTREAM_METHODS  # learned from the upstream's reflection
     assert stopped(gw)["calls"] == {up.address: 1}
 
 
@@ -442,7 +445,7 @@ def test_tls_end_to_end(go_bin: Path, tmp_path: Path) -> None:
             "localhost",
         )
         with inventory(go_bin, *tls) as up, gateway(up.address, flags=flags) as gw:
-            assert gw.lines[0]["methods"] == 5  # reflection over TLS too
+            assert gw.lines[0]["methods"] == UPSTREAM_METHODS  # reflection over TLS too
             for method in ("get", "exchange"):
                 via = relay(
                     go_bin,
