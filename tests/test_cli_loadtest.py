@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
+import psutil
 import pytest
 
 from memcontract.cli import main
@@ -174,3 +179,45 @@ def test_unreachable_target_is_a_clear_error_not_a_hang(capsys: pytest.CaptureFi
     assert time.monotonic() - started < 15
     err = capsys.readouterr().err
     assert "cannot connect to 127.0.0.1:1" in err and "Traceback" not in err
+
+
+def _wait_connected(pid: int, port: int, *, count: int, within: float = 60) -> None:
+    """Until the process and its children hold ``count`` connections to ``port``."""
+    deadline = time.monotonic() + within
+    root = psutil.Process(pid)
+    while time.monotonic() < deadline:
+        held = 0
+        for proc in [root, *root.children()]:
+            with contextlib.suppress(psutil.Error):
+                connections = getattr(proc, "net_connections", None) or proc.connections  # psutil<6
+                held += sum(
+                    1
+                    for c in connections("tcp")
+                    if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+                )
+        if held >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {count} connections to port {port} within {within} s")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_ends_the_run_with_a_report(inventory: str, tmp_path: Path, workers: str) -> None:
+    out = tmp_path / "cut"
+    argv = ["loadtest", inventory, "--method", f"{SERVICE}/Ping", "--rps", "20"]
+    argv += ["--duration", "120s", "--workers", workers, "--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memcontract.cli", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_connected(proc.pid, int(inventory.rsplit(":", 1)[1]), count=int(workers))
+    time.sleep(2)  # measuring
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "answered" in stdout
+    report = jsonfmt.read(f"{out}.json")
+    assert 0 < report.sent == report.answered < 20 * 60

@@ -14,6 +14,7 @@ import pytest
 
 from memcontract.loadtest import (
     LoadSpec,
+    LoadTestError,
     Report,
     Schedule,
     Second,
@@ -22,6 +23,7 @@ from memcontract.loadtest import (
     run_async,
 )
 from memcontract.loadtest.metrics import decode
+from memcontract.loadtest.runner import CLIENT_ERROR, run_worker
 
 from .grpc_support import Calls, serve
 from .loadtest_server import serving
@@ -156,6 +158,17 @@ def test_deadline_and_error_statuses_are_counted_apart(target: str) -> None:
     assert report.count("DEADLINE_EXCEEDED") == 6
     assert {e.code for e in report.errors} == {"DEADLINE_EXCEEDED"}
     assert sum(e.count for e in report.errors) == 6
+
+
+def test_a_call_failing_in_the_client_is_counted_not_fatal(target: str) -> None:
+    with pytest.raises(LoadTestError, match="payload: bytes expected"):
+        LoadSpec(target, "/test.Load/Echo", payload="text", concurrency=1)  # type: ignore[arg-type]
+    spec = LoadSpec(target, "/test.Load/Echo", concurrency=1, total=3)
+    object.__setattr__(spec, "payload", "text")  # grpcio raises TypeError in the client
+    metrics = asyncio.run(run_worker(spec))
+    assert metrics.answered == 3
+    (error,) = metrics.freeze({}).errors
+    assert error.code == CLIENT_ERROR and "TypeError" in error.details and error.count == 3
 
 
 def test_memory_timeline_read_from_trailers() -> None:

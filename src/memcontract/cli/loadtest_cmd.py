@@ -91,8 +91,8 @@ def register(sub: Any) -> None:
         "--max-inflight",
         metavar="N",
         type=int,
-        default=20_000,
-        help="open loop: calls due while N are in flight are dropped (20000)",
+        default=1000,
+        help="open loop: calls due while N are in flight are dropped (1000)",
     )
     load.add_argument(
         "--connect-timeout", metavar="D", default="5s", help="time to reach the target (5s)"

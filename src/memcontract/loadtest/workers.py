@@ -13,6 +13,7 @@ import asyncio
 import multiprocessing
 import queue
 import signal
+import threading
 import time
 from collections import defaultdict
 from typing import Any
@@ -30,13 +31,32 @@ START_DELAY_S = 0.2  # between the last worker ready and the common start
 def run(spec: LoadSpec, *, progress: ProgressCallback | None = None) -> Report:
     """Run ``spec`` to the end and return its report (blocking; spawns ``spec.workers``).
 
-    ``progress`` receives each second, merged over workers, as it closes. Raises
-    TargetUnreachable or LoadTestError before any load is sent.
+    ``progress`` receives each second, merged over workers, as it closes. The first Ctrl-C
+    (SIGINT) ends the run early with a report of what was measured; a second one aborts.
+    Raises TargetUnreachable or LoadTestError before any load is sent.
     """
     if spec.workers == 1:
-        return asyncio.run(run_async(spec, progress=progress))
+        return asyncio.run(_run_stoppable(spec, progress))
     asyncio.run(preflight(spec))
     return _Pool(spec, progress).run()
+
+
+async def _run_stoppable(spec: LoadSpec, progress: ProgressCallback | None) -> Report:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main_thread = threading.current_thread() is threading.main_thread()
+
+    def interrupted() -> None:
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)  # the next Ctrl-C aborts
+
+    if main_thread:
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    try:
+        return await run_async(spec, progress=progress, stop=stop)
+    finally:
+        if main_thread:
+            loop.remove_signal_handler(signal.SIGINT)
 
 
 class _Pool:
@@ -48,6 +68,7 @@ class _Pool:
         self.ctx = multiprocessing.get_context("spawn")
         self.events: Any = self.ctx.Queue()
         self.go: Any = self.ctx.Queue()
+        self.halt: Any = self.ctx.Event()  # set on Ctrl-C: workers stop early and report
         self.seconds: dict[int, list[Second]] = defaultdict(list)
         self.reports: dict[int, Report] = {}
 
@@ -57,13 +78,22 @@ class _Pool:
         procs = [
             self.ctx.Process(
                 target=_worker_main,
-                args=(self.spec.share(i, count), i, i / count, self.events, self.go, live),
+                args=(
+                    self.spec.share(i, count),
+                    i,
+                    i / count,
+                    self.events,
+                    self.go,
+                    self.halt,
+                    live,
+                ),
                 daemon=True,
             )
             for i in range(count)
         ]
         for proc in procs:
             proc.start()
+        previous = self._on_interrupt()
         try:
             self._wait_ready(procs)
             start = time.time() + START_DELAY_S
@@ -76,6 +106,8 @@ class _Pool:
                 proc.terminate()
             raise
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             for proc in procs:
                 proc.join(5)
                 if proc.is_alive():
@@ -83,6 +115,19 @@ class _Pool:
         self._flush_partial_seconds()
         reports = [self.reports[i] for i in range(count)]
         return merge(reports, self.spec.config(), ())
+
+    def _on_interrupt(self) -> Any:
+        """First Ctrl-C: the workers stop early and report; the second aborts. Returns the
+        handler to restore (None off the main thread, where signals cannot be handled)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def interrupted(signum: int, frame: Any) -> None:
+            if self.halt.is_set():
+                raise KeyboardInterrupt
+            self.halt.set()
+
+        return signal.signal(signal.SIGINT, interrupted)
 
     def _next(self, procs: list[Any]) -> tuple[Any, ...]:
         """The next event from any worker; a worker that died without a word is an error."""
@@ -141,20 +186,29 @@ def _merge_seconds(parts: list[Second]) -> Second:
 
 
 def _worker_main(
-    spec: LoadSpec, index: int, phase: float, events: Any, go: Any, live: bool
+    spec: LoadSpec, index: int, phase: float, events: Any, go: Any, halt: Any, live: bool
 ) -> None:
     """A worker process: run this share and send back the report (or one error line)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
-        report = asyncio.run(_worker(spec, index, phase, events, go, live))
+        report = asyncio.run(_worker(spec, index, phase, events, go, halt, live))
         events.put(("report", index, report_to_dict(report)))
     except Exception as err:
         events.put(("error", index, f"{type(err).__name__}: {err}"))
 
 
 async def _worker(
-    spec: LoadSpec, index: int, phase: float, events: Any, go: Any, live: bool
+    spec: LoadSpec, index: int, phase: float, events: Any, go: Any, halt: Any, live: bool
 ) -> Report:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def watch_halt() -> None:  # the parent's Ctrl-C, seen from a thread
+        halt.wait()
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=watch_halt, daemon=True).start()
+
     async def ready() -> float:
         events.put(("ready", index, None))
         start: float = await asyncio.get_running_loop().run_in_executor(None, go.get)
@@ -163,5 +217,7 @@ async def _worker(
     def progress(second: Second) -> None:
         events.put(("second", index, second_to_dict(second)))
 
-    metrics = await run_worker(spec, phase=phase, ready=ready, progress=progress if live else None)
+    metrics = await run_worker(
+        spec, phase=phase, ready=ready, progress=progress if live else None, stop=stop
+    )
     return metrics.freeze(spec.config())
