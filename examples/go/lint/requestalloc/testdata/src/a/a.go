@@ -3,6 +3,7 @@ package a
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 )
 
@@ -70,6 +71,37 @@ func (s *Service) Upload(stream UploadStream) error {
 		total += msg.Size
 		_ = make([]byte, 0, total) // want `MC003`
 	}
+}
+
+func (s *Service) Checked(ctx context.Context, req *GetRequest) (*GetResponse, error) {
+	n := req.GetSize()
+	if n > maxSize {
+		return nil, errors.New("too large")
+	}
+	_ = make([]byte, n)
+	if !(req.Size <= maxSize) {
+		panic("too large")
+	}
+	_ = make([]byte, req.Size)
+	if len(req.Items) == 0 || len(req.Items) > maxSize {
+		return nil, nil
+	}
+	_ = make([]string, len(req.Items))
+	// checks that do not bound from above, or against request data: still reported
+	if len(req.Name) < 1 {
+		return nil, nil
+	}
+	_ = make([]byte, len(req.Name)) // want `MC003`
+	m := req.GetSize()
+	if m > int64(len(req.Name)) { // a bound from the request bounds nothing
+		return nil, nil
+	}
+	_ = make([]byte, m) // want `MC003`
+	if k := req.GetSize(); k > maxSize {
+		_ = k // does not leave
+	}
+	_ = make([]byte, req.GetSize()*2) // want `MC003`
+	return nil, nil
 }
 
 // Look-alikes: not handlers.
