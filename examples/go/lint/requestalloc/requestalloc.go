@@ -31,12 +31,14 @@ var Analyzer = &analysis.Analyzer{
 
 func run(pass *analysis.Pass) (any, error) {
 	in := pass.ResultOf[inspect.Analyzer].(*inspector.Inspector)
+	r := lintutil.NewReporter(pass, Code)
+	defer r.Finish()
 	in.Preorder([]ast.Node{(*ast.FuncDecl)(nil)}, func(n ast.Node) {
 		fn := n.(*ast.FuncDecl)
 		if fn.Body == nil || fn.Recv == nil {
 			return
 		}
-		if h, ok := handlerOf(pass, fn); ok {
+		if h, ok := handlerOf(pass, fn, r); ok {
 			h.check()
 		}
 	})
@@ -46,6 +48,7 @@ func run(pass *analysis.Pass) (any, error) {
 // handler is one gRPC handler method and what in it is request data.
 type handler struct {
 	pass    *analysis.Pass
+	report  *lintutil.Reporter
 	fn      *ast.FuncDecl
 	stream  *types.Var            // the stream parameter, or nil (unary)
 	seeds   []types.Object        // the request parameter, if any
@@ -56,7 +59,7 @@ type handler struct {
 // handlerOf recognizes the three handler shapes of generated service code
 // and seeds the request data: the request parameter, or the stream whose
 // Recv returns it.
-func handlerOf(pass *analysis.Pass, fn *ast.FuncDecl) (*handler, bool) {
+func handlerOf(pass *analysis.Pass, fn *ast.FuncDecl, r *lintutil.Reporter) (*handler, bool) {
 	obj, ok := pass.TypesInfo.Defs[fn.Name].(*types.Func)
 	if !ok {
 		return nil, false
@@ -66,7 +69,7 @@ func handlerOf(pass *analysis.Pass, fn *ast.FuncDecl) (*handler, bool) {
 	if results.Len() == 0 || !isError(results.At(results.Len()-1).Type()) {
 		return nil, false
 	}
-	h := &handler{pass: pass, fn: fn}
+	h := &handler{pass: pass, fn: fn, report: r}
 	switch {
 	case params.Len() == 2 && results.Len() == 2 && isContext(params.At(0).Type()) && isMessage(params.At(1).Type()):
 		h.seeds = []types.Object{params.At(1)}
@@ -223,7 +226,7 @@ func (h *handler) checkCall(call *ast.CallExpr) {
 	}
 	for _, size := range sizes {
 		if h.isRequestData(size) {
-			lintutil.Report(h.pass, call, Code, what+" sized by request data ("+types.ExprString(size)+
+			h.report.Report(call, what+" sized by request data ("+types.ExprString(size)+
 				"): bound it with min(n, limit) or check it before allocating")
 			return
 		}

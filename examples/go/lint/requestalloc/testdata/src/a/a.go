@@ -125,5 +125,6 @@ func (s *Service) Suppressed(ctx context.Context, req *GetRequest) (*GetResponse
 	_ = make([]byte, req.Size)
 	_ = make([]byte, req.Size) //memcontract:ignore MC003 // want `MC003: .* needs a reason to suppress this`
 	_ = make([]byte, req.Size) //memcontract:ignore MC001 wrong code // want `MC003`
+	_ = make([]byte, 64)       //memcontract:ignore MC003 nothing to suppress // want `MC902: unused suppression: no MC003 finding`
 	return nil, nil
 }
