@@ -5,6 +5,7 @@ moment it climbs, ``on_stuck: recycle``, and one allocation report per level per
 from __future__ import annotations
 
 import logging
+import threading
 import tracemalloc
 from collections.abc import Iterator
 
@@ -22,6 +23,14 @@ from .support import Rig, make_contract
 
 HIGH = 1.10  # over budget: level 3 holds however long it stays here
 STALL = 3  # samples without falling or climbing before a release, then before going half-open
+
+
+@pytest.fixture(autouse=True)
+def _no_report_from_an_earlier_test() -> None:
+    """A report still being built for an earlier test's guard would log into this one's."""
+    for thread in threading.enumerate():
+        if thread.name == "memcontract-allocations":
+            thread.join(30)
 
 
 @pytest.fixture
@@ -143,6 +152,18 @@ def test_dry_run_neither_releases_nor_sheds(releases: list[int]) -> None:
     rig = critical_rig(dry_run=True)
     rig.run([HIGH] * 10)
     assert releases == [] and not rig.guard.snapshot.shedding
+
+
+def test_a_failing_release_never_breaks_the_sampler(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(telemetry: object = None) -> Released:
+        raise OSError("no")
+
+    monkeypatch.setattr("memcontract.guard.release_memory", broken)
+    rig = critical_rig()
+    rig.run([HIGH] * STALL)  # stalled: the release raises
+    assert rig.guard.telemetry.by_attribute[("memcontract.hook.errors", "hook", "recover")] == 1
+    assert admits(rig) == 0.0 and rig.guard.level == Level.CRITICAL
+    assert rig.step(0.5) == Level.CRITICAL  # still sampling
 
 
 def test_the_server_admits_exactly_the_fraction_evenly() -> None:

@@ -5,9 +5,11 @@ guard that logs and counts its exceptions, so an action can never break the samp
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import threading
+import time
 import tracemalloc
 import weakref
 from collections.abc import Callable, Iterable
@@ -133,6 +135,7 @@ class SampleAllocations(Action):
         self._reported: set[int] = set()  # levels whose window opened this episode
         self._pending: int | None = None  # the level whose window is open
         self._window = 0  # numbers the windows, so a late worker never stops a newer one
+        self._episode = 0  # numbers the episodes (level 2 entered to level 2 left)
         self._started = False  # whether the tracing in force is ours
         self._baseline: Sites = {}
         self._tracing = threading.Lock()  # starting and stopping tracemalloc
@@ -145,13 +148,15 @@ class SampleAllocations(Action):
     def tick(self, pressure: Pressure) -> None:
         if self._pending is not None:
             level, window, self._pending = self._pending, self._window, None
-            self._in_worker(lambda: self._report(level, window))
+            episode = self._episode
+            self._in_worker(lambda: self._report(level, window, episode))
         elif pressure.level >= Level.CRITICAL and Level.CRITICAL not in self._reported:
             self._open(int(Level.CRITICAL))
 
     def release(self) -> None:
         self._pending = None
         self._stop_tracing(self._window)
+        self._episode += 1  # a report not started yet belongs to a finished episode
 
     def _open(self, level: int) -> None:
         self._reported.update(range(int(Level.DEGRADED), level + 1))
@@ -180,17 +185,19 @@ class SampleAllocations(Action):
             if tracemalloc.is_tracing():
                 self._baseline = group_sites(tracemalloc.take_snapshot(), self.max_traces)[0]
 
-    def _report(self, level: int, window: int) -> None:
+    def _report(self, level: int, window: int, episode: int) -> None:
         try:
             with self._building:
-                if not tracemalloc.is_tracing():  # recovered before the worker ran
-                    return
+                if episode != self._episode or not tracemalloc.is_tracing():
+                    return  # recovered before the worker ran
+                began = time.perf_counter()
                 snapshot = tracemalloc.take_snapshot()
                 self._stop_tracing(window)
                 report = take_report(
                     level, snapshot, self._baseline, top=self.top, max_traces=self.max_traces
                 )
                 del snapshot
+                report = dataclasses.replace(report, seconds=time.perf_counter() - began)
             self.report = report
             log.warning("memcontract: %s", report.format())
         except Exception:  # a worker has nobody to raise to

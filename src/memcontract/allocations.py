@@ -72,7 +72,7 @@ class AllocationReport:
         traced: traces in the snapshot.
         examined: traces grouped (fewer than ``traced``: the sizes are scaled estimates).
         taken_at: Unix seconds.
-        seconds: wall time the report took.
+        seconds: wall time the report took (snapshot and grouping).
     """
 
     level: int
@@ -87,14 +87,14 @@ class AllocationReport:
         sites = "; ".join(
             f"{s.location} +{format_bytes(s.size_bytes)} ({s.blocks} blocks)" for s in self.sites
         )
-        sampled = (
-            f", estimated from {self.examined} of {self.traced} traces"
+        traces = (
+            f"estimated from {self.examined} of {self.traced} traces"
             if self.examined < self.traced
-            else ""
+            else f"{self.traced} traces"
         )
         return (
-            f"top allocation sites at level {self.level} (growth since sampling started"
-            f"{sampled}): {sites or 'none'}"
+            f"top allocation sites at level {self.level} (growth since sampling started; "
+            f"{traces}, {self.seconds * 1000:.0f} ms): {sites or 'none'}"
         )
 
 

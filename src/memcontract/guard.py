@@ -294,8 +294,7 @@ class Guard:
                 return self.snapshot.pressure
             old = self.snapshot.pressure.level
             pressure = self._evaluate(reading)
-            admit = 0.0 if self._recovery is None else self._recovery.update(pressure)
-            self.snapshot = self._publish(pressure, admit)
+            self.snapshot = self._publish(pressure, self._admit(pressure))
             self._actions.update(pressure)
             if pressure.level != old:
                 self._transition(old, pressure)
@@ -343,6 +342,17 @@ class Guard:
             gc_pause_p99_ms=reading.gc_pause_p99_ms,
         )
 
+    def _admit(self, pressure: Pressure) -> float:
+        """The fraction of non-core calls admitted at level 3 (0 when anything goes wrong)."""
+        if self._recovery is None:
+            return 0.0
+        try:
+            return self._recovery.update(pressure)
+        except Exception:
+            self.telemetry.add(HOOK_ERRORS, 1, {"hook": "recover"})
+            log.exception("memcontract: level 3 recovery failed")
+            return 0.0
+
     def _recycle(self, pressure: Pressure) -> bool:
         if not self._recycle_callbacks:
             log.warning(
@@ -356,13 +366,16 @@ class Guard:
             wire.format_usage(pressure.usage_ratio),
         )
         self.telemetry.add(RECYCLES, 1)
-        for callback in list(self._recycle_callbacks):
-            try:
-                callback(pressure)
-            except Exception:
-                self.telemetry.add(HOOK_ERRORS, 1, {"hook": "on_recycle"})
-                log.exception("memcontract: on_recycle callback %r failed", callback)
+        self._call_hooks("on_recycle", self._recycle_callbacks, pressure)
         return True
+
+    def _call_hooks(self, hook: str, callbacks: list[Callable[..., object]], *args: object) -> None:
+        for callback in list(callbacks):
+            try:
+                callback(*args)
+            except Exception:
+                self.telemetry.add(HOOK_ERRORS, 1, {"hook": hook})
+                log.exception("memcontract: %s callback %r failed", hook, callback)
 
     def _publish(self, pressure: Pressure, admit: float = 0.0) -> Snapshot:
         rps, eps = self.calls.rates(self._clock.monotonic())
@@ -412,12 +425,7 @@ class Guard:
             self.telemetry.transition(old, new, pressure)
         except Exception:
             log.exception("memcontract: telemetry transition failed")
-        for callback in list(self._callbacks):
-            try:
-                callback(old, new, pressure)
-            except Exception:
-                self.telemetry.add(HOOK_ERRORS, 1, {"hook": "on_transition"})
-                log.exception("memcontract: on_transition callback %r failed", callback)
+        self._call_hooks("on_transition", self._callbacks, old, new, pressure)
 
     # -- running: a daemon thread, or an asyncio task -----------------------------------------
 
