@@ -96,7 +96,7 @@ class Snapshot:
             while level 3 is stuck on retained memory and sheds half-open (see
             :mod:`memcontract.recovery`). The level and usage peers see are unchanged.
         rps, eps: calls and errors per second the server interceptors counted over the last
-            sample (the ORCA report's ``rps_fractional`` and ``eps_fractional``).
+            sample, as measured (the ORCA report carries them per ``orca.rates``).
     """
 
     pressure: Pressure
