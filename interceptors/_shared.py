@@ -30,6 +30,7 @@ log = logging.getLogger("memcontract.interceptors")
 Metadata = tuple[tuple[str, str | bytes], ...]
 Wrapped = TypeVar("Wrapped")
 _MAX_METHODS = 4096
+_MAX_PEERS = 4096
 
 
 class CoreMethods:
@@ -74,22 +75,40 @@ class ServerSide:
     def __init__(self, guard: Guard, trust: TrustPolicy | None) -> None:
         self.guard = guard
         self.trust = trust or TrustPolicy()
-        self._trust_all = self.trust.trust_all  # read per call; the policy is frozen
+        self.trust_all = self.trust.trust_all  # read per call; the policy is frozen
         self.telemetry = guard.telemetry
         self.is_core = CoreMethods(guard)
+        self._trusted_peers: dict[str, bool] = {}
 
     def caller_pressure(self, metadata: Any, context: Any) -> Pressure | None:
-        """The caller's reported pressure if it is valid and trusted; invalid keys counted."""
+        """The caller's reported pressure if it is trusted and valid; invalid keys counted.
+
+        An untrusted caller's headers are not decoded at all (nothing of them is parsed or
+        kept): a call carrying any of our keys is counted as untrusted.
+        """
+        if not self.trust_all and not self.trusts(context):
+            if metadata and any(pair[0] in wire.KEYS for pair in metadata):
+                self.telemetry.add(UNTRUSTED_PEERS, 1)
+            return None
         decoded = decode(metadata)
         if decoded.invalid:
-            _count_invalid(self.telemetry, decoded.invalid)
-        pressure = decoded.pressure
-        if pressure is None or self._trust_all:
-            return pressure
-        if self.trust.trusts(context.peer(), _identities(context)):
-            return pressure
-        self.telemetry.add(UNTRUSTED_PEERS, 1)
-        return None
+            count_invalid(self.telemetry, decoded.invalid)
+        return decoded.pressure
+
+    def trusts(self, context: Any) -> bool:
+        """Whether the trust policy trusts this call's peer. A policy of networks only is
+        memoized per peer address (a TLS identity is asked of every call: an address and
+        port can come back on a new connection with another certificate)."""
+        peer = context.peer()
+        if self.trust.identities:
+            return self.trust.trusts(peer, _identities(context))
+        trusted = self._trusted_peers.get(peer)
+        if trusted is None:
+            trusted = self.trust.trusts(peer)
+            if len(self._trusted_peers) >= _MAX_PEERS:
+                self._trusted_peers.clear()
+            self._trusted_peers[peer] = trusted
+        return trusted
 
     def admit(self, method: str | bytes, context: Any) -> tuple[Pressure | None, Snapshot, bool]:
         """Start of a call: the caller's pressure, the snapshot in force, and whether to shed."""
@@ -108,7 +127,8 @@ class ServerSide:
         return False
 
 
-def _count_invalid(telemetry: Any, keys: tuple[str, ...]) -> None:
+def count_invalid(telemetry: Any, keys: tuple[str, ...]) -> None:
+    """Count a peer's invalid ``x-memory-*`` values, by key."""
     for key in keys:
         telemetry.add(INVALID_HEADERS, 1, {"key": key})
 
@@ -186,7 +206,7 @@ class ClientSide:
                 return
             self._last_bin = None
             decoded = decode(trailers)
-            _count_invalid(self.telemetry, decoded.invalid)
+            count_invalid(self.telemetry, decoded.invalid)
             pressure = decoded.pressure
             if pressure is None:
                 return

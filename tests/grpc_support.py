@@ -17,6 +17,7 @@ from memcontract.interceptors import aio_server_interceptor, server_interceptor,
 
 from memcontract import peer_pressure
 from memcontract.guard import Guard
+from memcontract.peers import TrustPolicy
 
 SERVICE = "test.Echo"
 ARITIES = ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream")
@@ -127,15 +128,22 @@ def aio_handlers(calls: Calls) -> dict[str, grpc.RpcMethodHandler]:
 
 
 @contextlib.contextmanager
-def serve(kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False) -> Iterator[str]:
+def serve(
+    kind: str,
+    guard: Guard,
+    calls: Calls,
+    *,
+    wrapped: bool = False,
+    trust: TrustPolicy | None = None,
+) -> Iterator[str]:
     """Serve the echo service; ``kind`` is "sync", "aio" or "aio-sync" (sync handlers on aio)."""
     if kind == "sync":
         handlers = sync_handlers(calls)
         if wrapped:
-            server = wrap_server(grpc.server(futures.ThreadPoolExecutor(8)), guard)
+            server = wrap_server(grpc.server(futures.ThreadPoolExecutor(8)), guard, trust=trust)
         else:
             server = grpc.server(
-                futures.ThreadPoolExecutor(8), interceptors=[server_interceptor(guard)]
+                futures.ThreadPoolExecutor(8), interceptors=[server_interceptor(guard, trust=trust)]
             )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
         port = server.add_insecure_port("127.0.0.1:0")
@@ -146,7 +154,7 @@ def serve(kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False) -> It
             server.stop(0).wait(5)
         return
     handlers = sync_handlers(calls) if kind == "aio-sync" else aio_handlers(calls)
-    with AioServerThread(guard, handlers, wrapped=wrapped) as address:
+    with AioServerThread(guard, handlers, wrapped=wrapped, trust=trust) as address:
         yield address
 
 
@@ -184,9 +192,14 @@ class AioServerThread:
     """A grpc.aio server on its own event loop in a thread, for sync test code."""
 
     def __init__(
-        self, guard: Guard, handlers: dict[str, grpc.RpcMethodHandler], *, wrapped: bool
+        self,
+        guard: Guard,
+        handlers: dict[str, grpc.RpcMethodHandler],
+        *,
+        wrapped: bool,
+        trust: TrustPolicy | None = None,
     ) -> None:
-        self.guard, self.handlers, self.wrapped = guard, handlers, wrapped
+        self.guard, self.handlers, self.wrapped, self.trust = guard, handlers, wrapped, trust
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: Any = None
@@ -194,12 +207,14 @@ class AioServerThread:
     async def _start(self) -> str:
         if self.wrapped:
             self.server = wrap_server(
-                grpc.aio.server(migration_thread_pool=DaemonExecutor()), self.guard
+                grpc.aio.server(migration_thread_pool=DaemonExecutor()),
+                self.guard,
+                trust=self.trust,
             )
         else:
             self.server = grpc.aio.server(
                 migration_thread_pool=DaemonExecutor(),
-                interceptors=[aio_server_interceptor(self.guard)],
+                interceptors=[aio_server_interceptor(self.guard, trust=self.trust)],
             )
         self.server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE, self.handlers),)
