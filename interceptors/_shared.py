@@ -5,6 +5,7 @@ beyond what the adapters pass in; everything read per call is a cached snapshot.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
@@ -151,11 +152,26 @@ _OUR_TRAILER_KEYS = frozenset({*wire.KEYS, wire.ORCA_BIN, wire.RETRY_PUSHBACK})
 
 
 class ClientSide:
-    """The client's per-call work, shared by the sync and aio adapters."""
+    """The client's per-call work, shared by the sync and aio adapters.
 
-    def __init__(self, guard: Guard, target: str | None, peers: PeerTable | None) -> None:
+    Without a ``target`` the channel's own target (as grpcio reports it on a finished call) is
+    the key in the peer table: a channel can only be blocked by what its own calls reported,
+    so until a call has finished there is nothing to key. Where grpcio does not say, the key is
+    a name of this interceptor's own (``channel-N``), so channels are never confused.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        target: str | None,
+        peers: PeerTable | None,
+        trust: TrustPolicy | None = None,
+    ) -> None:
         self.guard = guard
-        self.target = target or "default"
+        self.trust = trust or TrustPolicy()
+        self.target = target or f"channel-{next(_CHANNEL_NUMBERS)}"
+        self.learns_target = not target
+        self._trusted = self.trust.trusts_target(target) if target else self.trust.trust_all
         self.peers = peers if peers is not None else guard.peers
         self.telemetry = guard.telemetry
         self.is_core = CoreMethods(guard)
@@ -168,6 +184,16 @@ class ClientSide:
         # a few times per ttl instead of on every call.
         self._last_bin: object = None
         self._fresh_until = 0.0
+
+    def learn_target(self, target: str | bytes | None) -> None:
+        """Key this channel by ``target``, its own target as grpcio reports it (once)."""
+        if not target:
+            return
+        if isinstance(target, bytes):
+            target = target.decode("utf-8", "replace")
+        self._trusted = self.trust.trusts_target(target)
+        self.target = target
+        self.learns_target = False
 
     def outgoing(self, metadata: Iterable[tuple[str, Any]] | None) -> Metadata:
         """The call's metadata plus this process's keys (any stale copies of ours dropped)."""
@@ -189,8 +215,16 @@ class ClientSide:
         return max(1, round(entry * 1000))
 
     def record(self, trailers: Sequence[tuple[str, Any]] | None) -> None:
-        """Read the callee's keys (and any pushback) from trailers into the peer table."""
+        """Read the callee's keys (and any pushback) from trailers into the peer table.
+
+        A callee the trust policy does not trust is not read at all (counted as untrusted when
+        its trailers carry our keys): it can neither block this channel nor steer routing.
+        """
         try:
+            if not self._trusted:
+                if trailers and any(pair[0] in wire.KEYS for pair in trailers):
+                    self.telemetry.add(UNTRUSTED_PEERS, 1)
+                return
             raw = None
             if trailers:
                 # Ours come last (the ORCA report after them is hidden from Python): look there
@@ -219,6 +253,7 @@ class ClientSide:
             log.exception("memcontract: reading the callee's trailers failed")
 
 
+_CHANNEL_NUMBERS = itertools.count(1)
 _PRESSURE_BIN = wire.PRESSURE_BIN  # a local name: looked up on every call
 
 

@@ -95,6 +95,7 @@ def test_full_fixture_reads_every_field() -> None:
         noncritical_loggers=("urllib3", "shop.audit"),
         retry_pushback_ms=0,
         dry_run=True,
+        max_fail_fast_ms=5000,
     )
     assert module.gc_pause_objective_ms == 2.5
     assert module.core_matcher().fullmatch("/shop.Checkout/Pay")
@@ -227,6 +228,14 @@ BAD = [
     (M + "    sample_interval_ms: true\n", 3, "modules[0].sample_interval_ms", "integer"),
     (M + "    sample_interval_ms: 4294967296\n", 3, "modules[0].sample_interval_ms", "4294967295"),
     (M + "    retry_pushback_ms: -1\n", 3, "modules[0].retry_pushback_ms", "between 0"),
+    (M + "    max_fail_fast_ms: -1\n", 3, "modules[0].max_fail_fast_ms", "between 0"),
+    (M + "    max_fail_fast_ms: 1.5\n", 3, "modules[0].max_fail_fast_ms", "integer"),
+    (
+        M + "    max_fail_fast: 10\n",
+        3,
+        "modules[0].max_fail_fast",
+        "did you mean 'max_fail_fast_ms'",
+    ),
     (M + "    dry_run: 1\n", 3, "modules[0].dry_run", "true or false"),
     (M + "    dry_run: 'false'\n", 3, "modules[0].dry_run", "true or false"),
     (M + "    ladder: []\n", 3, "modules[0].ladder", "expected a mapping"),
@@ -414,6 +423,7 @@ def test_to_proto_fills_defaults_for_all_modules() -> None:
     assert list(api.core_methods) == [HEALTH_METHODS]
     assert api.sample_interval_ms == 500
     assert api.retry_pushback_ms == 1000
+    assert api.max_fail_fast_ms == 30000
     assert api.ladder.heap == pb.LevelThresholds(level1=0.8, level2=0.9, level3=0.95)
     assert api.ladder.alloc_rate == pb.LevelThresholds(level1=1.0, level2=1.5, level3=2.0)
     assert api.ladder.confirm == pb.LevelCounts(level1=1, level2=2, level3=3)
@@ -482,6 +492,7 @@ VALID = {
     "noncritical_loggers": st.lists(st.sampled_from(["a", "b.c"])),
     "retry_pushback_ms": st.integers(0, 2**32 - 1),
     "dry_run": st.booleans(),
+    "max_fail_fast_ms": st.integers(0, 2**32 - 1),
 }
 # Mostly valid values (so that deep checks run), sometimes anything at all.
 modules = st.fixed_dictionaries(

@@ -38,11 +38,11 @@ def oracle_valid(key: str, value: Any) -> bool:
         ok_version = not msg.contract_version or re.fullmatch(
             r"[A-Za-z0-9._-]{1,32}", msg.contract_version
         )
+        numbers = (msg.usage_ratio, msg.alloc_rate_bytes_per_sec, msg.alloc_rate_ratio)
         return (
             len(value) <= 1024
             and 1 <= msg.level <= 4
-            and math.isfinite(msg.usage_ratio)
-            and msg.usage_ratio >= 0
+            and all(math.isfinite(x) and x >= 0 for x in numbers)
             and bool(ok_version)
         )
     if len(value.encode()) > 64:
@@ -75,11 +75,12 @@ bin_value = st.one_of(
         st.integers(1000, 1100),
     ),
     st.builds(
-        lambda level, usage: memcontract_pb2.MemoryPressure(
-            level=level, usage_ratio=usage
+        lambda level, usage, rate: memcontract_pb2.MemoryPressure(
+            level=level, usage_ratio=usage, alloc_rate_ratio=rate
         ).SerializeToString(),
         st.integers(0, 9),
         st.floats(allow_nan=True, allow_infinity=True),
+        st.one_of(st.just(0.0), st.floats(allow_nan=True, allow_infinity=True)),
     ),
 )
 header = st.one_of(

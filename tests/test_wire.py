@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import pathlib
 import tracemalloc
@@ -45,7 +46,8 @@ def test_vector_round_trips(path: pathlib.Path) -> None:
     p = pressure_from_json(vec["pressure"])
     decoded = wire.decode(wire.encode(p))
     assert decoded.invalid == ()
-    assert decoded.pressure == p
+    # read back as at most 1000 %, as x-memory-usage carries it
+    assert decoded.pressure == dataclasses.replace(p, usage_ratio=min(p.usage_ratio, 10.0))
 
 
 def test_text_keys_alone_are_assembled() -> None:

@@ -78,6 +78,7 @@ class ModuleContract:
     noncritical_loggers: tuple[str, ...] = ()
     retry_pushback_ms: int = 1000
     dry_run: bool = False
+    max_fail_fast_ms: int = 30000
 
     @property
     def max_heap_bytes(self) -> int:
@@ -316,6 +317,7 @@ _MODULE_FIELDS: dict[str, _Parser] = {
     "noncritical_loggers": _loggers,
     "retry_pushback_ms": lambda w, n, f: w.integer(n, f, low=0),
     "dry_run": lambda w, n, f: w.boolean(n, f),
+    "max_fail_fast_ms": lambda w, n, f: w.integer(n, f, low=0),
 }
 
 
@@ -374,6 +376,7 @@ def _module_proto(module: ModuleContract) -> memcontract_pb2.ModuleContract:
         noncritical_loggers=list(module.noncritical_loggers),
         retry_pushback_ms=module.retry_pushback_ms,
         dry_run=module.dry_run,
+        max_fail_fast_ms=module.max_fail_fast_ms,
     )
 
 

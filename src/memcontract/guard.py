@@ -215,11 +215,13 @@ class Guard:
         """The pressure each callee last reported to this process's client interceptors.
 
         Entries hold for four sample intervals (at least 2 s); a level-3 report without a
-        pushback blocks its target for this contract's ``retry_pushback_ms``.
+        pushback blocks its target for this contract's ``retry_pushback_ms``, and no report
+        blocks it for longer than ``max_fail_fast_ms``.
         """
         return PeerTable(
             ttl=max(2.0, 4 * self.module.sample_interval),
             default_pushback_ms=self.module.retry_pushback_ms,
+            max_fail_fast_ms=self.module.max_fail_fast_ms,
             clock=self._clock.monotonic,
         )
 

@@ -171,7 +171,9 @@ def parse_level(value: Any) -> Level | None:
 
 
 def parse_pressure_bin(value: Any) -> Pressure | None:
-    """A serialized ``MemoryPressure`` with a known level and a sane usage, else ``None``."""
+    """A serialized ``MemoryPressure`` with a known level, a finite non-negative usage and
+    allocation rates, and a valid contract version, else ``None``. A usage above 1000 % is
+    read as 1000 %, as ``x-memory-usage`` carries it."""
     if not isinstance(value, bytes) or len(value) > MAX_BIN_BYTES:
         return None
     msg = memcontract_pb2.MemoryPressure()
@@ -179,11 +181,15 @@ def parse_pressure_bin(value: Any) -> Pressure | None:
         msg.ParseFromString(value)
     except DecodeError:
         return None
-    usage = msg.usage_ratio
-    if not 1 <= msg.level <= 4 or not math.isfinite(usage) or usage < 0:
+    if not 1 <= msg.level <= 4:
+        return None
+    numbers = (msg.usage_ratio, msg.alloc_rate_bytes_per_sec, msg.alloc_rate_ratio)
+    if not all(math.isfinite(x) and x >= 0 for x in numbers):
         return None
     if parse_version(msg.contract_version) is None and msg.contract_version:
         return None
+    if msg.usage_ratio > MAX_USAGE_PERCENT / 100:
+        msg.usage_ratio = MAX_USAGE_PERCENT / 100
     return from_proto(msg)
 
 

@@ -137,6 +137,9 @@ func applyModuleDefaults(m *memcontractv1.ModuleContract, obj map[string]json.Ra
 	if !has(obj, "retry_pushback_ms") {
 		m.RetryPushbackMs = 1000
 	}
+	if !has(obj, "max_fail_fast_ms") {
+		m.MaxFailFastMs = 30000
+	}
 	if m.NoncriticalLoggers == nil {
 		m.NoncriticalLoggers = []string{}
 	}

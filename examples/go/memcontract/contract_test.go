@@ -30,6 +30,7 @@ func defaultModule(name string) *memcontractv1.ModuleContract {
 		},
 		NoncriticalLoggers: []string{},
 		RetryPushbackMs:    1000,
+		MaxFailFastMs:      30000,
 	}
 }
 
@@ -77,6 +78,9 @@ modules:
 		{"explicit zero pushback and dry run", "modules: [{name: api, retry_pushback_ms: 0, dry_run: true}]", func(m *memcontractv1.ModuleContract) {
 			m.RetryPushbackMs = 0
 			m.DryRun = true
+		}},
+		{"explicit zero fail-fast window", "modules: [{name: api, max_fail_fast_ms: 0}]", func(m *memcontractv1.ModuleContract) {
+			m.MaxFailFastMs = 0
 		}},
 	}
 	for _, tt := range tests {

@@ -54,7 +54,7 @@ class Contract(_message.Message):
     def __init__(self, version: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[ModuleContract, _Mapping]]] = ...) -> None: ...
 
 class ModuleContract(_message.Message):
-    __slots__ = ("name", "max_heap_mb", "alloc_rate_mb_per_sec", "gc_trigger_ratio", "required_gc_pauses_ms", "core_methods", "sample_interval_ms", "ladder", "noncritical_loggers", "retry_pushback_ms", "dry_run")
+    __slots__ = ("name", "max_heap_mb", "alloc_rate_mb_per_sec", "gc_trigger_ratio", "required_gc_pauses_ms", "core_methods", "sample_interval_ms", "ladder", "noncritical_loggers", "retry_pushback_ms", "dry_run", "max_fail_fast_ms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MAX_HEAP_MB_FIELD_NUMBER: _ClassVar[int]
     ALLOC_RATE_MB_PER_SEC_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class ModuleContract(_message.Message):
     NONCRITICAL_LOGGERS_FIELD_NUMBER: _ClassVar[int]
     RETRY_PUSHBACK_MS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FAIL_FAST_MS_FIELD_NUMBER: _ClassVar[int]
     name: str
     max_heap_mb: float
     alloc_rate_mb_per_sec: float
@@ -77,7 +78,8 @@ class ModuleContract(_message.Message):
     noncritical_loggers: _containers.RepeatedScalarFieldContainer[str]
     retry_pushback_ms: int
     dry_run: bool
-    def __init__(self, name: _Optional[str] = ..., max_heap_mb: _Optional[float] = ..., alloc_rate_mb_per_sec: _Optional[float] = ..., gc_trigger_ratio: _Optional[float] = ..., required_gc_pauses_ms: _Optional[str] = ..., core_methods: _Optional[_Iterable[str]] = ..., sample_interval_ms: _Optional[int] = ..., ladder: _Optional[_Union[Ladder, _Mapping]] = ..., noncritical_loggers: _Optional[_Iterable[str]] = ..., retry_pushback_ms: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    max_fail_fast_ms: int
+    def __init__(self, name: _Optional[str] = ..., max_heap_mb: _Optional[float] = ..., alloc_rate_mb_per_sec: _Optional[float] = ..., gc_trigger_ratio: _Optional[float] = ..., required_gc_pauses_ms: _Optional[str] = ..., core_methods: _Optional[_Iterable[str]] = ..., sample_interval_ms: _Optional[int] = ..., ladder: _Optional[_Union[Ladder, _Mapping]] = ..., noncritical_loggers: _Optional[_Iterable[str]] = ..., retry_pushback_ms: _Optional[int] = ..., dry_run: _Optional[bool] = ..., max_fail_fast_ms: _Optional[int] = ...) -> None: ...
 
 class Ladder(_message.Message):
     __slots__ = ("heap", "alloc_rate", "confirm", "recover_after")

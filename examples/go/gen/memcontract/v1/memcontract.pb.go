@@ -285,7 +285,11 @@ type ModuleContract struct {
 	// Retry pushback sent with every shed call, milliseconds.
 	RetryPushbackMs uint32 `protobuf:"varint,10,opt,name=retry_pushback_ms,json=retryPushbackMs,proto3" json:"retry_pushback_ms,omitempty"`
 	// Evaluate and report, but take no action.
-	DryRun        bool `protobuf:"varint,11,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,11,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Longest a client fails calls fast after a callee reports level 3,
+	// milliseconds (default 30000): a longer grpc-retry-pushback-ms is cut to
+	// this; 0 turns failing fast off.
+	MaxFailFastMs uint32 `protobuf:"varint,12,opt,name=max_fail_fast_ms,json=maxFailFastMs,proto3" json:"max_fail_fast_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -395,6 +399,13 @@ func (x *ModuleContract) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *ModuleContract) GetMaxFailFastMs() uint32 {
+	if x != nil {
+		return x.MaxFailFastMs
+	}
+	return 0
 }
 
 // Ladder holds the thresholds of the breach ladder.
@@ -794,7 +805,7 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x10alloc_rate_ratio\x18\t \x01(\x01R\x0eallocRateRatio\"^\n" +
 	"\bContract\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x128\n" +
-	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\xca\x03\n" +
+	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\xf3\x03\n" +
 	"\x0eModuleContract\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\vmax_heap_mb\x18\x02 \x01(\x01R\tmaxHeapMb\x120\n" +
@@ -807,7 +818,8 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x13noncritical_loggers\x18\t \x03(\tR\x12noncriticalLoggers\x12*\n" +
 	"\x11retry_pushback_ms\x18\n" +
 	" \x01(\rR\x0fretryPushbackMs\x12\x17\n" +
-	"\adry_run\x18\v \x01(\bR\x06dryRun\"\xd9\x01\n" +
+	"\adry_run\x18\v \x01(\bR\x06dryRun\x12'\n" +
+	"\x10max_fail_fast_ms\x18\f \x01(\rR\rmaxFailFastMs\"\xd9\x01\n" +
 	"\x06Ladder\x123\n" +
 	"\x04heap\x18\x01 \x01(\v2\x1f.memcontract.v1.LevelThresholdsR\x04heap\x12>\n" +
 	"\n" +
