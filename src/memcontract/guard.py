@@ -21,8 +21,10 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -114,6 +116,21 @@ def _reading_problem(reading: Reading) -> str | None:
     return None
 
 
+_LIVE_GUARDS: weakref.WeakSet[Guard] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for guard in list(_LIVE_GUARDS):
+        try:
+            guard._after_fork_in_child()
+        except Exception:  # a child must never fail to start because of memcontract
+            log.exception("memcontract: resetting a guard after fork failed")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class RateEstimator:
     """Smoothed growth rate of used memory (bytes/s, never negative): an EWMA of deltas."""
 
@@ -192,6 +209,7 @@ class Guard:
             self.telemetry,
             dry_run=self.module.dry_run,
         )
+        _LIVE_GUARDS.add(self)
 
     def default_actions(self) -> list[Action]:
         """The actions of SPEC §4's table, configured from the contract."""
@@ -416,9 +434,32 @@ class Guard:
         self._thread.start()
         return self
 
-    def _run_thread(self) -> None:
+    def _run_thread(self, sample_first: bool = False) -> None:
+        if sample_first:
+            self._sample_in_loop()
         while not self._stop.wait(self.module.sample_interval):
             self._sample_in_loop()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: locks the parent's threads may have held are made anew, and a
+        sampler thread that ran in the parent runs again here, sampling the child at once.
+        (An asyncio sampler is a task of its loop: it runs wherever that loop runs.)"""
+        stopped = self._stop.is_set()
+        self._sample_lock = threading.Lock()
+        self._stop = threading.Event()
+        if stopped:
+            self._stop.set()
+        self._sampling_thread = None
+        self._stop_after_sample = False
+        self.telemetry.reset_after_fork()
+        self._caches.reset_after_fork()
+        if "peers" in self.__dict__:  # a cached_property, made on first use
+            self.peers.reset_after_fork()
+        if self._thread is not None and not stopped:
+            self._thread = threading.Thread(
+                target=self._run_thread, args=(True,), name="memcontract-guard", daemon=True
+            )
+            self._thread.start()
 
     def _sample_in_loop(self) -> None:
         # sample_once() never raises; this is the last line that keeps the sampler alive.

@@ -88,6 +88,10 @@ class PeerTable:
             else:
                 self.blocked_until.pop(target, None)
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held at fork)."""
+        self._lock = threading.Lock()
+
     def get(self, target: str) -> Pressure | None:
         """The target's last unexpired pressure, or ``None``."""
         entry = self._entries.get(target)

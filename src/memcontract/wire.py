@@ -13,6 +13,7 @@ that does not parse is ignored for its key and named in :attr:`Decoded.invalid`;
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 from collections.abc import Iterable
@@ -243,6 +244,9 @@ MEMO_MAX_BYTES = 256 * 1024
 _PARSED = _Memo(MEMO_MAX_BYTES)  # (key, value) -> parsed value or _INVALID
 _DECODED = _Memo(MEMO_MAX_BYTES)  # our pairs of one metadata, as sent -> Decoded
 _INVALID = object()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_PARSED.reset)
+    os.register_at_fork(after_in_child=_DECODED.reset)
 
 
 def _limit(key: str) -> int:
