@@ -289,7 +289,7 @@ type ModuleContract struct {
 	// Longest a client fails calls fast after a callee reports level 3,
 	// milliseconds (default 30000): a longer grpc-retry-pushback-ms is cut to
 	// this; 0 turns failing fast off.
-	MaxFailFastMs uint32 `protobuf:"varint,12,opt,name=max_fail_fast_ms,json=maxFailFastMs,proto3" json:"max_fail_fast_ms,omitempty"`
+	MaxFailFastMs uint32 `protobuf:"varint,13,opt,name=max_fail_fast_ms,json=maxFailFastMs,proto3" json:"max_fail_fast_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -819,7 +819,7 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x11retry_pushback_ms\x18\n" +
 	" \x01(\rR\x0fretryPushbackMs\x12\x17\n" +
 	"\adry_run\x18\v \x01(\bR\x06dryRun\x12'\n" +
-	"\x10max_fail_fast_ms\x18\f \x01(\rR\rmaxFailFastMs\"\xd9\x01\n" +
+	"\x10max_fail_fast_ms\x18\r \x01(\rR\rmaxFailFastMs\"\xd9\x01\n" +
 	"\x06Ladder\x123\n" +
 	"\x04heap\x18\x01 \x01(\v2\x1f.memcontract.v1.LevelThresholdsR\x04heap\x12>\n" +
 	"\n" +
