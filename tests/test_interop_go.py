@@ -647,6 +647,9 @@ def test_metadata_decodes_alike(go_bin: Path) -> None:
     assert mismatches == {}
 
 
+NAN, INF = float("nan"), float("inf")
+
+
 def _bin(**fields: Any) -> bytes:
     data: bytes = memcontract_pb2.MemoryPressure(**fields).SerializeToString()
     return data
@@ -663,6 +666,14 @@ DECODE_EDGES: dict[str, list[tuple[str, Any]]] = {
     ],
     # a -bin over 1024 bytes is not a peer's pressure
     "bin-over-1024-bytes": [(wire.PRESSURE_BIN, _bin(usage_ratio=0.5, level=2, module="m" * 2000))],
+    # a -bin usage over 1000 % is read as 1000 %, as x-memory-usage carries it
+    "bin-usage-1e300": [(wire.PRESSURE_BIN, _bin(usage_ratio=1e300, level=4))],
+    # allocation rates that are no number, or negative, make a -bin invalid
+    "bin-nan-rate": [(wire.PRESSURE_BIN, _bin(usage_ratio=0.5, level=4, alloc_rate_ratio=NAN))],
+    "bin-inf-rate": [
+        (wire.PRESSURE_BIN, _bin(usage_ratio=0.5, level=4, alloc_rate_bytes_per_sec=INF))
+    ],
+    "bin-negative-rate": [(wire.PRESSURE_BIN, _bin(usage_ratio=0.5, level=4, alloc_rate_ratio=-1))],
 }
 
 

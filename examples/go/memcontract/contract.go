@@ -168,6 +168,9 @@ func applyModuleDefaults(m *memcontractv1.ModuleContract, obj map[string]json.Ra
 	if !has(sub(obj, "orca"), "rates") {
 		m.Orca.Rates = RatesCalls
 	}
+	if !has(obj, "max_fail_fast_ms") {
+		m.MaxFailFastMs = 30000
+	}
 	if m.NoncriticalLoggers == nil {
 		m.NoncriticalLoggers = []string{}
 	}

@@ -32,6 +32,7 @@ func defaultModule(name string) *memcontractv1.ModuleContract {
 		RetryPushbackMs:    1000,
 		OnStuck:            OnStuckHalfOpen,
 		Orca:               &memcontractv1.OrcaOptions{ApplicationUtilization: UtilizationMemory, Rates: RatesCalls},
+		MaxFailFastMs:      30000,
 	}
 }
 
@@ -86,6 +87,9 @@ modules:
 		}},
 		{"recycle when stuck", "modules: [{name: api, on_stuck: recycle}]", func(m *memcontractv1.ModuleContract) {
 			m.OnStuck = OnStuckRecycle
+		}},
+		{"explicit zero fail-fast window", "modules: [{name: api, max_fail_fast_ms: 0}]", func(m *memcontractv1.ModuleContract) {
+			m.MaxFailFastMs = 0
 		}},
 	}
 	for _, tt := range tests {
