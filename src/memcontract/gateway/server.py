@@ -237,6 +237,7 @@ async def serve(options: GatewayOptions, out: Printer = print_line) -> int:
     await gateway.learn_arities()
     await gateway.server.start()
     await gateway.health.set("", gateway._serving)
+
     host = options.host_port[0]
     out(
         {
