@@ -152,7 +152,7 @@ class Gateway:
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
         self.health = health.aio.HealthServicer()
-        self._serving = health_pb2.HealthCheckResponse.SERVING
+        self.serving = health_pb2.HealthCheckResponse.SERVING
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if options.descriptor_sets:
             self._serve_reflection()
@@ -236,7 +236,7 @@ async def serve(options: GatewayOptions, out: Printer = print_line) -> int:
     port = gateway.bind()
     await gateway.learn_arities()
     await gateway.server.start()
-    await gateway.health.set("", gateway._serving)
+    await gateway.health.set("", gateway.serving)
 
     host = options.host_port[0]
     out(
