@@ -149,9 +149,14 @@ class Proc:
         )
         assert self.popen.stdout is not None
         self.first: dict[str, Any] = json.loads(self.popen.stdout.readline())
-        # The Go server prints a line per call: keep reading so it never blocks on a full pipe.
-        threading.Thread(target=self.popen.stdout.read, daemon=True).start()
         self.ps = psutil.Process(self.popen.pid)
+        # The Go server prints a line per call: keep reading so it never blocks on a full pipe.
+        threading.Thread(target=self.drain, daemon=True).start()
+
+    def drain(self) -> None:
+        """Read (and drop) the rest of the child's output."""
+        assert self.popen.stdout is not None
+        self.popen.stdout.read()
 
     def cpu(self) -> float:
         """User + system CPU seconds so far."""
@@ -186,18 +191,25 @@ def start_gateway(upstream: str, contract: Path, *extra: str) -> tuple[Proc, str
     return proc, f"127.0.0.1:{proc.first['port']}"
 
 
-def start_go(tmp: Path) -> tuple[Proc, str] | None:
-    out = tmp / "gobin"
+def start_go_binary(tmp: Path, name: str) -> Path | None:
+    """``go build`` one example command into ``tmp``; its path, or None without Go."""
     built = subprocess.run(
-        ["go", "build", "-o", f"{out}{os.sep}", "./cmd/inventory"],
+        ["go", "build", "-o", f"{tmp}{os.sep}", f"./cmd/{name}"],
         cwd=REPO / "examples" / "go",
         capture_output=True,
         check=False,
     )
     if built.returncode != 0:
-        print("bench: no Go inventory upstream (go build failed)", file=sys.stderr)
+        print(f"bench: no Go {name} (go build failed)", file=sys.stderr)
         return None
-    proc = Proc([str(out / "inventory"), "-listen", "127.0.0.1:0"])
+    return tmp / name
+
+
+def start_go(tmp: Path) -> tuple[Proc, str] | None:
+    binary = start_go_binary(tmp, "inventory")
+    if binary is None:
+        return None
+    proc = Proc([str(binary), "-listen", "127.0.0.1:0"])
     return proc, f"127.0.0.1:{proc.first['port']}"
 
 
