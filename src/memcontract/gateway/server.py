@@ -182,18 +182,22 @@ class Gateway:
     def bind(self) -> int:
         """Bind the listening address (TLS when configured); the port bound."""
         options = self.options
-        if options.tls_cert:
-            client_ca = _read(options.tls_client_ca)
-            creds = grpc.ssl_server_credentials(
-                [(_read(options.tls_key), _read(options.tls_cert))],
-                root_certificates=client_ca,
-                require_client_auth=client_ca is not None,
-            )
-            port = self.server.add_secure_port(options.listen, creds)
-        else:
-            port = self.server.add_insecure_port(options.listen)
+        try:
+            if options.tls_cert:
+                client_ca = _read(options.tls_client_ca)
+                creds = grpc.ssl_server_credentials(
+                    [(_read(options.tls_key), _read(options.tls_cert))],
+                    root_certificates=client_ca,
+                    require_client_auth=client_ca is not None,
+                )
+                port = self.server.add_secure_port(options.listen, creds)
+            else:
+                port = self.server.add_insecure_port(options.listen)
+        except RuntimeError:  # grpc's "Failed to bind": the port is taken, or the PEM is bad
+            port = 0
         if port == 0:
-            raise GatewayConfigError(f"listen: cannot bind {options.listen}")
+            why = " (or tls_cert/tls_key are not a PEM pair)" if options.tls_cert else ""
+            raise GatewayConfigError(f"listen: cannot bind {options.listen}: in use?{why}")
         return int(port)
 
     async def learn_arities(self) -> None:
