@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -483,12 +484,56 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         ),
         (("--upstream", "127.0.0.1:1", "--listen", "127.0.0.1:0", "--bogus"), "unrecognized"),
         (("--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--workers", "two"), "invalid"),
+        (
+            (
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:1",
+                "--descriptor-set",
+                "README.md",
+            ),
+            "descriptor_sets: README.md: not a FileDescriptorSet",
+        ),
+        (
+            (
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:1",
+                "--tls-cert",
+                "README.md",
+                "--tls-key",
+                "README.md",
+                "--reflection-timeout-s",
+                "0",
+            ),
+            "not a PEM pair",
+        ),
     ],
 )
 def test_bad_flags_exit_2_with_one_message(args: tuple[str, ...], message: str) -> None:
     proc = run_cli(*args)
     assert proc.returncode == 2, proc
     assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_listen_port_in_use_exits_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli(
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--upstream",
+            "127.0.0.1:1",
+            "--reflection-timeout-s",
+            "0",
+        )
+    assert proc.returncode == 2, proc
+    assert f"listen: cannot bind 127.0.0.1:{port}" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
