@@ -678,7 +678,7 @@ def test_decode_edges_agree(go_bin: Path, name: str) -> None:
 def test_contract_loads_to_equal_messages(go_bin: Path, path: Path) -> None:
     first = yaml.safe_load(path.read_text())["modules"][0]["name"]
     py = Contract.load(path, module=first).to_proto()
-    (line,) = run_lines([str(go_bin / "contractdump"), str(path)])
+    (line,) = run_lines([str(go_bin / "contractdump"), "-module", first, str(path)])
     assert "error" not in line, line
     go = json_format.Parse(json.dumps(line["contract"]), memcontract_pb2.Contract())
     assert json_format.MessageToDict(go) == json_format.MessageToDict(py)  # readable diff

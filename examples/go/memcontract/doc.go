@@ -18,6 +18,7 @@
 // codes.ResourceExhausted.
 //
 // Contracts are the same memory_contract.yaml files the Python side reads
-// (LoadContract), decoded into the generated memcontractv1.Contract message
-// with the Python side's defaults applied.
+// (LoadContract), validated with exactly the Python rules (the shared corpus
+// tests/vectors/contracts holds both to it) into generated
+// memcontractv1.ModuleContract messages with the Python side's defaults.
 package memcontract

@@ -56,15 +56,11 @@ func (f *Flags) LoadModule() (string, *memcontractv1.ModuleContract, error) {
 		m.CoreMethods = append(m.CoreMethods, PingMethod)
 		return "v1", m, nil
 	}
-	c, err := memcontract.LoadContract(f.Contract)
+	c, err := memcontract.LoadContract(f.Contract, memcontract.WithModule(f.Module))
 	if err != nil {
 		return "", nil, err
 	}
-	m, err := memcontract.SelectModule(c, f.Module)
-	if err != nil {
-		return "", nil, err
-	}
-	return c.GetVersion(), m, nil
+	return c.Version, c.Module, nil
 }
 
 // Forced reports whether a pressure is forced.
