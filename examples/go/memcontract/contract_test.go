@@ -248,30 +248,3 @@ func TestCoreMatcher(t *testing.T) {
 		}
 	}
 }
-
-func TestLadder(t *testing.T) {
-	l := NewLadder(DefaultModule("api"))
-	tests := []struct {
-		heap, rate float64
-		want       Level
-	}{
-		{0.5, 0, LevelNormal},
-		{0.85, 0, LevelAlert}, // confirm level1 = 1
-		{0.96, 0, LevelAlert},
-		{0.96, 0, LevelDegraded}, // two samples above level 2
-		{0.96, 0, LevelCritical}, // three samples above level 3
-		{0.5, 0, LevelCritical},  // recover_after = 5
-		{0.5, 0, LevelCritical},
-		{0.5, 0, LevelCritical},
-		{0.5, 0, LevelCritical},
-		{0.5, 0, LevelDegraded},   // one level at a time
-		{0.1, 2.5, LevelDegraded}, // level 3 needs three fresh samples
-		{0.1, 2.5, LevelDegraded},
-		{0.1, 2.5, LevelCritical},
-	}
-	for i, tt := range tests {
-		if got := l.Observe(tt.heap, tt.rate); got != tt.want {
-			t.Fatalf("sample %d: Observe(%v, %v) = %v, want %v", i, tt.heap, tt.rate, got, tt.want)
-		}
-	}
-}
