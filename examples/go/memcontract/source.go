@@ -41,4 +41,3 @@ func (s *StaticSource) Set(p Pressure) {
 	s.p = p
 	s.mu.Unlock()
 }
-
