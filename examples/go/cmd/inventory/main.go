@@ -114,7 +114,8 @@ func main() {
 		cli.Fatal(err)
 	}
 	s := grpc.NewServer(srv.ServerOptions()...)
-	inventoryv1.RegisterInventoryServiceServer(s, &inventory.Service{})
+	// Through the Registrar, a request that fails to decode carries the trailers too.
+	inventoryv1.RegisterInventoryServiceServer(srv.Registrar(s), &inventory.Service{})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
 
