@@ -20,12 +20,14 @@ type Sampler struct {
 	probe   Probe
 	now     func() time.Time
 	ladder  *Ladder
-	actions *actionRunner
-	hooks   []func(old, new Level, p Pressure)
+	actions  *actionRunner
+	recovery *recovery
+	hooks    []func(old, new Level, p Pressure)
 
-	mu   sync.RWMutex
-	p    Pressure
-	rate rateEstimator
+	mu    sync.RWMutex
+	p     Pressure
+	admit float64
+	rate  rateEstimator
 
 	failures atomic.Int64
 
@@ -42,6 +44,7 @@ type samplerOptions struct {
 	now      func() time.Time
 	disabled map[string]bool
 	hooks    []func(old, new Level, p Pressure)
+	recycle  func(Pressure)
 }
 
 // WithProbe reads memory from p instead of a SystemProbe.
@@ -70,6 +73,15 @@ func WithTransitionHook(f func(old, new Level, p Pressure)) SamplerOption {
 	return func(o *samplerOptions) { o.hooks = append(o.hooks, f) }
 }
 
+// WithRecycle sets what a stuck level 3 does under on_stuck: recycle (the
+// Go twin of Python's guard.on_recycle): f is called once per episode, on
+// the sampling goroutine, and should start draining the server (health
+// NOT_SERVING, GracefulStop) and exit for a supervisor to restart the
+// process. Without it, on_stuck: recycle sheds half-open.
+func WithRecycle(f func(p Pressure)) SamplerOption {
+	return func(o *samplerOptions) { o.recycle = f }
+}
+
 // NewSampler returns a Sampler for module m of a contract with the given
 // version, after one first sample. Call Start to sample in the background
 // (Stop to end it and release the actions), or SampleOnce.
@@ -85,6 +97,14 @@ func NewSampler(version string, m *memcontractv1.ModuleContract, opts ...Sampler
 		module: m, version: version, probe: o.probe, now: o.now, ladder: NewLadder(m), hooks: o.hooks,
 		actions: newActionRunner(defaultActions(m, o.disabled), m.GetDryRun()),
 	}
+	var recycle func(Pressure) bool
+	if o.recycle != nil {
+		recycle = func(p Pressure) bool {
+			runHook("recycle hook", func() { o.recycle(p) })
+			return true
+		}
+	}
+	s.recovery = newRecovery(m, recycle)
 	s.p = Pressure{ContractVersion: version, Module: m.GetName(), CapacityBytes: s.budget()}
 	s.SampleOnce()
 	return s
@@ -95,6 +115,15 @@ func (s *Sampler) Pressure() Pressure {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.p
+}
+
+// AdmitFraction returns the fraction of non-core calls a Server admits at
+// level 3: 0 while shedding, more once level 3 is stuck on memory retained
+// but not used (half-open, see on_stuck). The level itself is unchanged.
+func (s *Sampler) AdmitFraction() float64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.admit
 }
 
 // ProbeFailures returns the number of samples whose probe read failed.
@@ -179,6 +208,7 @@ func (s *Sampler) SampleOnce() Pressure {
 	}
 	p := s.p
 	s.actions.update(p)
+	s.admit = s.recovery.update(p)
 	s.mu.Unlock()
 	if lvl != old {
 		for _, h := range s.hooks {

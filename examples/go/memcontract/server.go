@@ -3,6 +3,7 @@ package memcontract
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,17 @@ type Server struct {
 	shed           atomic.Int64
 	invalidHeaders atomic.Int64
 	untrusted      atomic.Int64
+	halfOpenAdmits atomic.Int64
+
+	creditMu sync.Mutex
+	credit   float64 // half-open admission at level 3 (see sheds)
+}
+
+// Admitter is a Source that lets a share of non-core calls through at level
+// 3 (the Sampler, once level 3 is stuck: half-open shedding).
+type Admitter interface {
+	// AdmitFraction returns the fraction of non-core calls to admit, 0 to 1.
+	AdmitFraction() float64
 }
 
 // ServerOption configures NewServer.
@@ -202,9 +214,36 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 	return context.WithValue(ctx, callStateKey{}, st), st
 }
 
+// sheds reports whether a call is shed now (level 3, not core, not dry
+// run). While level 3 sheds half-open every call adds the admitted fraction
+// to a credit and a call that brings it to 1 is admitted: exactly that
+// fraction, evenly spread, no random draw (as the Python server).
 func (s *Server) sheds(own Pressure, method string) bool {
-	return own.Level >= LevelCritical && !s.core.Match(method) && !s.module.GetDryRun()
+	if own.Level < LevelCritical || s.core.Match(method) || s.module.GetDryRun() {
+		return false
+	}
+	a, ok := s.source.(Admitter)
+	if !ok {
+		return true
+	}
+	admit := a.AdmitFraction()
+	if admit <= 0 {
+		return true
+	}
+	s.creditMu.Lock()
+	defer s.creditMu.Unlock()
+	s.credit += admit
+	if s.credit >= 1 {
+		s.credit--
+		s.halfOpenAdmits.Add(1)
+		return false
+	}
+	return true
 }
+
+// HalfOpenAdmits returns the number of non-core calls admitted at level 3
+// while shedding half-open.
+func (s *Server) HalfOpenAdmits() int64 { return s.halfOpenAdmits.Load() }
 
 func (s *Server) shedStatus(own Pressure, method string) *status.Status {
 	return status.Newf(codes.ResourceExhausted,
