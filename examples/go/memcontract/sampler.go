@@ -15,11 +15,11 @@ import (
 // takes Go's own actions at the ladder's levels (see Action). Pressure
 // returns the cached snapshot (no system call).
 type Sampler struct {
-	module  *memcontractv1.ModuleContract
-	version string
-	probe   Probe
-	now     func() time.Time
-	ladder  *Ladder
+	module   *memcontractv1.ModuleContract
+	version  string
+	probe    Probe
+	now      func() time.Time
+	ladder   *Ladder
 	actions  *actionRunner
 	recovery *recovery
 	hooks    []func(old, new Level, p Pressure)
