@@ -2,6 +2,7 @@ package memcontract
 
 import (
 	"context"
+	"io"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ type Sampler struct {
 	module   *memcontractv1.ModuleContract
 	version  string
 	probe    Probe
+	closer   io.Closer // the probe the sampler made, closed by Stop
 	now      func() time.Time
 	ladder   *Ladder
 	actions  *actionRunner
@@ -41,6 +43,7 @@ type SamplerOption func(*samplerOptions)
 
 type samplerOptions struct {
 	probe    Probe
+	closer   io.Closer // the probe the sampler made, closed by Stop
 	now      func() time.Time
 	disabled map[string]bool
 	hooks    []func(old, new Level, p Pressure)
@@ -90,10 +93,12 @@ func NewSampler(version string, m *memcontractv1.ModuleContract, opts ...Sampler
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var closer io.Closer
 	if o.probe == nil {
-		o.probe = NewSystemProbe()
+		sp := NewSystemProbe()
+		o.probe, closer = sp, sp
 	}
-	s := &Sampler{
+	s := &Sampler{closer: closer,
 		module: m, version: version, probe: o.probe, now: o.now, ladder: NewLadder(m), hooks: o.hooks,
 		actions: newActionRunner(defaultActions(m, o.disabled), m.GetDryRun()),
 	}
@@ -159,8 +164,9 @@ func (s *Sampler) Start() {
 	}(s.stopped)
 }
 
-// Stop stops the sampling started by Start and releases every engaged
-// action (the GC settings are restored). It is safe to call more than once.
+// Stop stops the sampling started by Start, releases every engaged action
+// (the GC settings are restored) and closes the probe the sampler made. It
+// is safe to call more than once; SampleOnce still works afterwards.
 func (s *Sampler) Stop() {
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
@@ -172,6 +178,9 @@ func (s *Sampler) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.actions.releaseAll()
+	if s.closer != nil {
+		_ = s.closer.Close()
+	}
 }
 
 func (s *Sampler) budget() uint64 {
