@@ -248,3 +248,34 @@ func TestCoreMatcher(t *testing.T) {
 		}
 	}
 }
+
+// TestWalkerChoice pins the messages of Python's _choice (contract.py), the
+// parser of enumerated fields such as on_stuck.
+func TestWalkerChoice(t *testing.T) {
+	choices := []string{OnStuckHalfOpen, OnStuckRecycle}
+	tests := map[string]string{
+		"recycle": "",
+		"recylce": "c.yaml:1: on_stuck: expected one of half_open, recycle, got 'recylce' (did you mean 'recycle'?)",
+		"restart": "c.yaml:1: on_stuck: expected one of half_open, recycle, got 'restart'",
+		"[a]":     "c.yaml:1: on_stuck: expected one of half_open, recycle, got a list",
+		"true":    "c.yaml:1: on_stuck: expected one of half_open, recycle, got a boolean (true)",
+	}
+	for text, want := range tests {
+		root, err := composeYAML([]byte("on_stuck: "+text), "c.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := func() (msg string) {
+			defer func() {
+				if r := recover(); r != nil {
+					msg = r.(*ContractError).Error()
+				}
+			}()
+			(&walker{path: "c.yaml"}).choice(root.Content[1], "on_stuck", choices)
+			return ""
+		}()
+		if got != want {
+			t.Errorf("choice(%s) = %q, want %q", text, got, want)
+		}
+	}
+}

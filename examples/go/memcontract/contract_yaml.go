@@ -723,6 +723,16 @@ func (w *walker) strs(n *yaml.Node, field string) []string {
 	return out
 }
 
+// choice returns a string that must be one of choices (Python's _choice).
+func (w *walker) choice(n *yaml.Node, field string, choices []string) string {
+	list := strings.Join(choices, ", ")
+	v := w.str(n, field, "one of "+list)
+	if !contains(choices, v) {
+		w.fail("expected one of "+list+", got "+pyRepr(v)+didYouMean(v, choices), n, field)
+	}
+	return v
+}
+
 func (w *walker) boolean(n *yaml.Node, field string) bool {
 	v := w.scalar(n, field, "true or false")
 	if v.kind != kindBool {

@@ -351,6 +351,8 @@ func TestLevel3HandsMemoryBack(t *testing.T) {
 	withoutCollect := s.SampleOnce().UsedBytes
 	s2 := NewSampler("v1", m, WithProbe(probe), WithoutActions(ActionSoftMemoryLimit))
 	after := s2.SampleOnce().UsedBytes // the collection ran after the first sample
+	t.Logf("after a 96 MiB spike at level 3: RSS %d MiB without the level-3 collection, %d MiB with it (budget %.0f MiB)",
+		withoutCollect/MiB, after/MiB, m.MaxHeapMb)
 	if after+48*MiB > withoutCollect {
 		t.Errorf("RSS %d MiB after level 3's collection, %d MiB before: want >= 48 MiB handed back", after/MiB, withoutCollect/MiB)
 	}
