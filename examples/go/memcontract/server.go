@@ -122,8 +122,11 @@ func NewServer(src Source, m *memcontractv1.ModuleContract, opts ...ServerOption
 //   - the unary and stream interceptors (memory is added to the call's ORCA
 //     recorder, so the handler's own metrics and ours share one report);
 //   - a handler for unknown services and methods, so that Unimplemented
-//     carries the trailers too;
-//   - with WithEarlyShed, the InTapHandle that sheds before decoding.
+//     carries the trailers too (a grpc.UnknownServiceHandler passed after
+//     these options replaces it: a proxy keeps its own);
+//   - with WithEarlyShed, the InTapHandle that sheds before decoding
+//     (grpc-go allows one per server: a service with its own tap calls
+//     TapHandle from it instead).
 //
 // Register services through Registrar so that calls whose request fails to
 // decode carry the trailers too.
