@@ -359,3 +359,75 @@ func TestLevel3HandsMemoryBack(t *testing.T) {
 	s.Stop()
 	s2.Stop()
 }
+
+// goMapped is the memory the Go runtime holds from the OS (what its soft
+// memory limit governs).
+func goMapped() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64() - s[1].Value.Uint64()
+}
+
+// peakDuringChurn holds live bytes and allocates churn bytes of garbage,
+// returning the peak of goMapped over it.
+func peakDuringChurn(live, churn int) uint64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	hold := make([][]byte, live/MiB)
+	for i := range hold {
+		hold[i] = make([]byte, MiB)
+		for j := 0; j < MiB; j += 4096 {
+			hold[i][j] = 1
+		}
+	}
+	var peak uint64
+	var sink []byte
+	for i := range churn / (64 << 10) {
+		sink = make([]byte, 64<<10)
+		sink[0] = byte(i)
+		if i%16 == 0 {
+			peak = max(peak, goMapped())
+		}
+	}
+	runtime.KeepAlive(hold)
+	runtime.KeepAlive(sink)
+	return peak
+}
+
+// BenchmarkSoftLimitPeak measures what the soft memory limit does for a
+// service whose live heap is about half its budget: the peak of Go-held
+// memory over allocation churn, in percent of the budget, with GOGC alone
+// and with the Sampler's soft limit at gc_trigger_ratio (0.75) x capacity,
+// in alternating rounds:
+//
+//	go test -run '^$' -bench SoftLimitPeak -benchtime 6x ./memcontract
+func BenchmarkSoftLimitPeak(b *testing.B) {
+	pct := debug.SetGCPercent(100)
+	limit := debug.SetMemoryLimit(math.MaxInt64)
+	defer func() { debug.SetGCPercent(pct); debug.SetMemoryLimit(limit) }()
+	const budget = 128 * MiB
+	live, churn := 68*MiB, 384*MiB // 53 % live
+	m := DefaultModule("api")
+	m.MaxHeapMb = budget / MiB
+	var gogc, soft []float64
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			gogc = append(gogc, 100*float64(peakDuringChurn(live, churn))/budget)
+			continue
+		}
+		s := NewSampler("v1", m, WithProbe(&fakeProbe{used: uint64(live), capacity: budget}))
+		soft = append(soft, 100*float64(peakDuringChurn(live, churn))/budget)
+		s.Stop()
+	}
+	b.ReportMetric(median(gogc), "peak%-gogc-alone")
+	b.ReportMetric(median(soft), "peak%-soft-limit")
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
