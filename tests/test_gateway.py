@@ -34,9 +34,6 @@ pytestmark = pytest.mark.timeout(600)
 
 SERVICE = "/inventory.v1.InventoryService/"
 PING = SERVICE + "Ping"
-# Methods the Go inventory serves besides health and reflection: its own five, and the pressure
-# services (memcontract.v1.MemoryPressureService: 3; xds OpenRcaService: 1).
-UPSTREAM_METHODS = 9
 GATEWAY = [sys.executable, "-m", "memcontract.cli", "gateway"]
 # Headers each gRPC implementation sets for its own hop, and ORCA's report, which grpcio
 # (the gateway's runtime) never shows to Python code, so cannot forward.
@@ -112,6 +109,11 @@ def calls(server: GoServer, method: str) -> list[dict[str, Any]]:
 ECHO = ("-md", "x-echo-a=1", "-md", "x-echo-a=2", "-md", "x-echo-b-bin=AAEC/w==")
 
 
+#: Methods the gateway learns from the Go inventory's reflection: InventoryService's 5 and the
+#: pressure services' 4 (OpenRcaService 1, MemoryPressureService 3); health is its own.
+INVENTORY_METHODS = 5 + 4
+
+
 # --- pass-through ---------------------------------------------------------------------------
 
 
@@ -126,7 +128,7 @@ def test_four_arities_pass_through_byte_for_byte(go_bin: Path, method: str) -> N
         assert via["trailer"]["x-echo-a"] == ["1", "2"]
         assert via["trailer"]["x-memory-level"] == direct["trailer"]["x-memory-level"]
         assert "x-memory-pressure-bin" in via["trailer"]
-        assert gw.lines[0]["methods"] == UPSTREAM_METHODS  # learned from the upstream's reflection
+        assert gw.lines[0]["methods"] == INVENTORY_METHODS  # learned from the upstream's reflection
     assert stopped(gw)["calls"] == {up.address: 1}
 
 
@@ -446,7 +448,7 @@ def test_tls_end_to_end(go_bin: Path, tmp_path: Path) -> None:
             "localhost",
         )
         with inventory(go_bin, *tls) as up, gateway(up.address, flags=flags) as gw:
-            assert gw.lines[0]["methods"] == UPSTREAM_METHODS  # reflection over TLS too
+            assert gw.lines[0]["methods"] == INVENTORY_METHODS  # reflection over TLS too
             for method in ("get", "exchange"):
                 via = relay(
                     go_bin,

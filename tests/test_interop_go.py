@@ -689,8 +689,36 @@ def test_decode_edges_agree(go_bin: Path, name: str) -> None:
 def test_contract_loads_to_equal_messages(go_bin: Path, path: Path) -> None:
     first = yaml.safe_load(path.read_text())["modules"][0]["name"]
     py = Contract.load(path, module=first).to_proto()
-    (line,) = run_lines([str(go_bin / "contractdump"), str(path)])
+    (line,) = run_lines([str(go_bin / "contractdump"), "-module", first, str(path)])
     assert "error" not in line, line
     go = json_format.Parse(json.dumps(line["contract"]), memcontract_pb2.Contract())
     assert json_format.MessageToDict(go) == json_format.MessageToDict(py)  # readable diff
     assert go == py
+
+
+@pytest.mark.parametrize(
+    ("method", "request_bytes", "code"),
+    [
+        (SERVICE + "Nope", b"", grpc.StatusCode.UNIMPLEMENTED),
+        ("/nope.v1.Nope/Get", b"", grpc.StatusCode.UNIMPLEMENTED),
+        (SERVICE + "GetItem", b"\xff\xff\xff", grpc.StatusCode.INTERNAL),  # does not decode
+    ],
+    ids=["unknown-method", "unknown-service", "undecodable-request"],
+)
+def test_go_server_trailers_on_every_outcome(
+    go_bin: Path, method: str, request_bytes: bytes, code: grpc.StatusCode
+) -> None:
+    # A plain grpcio channel: the raw status and trailers as the Go server sent them.
+    with (
+        GoServer(inventory_argv(go_bin, 0.91)) as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
+        call = channel.unary_unary(method)
+        with pytest.raises(grpc.RpcError) as info:
+            call(request_bytes, timeout=10)
+    err = info.value
+    assert err.code() == code  # type: ignore[attr-defined]
+    decoded = wire.decode(tuple(err.trailing_metadata()))  # type: ignore[attr-defined]
+    assert decoded.invalid == ()
+    assert decoded.pressure is not None
+    assert (decoded.pressure.usage_ratio, decoded.pressure.module) == (0.91, "inventory")
