@@ -1,7 +1,7 @@
 # Go side (examples/go): tools installed with `go install` at pinned versions, generated code,
 # go vet / gofmt / go test. Included by the Makefile; `make test` runs `gotest`.
 #
-#   make gotest     tools, drift check of generated code, buf lint, gofmt, vet, test, binaries,
+#   make gotest     tools, drift check of generated code, buf lint, gofmt, vet, test -race, binaries,
 #                   memcontractlint over examples/go (as go vet's -vettool)
 #   make goproto    regenerate examples/go/gen/ (Go for protos/ and examples/go/proto/,
 #                   Python stubs of the example service under examples/go/gen/python/)
@@ -55,8 +55,9 @@ golint: gotools
 govet:
 	cd $(GODIR) && $(GO) vet ./...
 
+# -race: the interceptors run on many goroutines; -short would skip the real-memory test.
 gounit:
-	cd $(GODIR) && $(GO) test ./...
+	cd $(GODIR) && $(GO) test -race ./...
 
 # The example binaries, for the Python cross-language tests.
 gobuild:

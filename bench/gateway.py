@@ -13,7 +13,8 @@ arity-aware unary path saves.
 
 Figures (medians over rounds; ratios are per-round ratios, then the median):
 
-* ``added p50``: p50 at concurrency 1 through the gateway minus p50 direct (one hop).
+* ``added p50``: p50 at concurrency 1 through the gateway minus p50 direct (one hop); the two
+  are measured in turn, call by call, so both see the same moments of a busy machine.
 * ``gw cpu/call``: the gateway process's CPU (user+system) per forwarded call at concurrency 32.
 * ``floor``: a bare grpc.aio server's CPU per served call plus a bare grpc.aio client's CPU per
   call, direct, same run (the bare echo port of the child; this process is the client): what
@@ -148,9 +149,14 @@ class Proc:
         )
         assert self.popen.stdout is not None
         self.first: dict[str, Any] = json.loads(self.popen.stdout.readline())
-        # The Go server prints a line per call: keep reading so it never blocks on a full pipe.
-        threading.Thread(target=self.popen.stdout.read, daemon=True).start()
         self.ps = psutil.Process(self.popen.pid)
+        # The Go server prints a line per call: keep reading so it never blocks on a full pipe.
+        threading.Thread(target=self.drain, daemon=True).start()
+
+    def drain(self) -> None:
+        """Read (and drop) the rest of the child's output."""
+        assert self.popen.stdout is not None
+        self.popen.stdout.read()
 
     def cpu(self) -> float:
         """User + system CPU seconds so far."""
@@ -185,24 +191,40 @@ def start_gateway(upstream: str, contract: Path, *extra: str) -> tuple[Proc, str
     return proc, f"127.0.0.1:{proc.first['port']}"
 
 
-def start_go(tmp: Path) -> tuple[Proc, str] | None:
-    out = tmp / "gobin"
+def start_go_binary(tmp: Path, name: str) -> Path | None:
+    """``go build`` one example command into ``tmp``; its path, or None without Go."""
     built = subprocess.run(
-        ["go", "build", "-o", f"{out}{os.sep}", "./cmd/inventory"],
+        ["go", "build", "-o", f"{tmp}{os.sep}", f"./cmd/{name}"],
         cwd=REPO / "examples" / "go",
         capture_output=True,
         check=False,
     )
     if built.returncode != 0:
-        print("bench: no Go inventory upstream (go build failed)", file=sys.stderr)
+        print(f"bench: no Go {name} (go build failed)", file=sys.stderr)
         return None
-    proc = Proc([str(out / "inventory"), "-listen", "127.0.0.1:0"])
+    return tmp / name
+
+
+def start_go(tmp: Path) -> tuple[Proc, str] | None:
+    binary = start_go_binary(tmp, "inventory")
+    if binary is None:
+        return None
+    proc = Proc([str(binary), "-listen", "127.0.0.1:0"])
     return proc, f"127.0.0.1:{proc.first['port']}"
 
 
 # --- measuring -------------------------------------------------------------------------------
 
 Call = Callable[[], Awaitable[Any]]
+# Each variant through a proxy, and the direct variant it is compared with.
+PAIRS = {
+    "gateway": "direct",
+    "naive-bidi": "direct",
+    "minimal-proxy": "direct",
+    "gateway-stream": "direct-stream",
+    "go-gateway": "go-direct",
+    "go-gateway-stream": "go-direct-stream",
+}
 
 
 def make_calls(channel: grpc.aio.Channel, kind: str) -> Call:
@@ -242,6 +264,19 @@ async def p50_us(call: Call, seconds: float) -> float:
         await call()
         lat.append(time.perf_counter() - t0)
     return statistics.median(lat) * 1e6
+
+
+async def paired_p50_us(call: Call, base: Call, seconds: float) -> tuple[float, float]:
+    """Median latencies (µs) of ``call`` and ``base``, called in turn, one at a time: both see
+    the same moments of a noisy machine, so their difference is the hop's, not the noise's."""
+    lat: tuple[list[float], list[float]] = ([], [])
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for i, c in enumerate((call, base)):
+            t0 = time.perf_counter()
+            await c()
+            lat[i].append(time.perf_counter() - t0)
+    return statistics.median(lat[0]) * 1e6, statistics.median(lat[1]) * 1e6
 
 
 async def cpu_us(call: Call, seconds: float, procs: dict[str, Proc]) -> dict[str, float]:
@@ -319,7 +354,12 @@ async def run(args: argparse.Namespace) -> None:
             if r % 2:
                 order.reverse()
             for name in order:
-                row = {"p50": await p50_us(calls[name], args.seconds)}
+                base = PAIRS.get(name)
+                if base is None:
+                    row = {"p50": await p50_us(calls[name], args.seconds)}
+                else:
+                    p50, base_p50 = await paired_p50_us(calls[name], calls[base], args.seconds)
+                    row = {"p50": p50, "added": p50 - base_p50}
                 row |= await cpu_us(calls[name], args.seconds, variants[name][2])
                 results[name].append(row)
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
@@ -348,26 +388,16 @@ def report(results: dict[str, list[dict[str, float]]]) -> None:
             f"{statistics.median(values):.0f} µs/call"
         )
     print(f"{'variant':<20}{'p50 µs':>9}{'added p50 µs':>14}{'cpu/call µs':>13}{'x floor':>9}")
-    pairs = {
-        "gateway": "direct",
-        "naive-bidi": "direct",
-        "minimal-proxy": "direct",
-        "gateway-stream": "direct-stream",
-        "go-gateway": "go-direct",
-        "go-gateway-stream": "go-direct-stream",
-    }
     verdicts = {}
     for name, rows in results.items():
-        base = pairs.get(name)
+        base = PAIRS.get(name)
         if base is None:
             cpu = _med(rows, "upstream") + _med(rows, "client")
             print(
                 f"{name:<20}{_med(rows, 'p50'):>9.0f}{'':>14}{cpu:>13.0f}{'':>9}  (server+client)"
             )
             continue
-        added = statistics.median(
-            v["p50"] - b["p50"] for v, b in zip(rows, results[base], strict=True)
-        )
+        added = _med(rows, "added")
         floor = floors["stream" if name.endswith("stream") else "unary"]
         ratio = statistics.median(v["gateway"] / f for v, f in zip(rows, floor, strict=True))
         cpu = _med(rows, "gateway")

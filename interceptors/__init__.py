@@ -61,25 +61,47 @@ def aio_server_interceptor(
 
 
 def client_interceptor(
-    guard: Guard, target: str | None = None, *, peers: PeerTable | None = None
+    guard: Guard,
+    target: str | None = None,
+    *,
+    peers: PeerTable | None = None,
+    trust: TrustPolicy | None = None,
 ) -> Any:
     """A grpcio client interceptor for one channel (all four arities).
 
     Adds this process's keys to every call, reads the callee's from trailers into ``peers``
     (default ``guard.peers``) under ``target``, and while the callee reports level 3 fails
-    non-core calls locally with ``RESOURCE_EXHAUSTED`` for the pushback period.
+    non-core calls locally with ``RESOURCE_EXHAUSTED`` for its pushback (at most the
+    contract's ``max_fail_fast_ms``).
+
+    Args:
+        guard: the process's guard.
+        target: the callee's name in ``peers`` (what ``peers.get(target)`` and
+            ``peers.least_pressured`` see). By default the channel's own target as grpcio
+            reports it (``"127.0.0.1:50051"``, ``"dns:///inventory:50051"``), learned from the
+            first call that finishes; give one interceptor per channel. Name it yourself to
+            share a callee's state across channels, or to key it by a logical name.
+        trust: which callees are believed (default: all). The target is judged: an address by
+            ``networks``, a host name (or a ``target`` you named) by ``identities``. An
+            untrusted callee's trailers are not read (counted as untrusted), so it cannot
+            make this process fail fast.
 
     Example::
 
         channel = grpc.intercept_channel(grpc.insecure_channel("127.0.0.1:50051"),
-                                         client_interceptor(guard, "inventory"))
+                                         client_interceptor(guard))
     """
-    return MemoryClientInterceptor(guard, target, peers)
+    return MemoryClientInterceptor(guard, target, peers, trust)
 
 
 def aio_client_interceptors(
-    guard: Guard, target: str | None = None, *, peers: PeerTable | None = None
+    guard: Guard,
+    target: str | None = None,
+    *,
+    peers: PeerTable | None = None,
+    trust: TrustPolicy | None = None,
 ) -> list[grpc.aio.ClientInterceptor]:
     """The grpc.aio twin of :func:`client_interceptor`: a list of four, one per arity
-    (pass it as ``grpc.aio.insecure_channel(target, interceptors=...)``)."""
-    return make_aio_client_interceptors(guard, target, peers)
+    (pass it as ``grpc.aio.insecure_channel(target, interceptors=...)``; one list per
+    channel)."""
+    return make_aio_client_interceptors(guard, target, peers, trust)

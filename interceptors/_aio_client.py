@@ -11,7 +11,7 @@ import grpc.aio
 
 from memcontract import wire
 from memcontract.guard import Guard
-from memcontract.peers import PeerTable
+from memcontract.peers import PeerTable, TrustPolicy
 
 from ._shared import SHED_CODE, ClientSide, fast_fail_details, new_tuple
 
@@ -58,9 +58,13 @@ class _AioClientBase:
     def _record(self, call: Any) -> None:
         # A finished aio call holds its status already; reading it is a plain attribute read.
         # (The public accessor is a coroutine, which a done callback cannot await.)
-        status = getattr(getattr(call, "_cython_call", None), "_status", None)
+        cython_call = getattr(call, "_cython_call", None)
+        side = self.side
+        if side.learns_target:
+            side.learn_target(getattr(getattr(cython_call, "_channel", None), "target", None))
+        status = getattr(cython_call, "_status", None)
         if status is not None:
-            self.side.record(status.trailing_metadata())
+            side.record(status.trailing_metadata())
             return
         task = asyncio.get_running_loop().create_task(self._record_async(call))
         self._tasks.add(task)
@@ -99,8 +103,11 @@ class AioStreamStream(_AioClientBase, grpc.aio.StreamStreamClientInterceptor):
 
 
 def make_aio_client_interceptors(
-    guard: Guard, target: str | None = None, peers: PeerTable | None = None
+    guard: Guard,
+    target: str | None = None,
+    peers: PeerTable | None = None,
+    trust: TrustPolicy | None = None,
 ) -> list[grpc.aio.ClientInterceptor]:
     """The four aio client interceptors, sharing one :class:`ClientSide`."""
-    side = ClientSide(guard, target, peers)
+    side = ClientSide(guard, target, peers, trust)
     return [AioUnaryUnary(side), AioUnaryStream(side), AioStreamUnary(side), AioStreamStream(side)]

@@ -102,7 +102,7 @@ def _coroutine(side: ServerSide, method: str, behavior: Any, peer_bound: bool) -
 
 def _async_generator(side: ServerSide, method: str, behavior: Any, peer_bound: bool) -> Any:
     guard = side.guard
-    count_call = side.count_call
+    count_call, count_error = side.count_call, side.count_error
 
     async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
         count_call()
@@ -118,7 +118,7 @@ def _async_generator(side: ServerSide, method: str, behavior: Any, peer_bound: b
             async for item in behavior(request, ctx):
                 yield item
         except BaseException:
-            side.count_error()
+            count_error()
             raise
         finally:
             if token is not None:

@@ -10,7 +10,7 @@ import grpc
 
 from memcontract import wire
 from memcontract.guard import Guard
-from memcontract.peers import PeerTable
+from memcontract.peers import PeerTable, TrustPolicy
 
 from ._shared import SHED_CODE, ClientSide, fast_fail_details, new_tuple
 
@@ -100,9 +100,13 @@ class MemoryClientInterceptor(
     """grpcio client interceptor: see :func:`memcontract.interceptors.client_interceptor`."""
 
     def __init__(
-        self, guard: Guard, target: str | None = None, peers: PeerTable | None = None
+        self,
+        guard: Guard,
+        target: str | None = None,
+        peers: PeerTable | None = None,
+        trust: TrustPolicy | None = None,
     ) -> None:
-        self.side = ClientSide(guard, target, peers)
+        self.side = ClientSide(guard, target, peers, trust)
         self._on_done = self._record
 
     def _record(self, call: Any) -> None:
@@ -110,15 +114,20 @@ class MemoryClientInterceptor(
         # trailers in its state already; grpcio's accessor would take the call's lock and build
         # a closure to wait for what is there. Other calls go through the public accessor.
         try:
-            trailers = call._call._state.trailing_metadata
+            state = call._call._state
+            trailers = state.trailing_metadata
         except AttributeError:
+            state = getattr(call, "_state", None)  # an error, or a streaming call
             trailers = None
+        side = self.side
+        if side.learns_target:
+            side.learn_target(getattr(state, "target", None))
         if trailers is None:
             try:
                 trailers = call.trailing_metadata()
             except Exception:  # a failed or odd call object: nothing to read
                 return
-        self.side.record(trailers)
+        side.record(trailers)
 
     def _call(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         side = self.side

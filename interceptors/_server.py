@@ -19,6 +19,7 @@ from ._shared import (
     MergedStatus,
     Metadata,
     ServerSide,
+    count_invalid,
     merged,
     replace_behavior,
 )
@@ -58,7 +59,8 @@ def make_sync_behavior(
     """
 
     guard = side.guard
-    trust_all = side.trust.trust_all
+    trust_all = side.trust_all
+    telemetry = side.telemetry
     count_call, count_error = side.count_call, side.count_error
 
     def wrap(behavior: Any, response_streaming: bool) -> Any:
@@ -84,14 +86,17 @@ def make_sync_behavior(
             return stream
 
         def unary(request: Any, context: Any) -> Any:
-            # start() inlined: this is the path nearly every call takes. A valid caller under
-            # the default trust policy needs nothing but the decode; anything else (invalid
-            # keys to count, a policy to ask) goes through caller_pressure().
+            # start() inlined: this is the path nearly every call takes. Under the default
+            # trust policy a caller needs nothing but the decode; any other policy is asked
+            # first, in caller_pressure(), so an untrusted caller's headers are never decoded.
             count_call()
             metadata = context.invocation_metadata()
-            decoded = decode(metadata)
-            peer = decoded.pressure
-            if decoded.invalid or (peer is not None and not trust_all):
+            if trust_all:
+                decoded = decode(metadata)
+                peer = decoded.pressure
+                if decoded.invalid:
+                    count_invalid(telemetry, decoded.invalid)
+            else:
                 peer = side.caller_pressure(metadata, context)
             snapshot = guard.snapshot
             if snapshot.critical and side.sheds(snapshot, method):

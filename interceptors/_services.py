@@ -212,6 +212,11 @@ def add_pressure_services(
 
     Requested intervals below ``min_interval`` seconds get ``min_interval``. Both services are
     always core: they answer at level 3. Call before ``server.start()``.
+
+    On a grpcio (sync) server each open stream holds one worker thread of the server's pool
+    for its lifetime (grpcio pulls streamed responses on a worker): a client with
+    ``enable_oob_load_report`` holds one per channel, ``memcontract top`` one per watcher. Size
+    the pool for them, or serve with grpc.aio, where a stream is a task.
     """
     services = PressureServices(guard, min_interval)
     is_aio = isinstance(server, grpc.aio.Server) or isinstance(

@@ -5,6 +5,7 @@ beyond what the adapters pass in; everything read per call is a cached snapshot.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
@@ -31,6 +32,7 @@ log = logging.getLogger("memcontract.interceptors")
 Metadata = tuple[tuple[str, str | bytes], ...]
 Wrapped = TypeVar("Wrapped")
 _MAX_METHODS = 4096
+_MAX_PEERS = 4096
 
 
 class CoreMethods:
@@ -75,26 +77,44 @@ class ServerSide:
     def __init__(self, guard: Guard, trust: TrustPolicy | None) -> None:
         self.guard = guard
         self.trust = trust or TrustPolicy()
-        self._trust_all = self.trust.trust_all  # read per call; the policy is frozen
+        self.trust_all = self.trust.trust_all  # read per call; the policy is frozen
         self.telemetry = guard.telemetry
         self.is_core = CoreMethods(guard)
         # ORCA's rps/eps: one C-level next() per call, read by the sampler (memcontract.calls).
         self.count_call = guard.calls.count_call
         self.count_error = guard.calls.count_error
         self._credit = 0.0  # half-open admission at level 3 (see sheds)
+        self._trusted_peers: dict[str, bool] = {}
 
     def caller_pressure(self, metadata: Any, context: Any) -> Pressure | None:
-        """The caller's reported pressure if it is valid and trusted; invalid keys counted."""
+        """The caller's reported pressure if it is trusted and valid; invalid keys counted.
+
+        An untrusted caller's headers are not decoded at all (nothing of them is parsed or
+        kept): a call carrying any of our keys is counted as untrusted.
+        """
+        if not self.trust_all and not self.trusts(context):
+            if metadata and any(pair[0] in wire.KEYS for pair in metadata):
+                self.telemetry.add(UNTRUSTED_PEERS, 1)
+            return None
         decoded = decode(metadata)
         if decoded.invalid:
-            _count_invalid(self.telemetry, decoded.invalid)
-        pressure = decoded.pressure
-        if pressure is None or self._trust_all:
-            return pressure
-        if self.trust.trusts(context.peer(), _identities(context)):
-            return pressure
-        self.telemetry.add(UNTRUSTED_PEERS, 1)
-        return None
+            count_invalid(self.telemetry, decoded.invalid)
+        return decoded.pressure
+
+    def trusts(self, context: Any) -> bool:
+        """Whether the trust policy trusts this call's peer. A policy of networks only is
+        memoized per peer address (a TLS identity is asked of every call: an address and
+        port can come back on a new connection with another certificate)."""
+        peer = context.peer()
+        if self.trust.identities:
+            return self.trust.trusts(peer, _identities(context))
+        trusted = self._trusted_peers.get(peer)
+        if trusted is None:
+            trusted = self.trust.trusts(peer)
+            if len(self._trusted_peers) >= _MAX_PEERS:
+                self._trusted_peers.clear()
+            self._trusted_peers[peer] = trusted
+        return trusted
 
     def admit(self, method: str | bytes, context: Any) -> tuple[Pressure | None, Snapshot, bool]:
         """Start of a call: the caller's pressure, the snapshot in force, and whether to shed."""
@@ -126,7 +146,8 @@ class ServerSide:
         return False
 
 
-def _count_invalid(telemetry: Any, keys: tuple[str, ...]) -> None:
+def count_invalid(telemetry: Any, keys: tuple[str, ...]) -> None:
+    """Count a peer's invalid ``x-memory-*`` values, by key."""
     for key in keys:
         telemetry.add(INVALID_HEADERS, 1, {"key": key})
 
@@ -149,11 +170,26 @@ _OUR_TRAILER_KEYS = frozenset({*wire.KEYS, wire.ORCA_BIN, wire.RETRY_PUSHBACK})
 
 
 class ClientSide:
-    """The client's per-call work, shared by the sync and aio adapters."""
+    """The client's per-call work, shared by the sync and aio adapters.
 
-    def __init__(self, guard: Guard, target: str | None, peers: PeerTable | None) -> None:
+    Without a ``target`` the channel's own target (as grpcio reports it on a finished call) is
+    the key in the peer table: a channel can only be blocked by what its own calls reported,
+    so until a call has finished there is nothing to key. Where grpcio does not say, the key is
+    a name of this interceptor's own (``channel-N``), so channels are never confused.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        target: str | None,
+        peers: PeerTable | None,
+        trust: TrustPolicy | None = None,
+    ) -> None:
         self.guard = guard
-        self.target = target or "default"
+        self.trust = trust or TrustPolicy()
+        self.target = target or f"channel-{next(_CHANNEL_NUMBERS)}"
+        self.learns_target = not target
+        self._trusted = self.trust.trusts_target(target) if target else self.trust.trust_all
         self.peers = peers if peers is not None else guard.peers
         self.telemetry = guard.telemetry
         self.is_core = CoreMethods(guard)
@@ -166,6 +202,16 @@ class ClientSide:
         # a few times per ttl instead of on every call.
         self._last_bin: object = None
         self._fresh_until = 0.0
+
+    def learn_target(self, target: str | bytes | None) -> None:
+        """Key this channel by ``target``, its own target as grpcio reports it (once)."""
+        if not target:
+            return
+        if isinstance(target, bytes):
+            target = target.decode("utf-8", "replace")
+        self._trusted = self.trust.trusts_target(target)
+        self.target = target
+        self.learns_target = False
 
     def outgoing(self, metadata: Iterable[tuple[str, Any]] | None) -> Metadata:
         """The call's metadata plus this process's keys (any stale copies of ours dropped)."""
@@ -187,8 +233,16 @@ class ClientSide:
         return max(1, round(entry * 1000))
 
     def record(self, trailers: Sequence[tuple[str, Any]] | None) -> None:
-        """Read the callee's keys (and any pushback) from trailers into the peer table."""
+        """Read the callee's keys (and any pushback) from trailers into the peer table.
+
+        A callee the trust policy does not trust is not read at all (counted as untrusted when
+        its trailers carry our keys): it can neither block this channel nor steer routing.
+        """
         try:
+            if not self._trusted:
+                if trailers and any(pair[0] in wire.KEYS for pair in trailers):
+                    self.telemetry.add(UNTRUSTED_PEERS, 1)
+                return
             raw = None
             if trailers:
                 # Ours come last (the ORCA report after them is hidden from Python): look there
@@ -204,7 +258,7 @@ class ClientSide:
                 return
             self._last_bin = None
             decoded = decode(trailers)
-            _count_invalid(self.telemetry, decoded.invalid)
+            count_invalid(self.telemetry, decoded.invalid)
             pressure = decoded.pressure
             if pressure is None:
                 return
@@ -217,6 +271,7 @@ class ClientSide:
             log.exception("memcontract: reading the callee's trailers failed")
 
 
+_CHANNEL_NUMBERS = itertools.count(1)
 _PRESSURE_BIN = wire.PRESSURE_BIN  # a local name: looked up on every call
 
 

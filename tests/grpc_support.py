@@ -22,6 +22,7 @@ from memcontract.interceptors import (
 
 from memcontract import peer_pressure
 from memcontract.guard import Guard
+from memcontract.peers import TrustPolicy
 
 SERVICE = "test.Echo"
 ARITIES = ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream")
@@ -133,7 +134,13 @@ def aio_handlers(calls: Calls) -> dict[str, grpc.RpcMethodHandler]:
 
 @contextlib.contextmanager
 def serve(
-    kind: str, guard: Guard, calls: Calls, *, wrapped: bool = False, services: bool = False
+    kind: str,
+    guard: Guard,
+    calls: Calls,
+    *,
+    wrapped: bool = False,
+    trust: TrustPolicy | None = None,
+    services: bool = False,
 ) -> Iterator[str]:
     """Serve the echo service; ``kind`` is "sync", "aio" or "aio-sync" (sync handlers on aio).
 
@@ -142,10 +149,10 @@ def serve(
     if kind == "sync":
         handlers = sync_handlers(calls)
         if wrapped:
-            server = wrap_server(grpc.server(futures.ThreadPoolExecutor(8)), guard)
+            server = wrap_server(grpc.server(futures.ThreadPoolExecutor(8)), guard, trust=trust)
         else:
             server = grpc.server(
-                futures.ThreadPoolExecutor(8), interceptors=[server_interceptor(guard)]
+                futures.ThreadPoolExecutor(8), interceptors=[server_interceptor(guard, trust=trust)]
             )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
         if services:
@@ -158,7 +165,9 @@ def serve(
             server.stop(0).wait(5)
         return
     handlers = sync_handlers(calls) if kind == "aio-sync" else aio_handlers(calls)
-    with AioServerThread(guard, handlers, wrapped=wrapped, services=services) as address:
+    with AioServerThread(
+        guard, handlers, wrapped=wrapped, trust=trust, services=services
+    ) as address:
         yield address
 
 
@@ -201,9 +210,10 @@ class AioServerThread:
         handlers: dict[str, grpc.RpcMethodHandler],
         *,
         wrapped: bool,
+        trust: TrustPolicy | None = None,
         services: bool = False,
     ) -> None:
-        self.guard, self.handlers, self.wrapped = guard, handlers, wrapped
+        self.guard, self.handlers, self.wrapped, self.trust = guard, handlers, wrapped, trust
         self.services = services
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -212,12 +222,14 @@ class AioServerThread:
     async def _start(self) -> str:
         if self.wrapped:
             self.server = wrap_server(
-                grpc.aio.server(migration_thread_pool=DaemonExecutor()), self.guard
+                grpc.aio.server(migration_thread_pool=DaemonExecutor()),
+                self.guard,
+                trust=self.trust,
             )
         else:
             self.server = grpc.aio.server(
                 migration_thread_pool=DaemonExecutor(),
-                interceptors=[aio_server_interceptor(self.guard)],
+                interceptors=[aio_server_interceptor(self.guard, trust=self.trust)],
             )
         self.server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE, self.handlers),)

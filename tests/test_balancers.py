@@ -211,6 +211,7 @@ def test_go_weighted_round_robin_steers_by_memory_out_of_band(go_bin: Path) -> N
     with three_backends() as backends:
         with go_client(go_bin, backends, "-oob", "-oob-period", "200ms") as client:
             check_steering(backends)
+            check_recovery(backends)
             assert all(line["errors"] == 0 for line in client.drain("window")), client.lines
         # The weights came from the OpenRcaService streams: every backend served one.
         assert all(ORCA_METHOD in b.log.methods for b in backends)

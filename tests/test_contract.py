@@ -98,6 +98,7 @@ def test_full_fixture_reads_every_field() -> None:
         dry_run=True,
         on_stuck="recycle",
         orca=OrcaOptions(application_utilization="none", rates="headroom"),
+        max_fail_fast_ms=5000,
     )
     assert not module.orca.reports_memory
     assert module.gc_pause_objective_ms == 2.5
@@ -256,6 +257,14 @@ BAD = [
     (M + "    sample_interval_ms: true\n", 3, "modules[0].sample_interval_ms", "integer"),
     (M + "    sample_interval_ms: 4294967296\n", 3, "modules[0].sample_interval_ms", "4294967295"),
     (M + "    retry_pushback_ms: -1\n", 3, "modules[0].retry_pushback_ms", "between 0"),
+    (M + "    max_fail_fast_ms: -1\n", 3, "modules[0].max_fail_fast_ms", "between 0"),
+    (M + "    max_fail_fast_ms: 1.5\n", 3, "modules[0].max_fail_fast_ms", "integer"),
+    (
+        M + "    max_fail_fast: 10\n",
+        3,
+        "modules[0].max_fail_fast",
+        "did you mean 'max_fail_fast_ms'",
+    ),
     (M + "    dry_run: 1\n", 3, "modules[0].dry_run", "true or false"),
     (M + "    dry_run: 'false'\n", 3, "modules[0].dry_run", "true or false"),
     (M + "    on_stuck: restart\n", 3, "modules[0].on_stuck", "half_open, recycle, got 'restart'"),
@@ -446,6 +455,7 @@ def test_to_proto_fills_defaults_for_all_modules() -> None:
     assert list(api.core_methods) == [HEALTH_METHODS]
     assert api.sample_interval_ms == 500
     assert api.retry_pushback_ms == 1000
+    assert api.max_fail_fast_ms == 30000
     assert api.ladder.heap == pb.LevelThresholds(level1=0.8, level2=0.9, level3=0.95)
     assert api.ladder.alloc_rate == pb.LevelThresholds(level1=1.0, level2=1.5, level3=2.0)
     assert api.ladder.confirm == pb.LevelCounts(level1=1, level2=2, level3=3)
@@ -522,6 +532,7 @@ VALID = {
             "rates": st.sampled_from(["calls", "headroom", "qps"]),
         },
     ),
+    "max_fail_fast_ms": st.integers(0, 2**32 - 1),
 }
 # Mostly valid values (so that deep checks run), sometimes anything at all.
 modules = st.fixed_dictionaries(

@@ -4,8 +4,10 @@ and grpc.aio servers. The balancers themselves are in test_balancers.py."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -158,14 +160,21 @@ def arrival_gaps(stream: Any, count: int) -> tuple[list[Any], list[float]]:
     return messages, [b - a for a, b in itertools.pairwise(times)]
 
 
-@pytest.mark.parametrize("kind", ["sync", "aio"])
-def test_pressure_service_get_and_allocation_report(kind: str) -> None:
-    rig = Rig(make_contract(sample_interval_ms=100))
-    rig.step(0.5)
+@contextlib.contextmanager
+def services_channel(kind: str, rig: Rig) -> Iterator[grpc.Channel]:
+    """A channel to a ``kind`` server with the pressure services of ``rig``'s guard."""
     with (
         serve(kind, rig.guard, Calls(), services=True) as address,
         grpc.insecure_channel(address) as channel,
     ):
+        yield channel
+
+
+@pytest.mark.parametrize("kind", ["sync", "aio"])
+def test_pressure_service_get_and_allocation_report(kind: str) -> None:
+    rig = Rig(make_contract(sample_interval_ms=100))
+    rig.step(0.5)
+    with services_channel(kind, rig) as channel:
         stub = pb_grpc.MemoryPressureServiceStub(channel)
         got = stub.GetPressure(pb.GetPressureRequest(), timeout=10).pressure
         assert wire.from_proto(got) == rig.guard.pressure
@@ -185,10 +194,7 @@ def test_pressure_service_get_and_allocation_report(kind: str) -> None:
 def test_watch_pressure_sends_each_sample_at_most_once_per_interval(kind: str) -> None:
     rig = Rig(make_contract(sample_interval_ms=100))
     rig.step(0.5)
-    with (
-        serve(kind, rig.guard, Calls(), services=True) as address,
-        grpc.insecure_channel(address) as channel,
-    ):
+    with services_channel(kind, rig) as channel:
         stub = pb_grpc.MemoryPressureServiceStub(channel)
         watch = stub.WatchPressure(pb.WatchPressureRequest(interval_ms=600), timeout=20)
         first = next(watch)
@@ -220,10 +226,7 @@ def test_orca_stream_honours_the_requested_interval_with_a_floor(kind: str) -> N
     for _ in range(10):
         rig.guard.calls.count_call()
     rig.step(0.4)
-    with (
-        serve(kind, rig.guard, Calls(), services=True) as address,
-        grpc.insecure_channel(address) as channel,
-    ):
+    with services_channel(kind, rig) as channel:
         # Spans, not single gaps: one late message makes the next gap short.
         messages, gaps = arrival_gaps(orca_stream(channel, 0.4), 4)
         assert sum(gaps) >= 3 * 0.4 * 0.9, gaps

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -108,6 +109,11 @@ def calls(server: GoServer, method: str) -> list[dict[str, Any]]:
 ECHO = ("-md", "x-echo-a=1", "-md", "x-echo-a=2", "-md", "x-echo-b-bin=AAEC/w==")
 
 
+#: Methods the gateway learns from the Go inventory's reflection: InventoryService's 5 and the
+#: pressure services' 4 (OpenRcaService 1, MemoryPressureService 3); health is its own.
+INVENTORY_METHODS = 5 + 4
+
+
 # --- pass-through ---------------------------------------------------------------------------
 
 
@@ -122,7 +128,7 @@ def test_four_arities_pass_through_byte_for_byte(go_bin: Path, method: str) -> N
         assert via["trailer"]["x-echo-a"] == ["1", "2"]
         assert via["trailer"]["x-memory-level"] == direct["trailer"]["x-memory-level"]
         assert "x-memory-pressure-bin" in via["trailer"]
-        assert gw.lines[0]["methods"] == 5  # learned from the upstream's reflection
+        assert gw.lines[0]["methods"] == INVENTORY_METHODS  # learned from the upstream's reflection
     assert stopped(gw)["calls"] == {up.address: 1}
 
 
@@ -442,7 +448,7 @@ def test_tls_end_to_end(go_bin: Path, tmp_path: Path) -> None:
             "localhost",
         )
         with inventory(go_bin, *tls) as up, gateway(up.address, flags=flags) as gw:
-            assert gw.lines[0]["methods"] == 5  # reflection over TLS too
+            assert gw.lines[0]["methods"] == INVENTORY_METHODS  # reflection over TLS too
             for method in ("get", "exchange"):
                 via = relay(
                     go_bin,
@@ -480,12 +486,56 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         ),
         (("--upstream", "127.0.0.1:1", "--listen", "127.0.0.1:0", "--bogus"), "unrecognized"),
         (("--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--workers", "two"), "invalid"),
+        (
+            (
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:1",
+                "--descriptor-set",
+                "README.md",
+            ),
+            "descriptor_sets: README.md: not a FileDescriptorSet",
+        ),
+        (
+            (
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:1",
+                "--tls-cert",
+                "README.md",
+                "--tls-key",
+                "README.md",
+                "--reflection-timeout-s",
+                "0",
+            ),
+            "not a PEM pair",
+        ),
     ],
 )
 def test_bad_flags_exit_2_with_one_message(args: tuple[str, ...], message: str) -> None:
     proc = run_cli(*args)
     assert proc.returncode == 2, proc
     assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_listen_port_in_use_exits_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli(
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--upstream",
+            "127.0.0.1:1",
+            "--reflection-timeout-s",
+            "0",
+        )
+    assert proc.returncode == 2, proc
+    assert f"listen: cannot bind 127.0.0.1:{port}" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

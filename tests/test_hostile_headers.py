@@ -1,5 +1,7 @@
-"""500 hostile x-memory-* header sets sent over a real channel: no crash, no shed, and exactly
-the invalid values counted (judged by an oracle written apart from the codec)."""
+"""Hostile x-memory-* header sets (oversized values among them) sent over a real channel, 500
+to a server that trusts every caller and 500 to one that trusts none: no crash, no shed; a
+trusted caller's invalid values are counted exactly (judged by an oracle written apart from the
+codec), an untrusted caller's are not decoded at all, and its call is counted as untrusted."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memcontract.telemetry import INVALID_HEADERS, SHEDS
+from memcontract.peers import TrustPolicy
+from memcontract.telemetry import INVALID_HEADERS, SHEDS, UNTRUSTED_PEERS
 from memcontract.v1 import memcontract_pb2
 
 from .grpc_support import Calls, call_sync, serve
@@ -35,11 +38,11 @@ def oracle_valid(key: str, value: Any) -> bool:
         ok_version = not msg.contract_version or re.fullmatch(
             r"[A-Za-z0-9._-]{1,32}", msg.contract_version
         )
+        numbers = (msg.usage_ratio, msg.alloc_rate_bytes_per_sec, msg.alloc_rate_ratio)
         return (
             len(value) <= 1024
             and 1 <= msg.level <= 4
-            and math.isfinite(msg.usage_ratio)
-            and msg.usage_ratio >= 0
+            and all(math.isfinite(x) and x >= 0 for x in numbers)
             and bool(ok_version)
         )
     if len(value.encode()) > 64:
@@ -61,15 +64,23 @@ text_value = st.one_of(
     st.text(NUMERICISH, min_size=1, max_size=12).filter(lambda s: s.strip() == s),
     st.text(PRINTABLE, min_size=1, max_size=80),
     st.sampled_from(["68%", "1000%", "1000.01%", "3", "4", "v1.2", "-1", "NaN", "inf", "0" * 70]),
+    # oversized: well-formed but for their length (the flood of issue 10)
+    st.builds(lambda n, tail: "7" * n + tail, st.integers(60, 1000), st.sampled_from(["", "%"])),
 )
 bin_value = st.one_of(
     st.binary(max_size=64),
+    # a valid message made oversized by its module name
     st.builds(
-        lambda level, usage: memcontract_pb2.MemoryPressure(
-            level=level, usage_ratio=usage
+        lambda n: memcontract_pb2.MemoryPressure(level=1, module="m" * n).SerializeToString(),
+        st.integers(1000, 1100),
+    ),
+    st.builds(
+        lambda level, usage, rate: memcontract_pb2.MemoryPressure(
+            level=level, usage_ratio=usage, alloc_rate_ratio=rate
         ).SerializeToString(),
         st.integers(0, 9),
         st.floats(allow_nan=True, allow_infinity=True),
+        st.one_of(st.just(0.0), st.floats(allow_nan=True, allow_infinity=True)),
     ),
 )
 header = st.one_of(
@@ -84,12 +95,20 @@ header = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
-def hostile_server() -> Iterator[tuple[Rig, Calls, grpc.Channel]]:
+Server = tuple[Rig, Calls, grpc.Channel, bool]
+
+
+@pytest.fixture(scope="module", params=["trusted", "untrusted"])
+def hostile_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    trusted = request.param == "trusted"
+    trust = None if trusted else TrustPolicy.only(networks=["10.0.0.0/8"])  # not 127.0.0.1
     rig, calls = Rig(make_contract()), Calls()
     rig.step(0.42)
-    with serve("sync", rig.guard, calls) as address, grpc.insecure_channel(address) as channel:
-        yield rig, calls, channel
+    with (
+        serve("sync", rig.guard, calls, trust=trust) as address,
+        grpc.insecure_channel(address) as channel,
+    ):
+        yield rig, calls, channel, trusted
 
 
 @settings(
@@ -97,16 +116,22 @@ def hostile_server() -> Iterator[tuple[Rig, Calls, grpc.Channel]]:
 )
 @given(headers=st.lists(header, min_size=1, max_size=6))
 def test_hostile_headers_over_the_wire(
-    hostile_server: tuple[Rig, Calls, grpc.Channel], headers: list[tuple[str, Any]]
+    hostile_server: Server, headers: list[tuple[str, Any]]
 ) -> None:
-    rig, calls, channel = hostile_server
-    before_invalid = rig.guard.telemetry.counts[INVALID_HEADERS]
+    rig, calls, channel, trusted = hostile_server
+    counts = rig.guard.telemetry.counts
+    before_invalid, before_untrusted = counts[INVALID_HEADERS], counts[UNTRUSTED_PEERS]
     before_ran = calls.ran
     code, responses, trailers = call_sync(channel, "UnaryUnary", b"ok", metadata=headers)
     assert code == grpc.StatusCode.OK, (headers, code)
     assert responses == [b"echo:ok"]
     assert calls.ran == before_ran + 1
-    expected = sum(1 for k, v in headers if k != "x-memory-other" and not oracle_valid(k, v))
-    assert rig.guard.telemetry.counts[INVALID_HEADERS] - before_invalid == expected, headers
+    ours = [(k, v) for k, v in headers if k != "x-memory-other"]
+    invalid = sum(1 for k, v in ours if not oracle_valid(k, v)) if trusted else 0
+    assert counts[INVALID_HEADERS] - before_invalid == invalid, headers
+    untrusted = 0 if trusted or not ours else 1
+    assert counts[UNTRUSTED_PEERS] - before_untrusted == untrusted, headers
+    if not trusted:
+        assert calls.peers[-1] is None  # the handler never sees an untrusted caller's pressure
     assert rig.guard.telemetry.counts[SHEDS] == 0
     assert trailers["x-memory-level"] == "0"

@@ -647,6 +647,9 @@ def test_metadata_decodes_alike(go_bin: Path) -> None:
     assert mismatches == {}
 
 
+NAN, INF = float("nan"), float("inf")
+
+
 def _bin(**fields: Any) -> bytes:
     data: bytes = memcontract_pb2.MemoryPressure(**fields).SerializeToString()
     return data
@@ -663,6 +666,14 @@ DECODE_EDGES: dict[str, list[tuple[str, Any]]] = {
     ],
     # a -bin over 1024 bytes is not a peer's pressure
     "bin-over-1024-bytes": [(wire.PRESSURE_BIN, _bin(usage_ratio=0.5, level=2, module="m" * 2000))],
+    # a -bin usage over 1000 % is read as 1000 %, as x-memory-usage carries it
+    "bin-usage-1e300": [(wire.PRESSURE_BIN, _bin(usage_ratio=1e300, level=4))],
+    # allocation rates that are no number, or negative, make a -bin invalid
+    "bin-nan-rate": [(wire.PRESSURE_BIN, _bin(usage_ratio=0.5, level=4, alloc_rate_ratio=NAN))],
+    "bin-inf-rate": [
+        (wire.PRESSURE_BIN, _bin(usage_ratio=0.5, level=4, alloc_rate_bytes_per_sec=INF))
+    ],
+    "bin-negative-rate": [(wire.PRESSURE_BIN, _bin(usage_ratio=0.5, level=4, alloc_rate_ratio=-1))],
 }
 
 
@@ -678,8 +689,36 @@ def test_decode_edges_agree(go_bin: Path, name: str) -> None:
 def test_contract_loads_to_equal_messages(go_bin: Path, path: Path) -> None:
     first = yaml.safe_load(path.read_text())["modules"][0]["name"]
     py = Contract.load(path, module=first).to_proto()
-    (line,) = run_lines([str(go_bin / "contractdump"), str(path)])
+    (line,) = run_lines([str(go_bin / "contractdump"), "-module", first, str(path)])
     assert "error" not in line, line
     go = json_format.Parse(json.dumps(line["contract"]), memcontract_pb2.Contract())
     assert json_format.MessageToDict(go) == json_format.MessageToDict(py)  # readable diff
     assert go == py
+
+
+@pytest.mark.parametrize(
+    ("method", "request_bytes", "code"),
+    [
+        (SERVICE + "Nope", b"", grpc.StatusCode.UNIMPLEMENTED),
+        ("/nope.v1.Nope/Get", b"", grpc.StatusCode.UNIMPLEMENTED),
+        (SERVICE + "GetItem", b"\xff\xff\xff", grpc.StatusCode.INTERNAL),  # does not decode
+    ],
+    ids=["unknown-method", "unknown-service", "undecodable-request"],
+)
+def test_go_server_trailers_on_every_outcome(
+    go_bin: Path, method: str, request_bytes: bytes, code: grpc.StatusCode
+) -> None:
+    # A plain grpcio channel: the raw status and trailers as the Go server sent them.
+    with (
+        GoServer(inventory_argv(go_bin, 0.91)) as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
+        call = channel.unary_unary(method)
+        with pytest.raises(grpc.RpcError) as info:
+            call(request_bytes, timeout=10)
+    err = info.value
+    assert err.code() == code  # type: ignore[attr-defined]
+    decoded = wire.decode(tuple(err.trailing_metadata()))  # type: ignore[attr-defined]
+    assert decoded.invalid == ()
+    assert decoded.pressure is not None
+    assert (decoded.pressure.usage_ratio, decoded.pressure.module) == (0.91, "inventory")

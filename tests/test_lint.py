@@ -200,7 +200,7 @@ def test_cli_exit_codes_and_formats(tmp_path: Path) -> None:
         "name": "request-sized-allocation",
         "severity": "warning",
         "path": "tests/lint_fixtures/mc003_request_allocation.py",
-        "line": 12,
+        "line": 13,
         "column": 9,
         "message": first["message"],
     }

@@ -7,7 +7,9 @@ Each fixture is a dict {path under the fake root: file content}; the probe reads
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import sys
 from pathlib import Path
 
 import psutil
@@ -524,3 +526,13 @@ def test_garbage_statm_raises_and_a_closed_probe_falls_back_to_psutil(tmp_path: 
         probe.read(GIB)
     probe.close()
     assert probe.read(GIB).used_bytes > 0
+
+
+def test_shared_cgroup_vectors_match_these_fixtures() -> None:
+    # The Go sampler's tests read the same trees from tests/vectors/cgroups/trees.json.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import gencgroups  # type: ignore[import-not-found]
+
+    assert json.loads(gencgroups.OUT.read_text()) == gencgroups.build(), (
+        "run python tools/gencgroups.py"
+    )

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -22,6 +23,7 @@ from memcontract.guard import Guard
 from memcontract.pressure import Level
 from memcontract.top import TargetState, Watcher, read_once, render_table, state_json
 
+from .go_support import GO_CONTRACT, GoServer, build
 from .support import Rig, make_contract
 
 
@@ -181,3 +183,18 @@ def test_time_at_level_is_a_lower_bound_until_a_change_is_seen() -> None:
     console = Console(record=True, width=160)
     console.print(render_table([state], now=165.0))
     assert "≥1m05s" in console.export_text()
+
+
+@pytest.fixture(scope="module")
+def go_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("gobin"))
+
+
+def test_once_reads_a_go_service_through_its_pressure_service(go_bin: Path) -> None:
+    argv = [str(go_bin / "inventory"), "-listen", "127.0.0.1:0", "-contract", str(GO_CONTRACT)]
+    with GoServer([*argv, "-module", "inventory", "-force-usage", "0.97"]) as server:
+        proc = run_cli("--once", "--json", "--allocations", server.address)
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = json.loads(proc.stdout)
+    assert (entry["source"], entry["usage_ratio"], entry["level"]) == ("watch", 0.97, 3)
+    assert entry["module"] == "inventory" and "allocations" not in entry  # Go keeps none

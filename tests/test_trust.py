@@ -82,6 +82,34 @@ def test_identities() -> None:
 
 
 @pytest.mark.parametrize(
+    ("target", "trusted"),
+    [
+        ("10.1.2.3:50051", True),
+        ("dns:///10.1.2.3:50051", True),
+        ("dns://8.8.8.8/10.1.2.3:50051", True),
+        ("ipv4:10.1.2.3:50051,10.9.9.9:50051", True),
+        ("ipv4:10.1.2.3:50051,127.0.0.1:50051", False),  # every address must be trusted
+        ("127.0.0.1:50051", False),
+        ("[fd00::7]:50051", True),
+        ("ipv6:%5Bfd00::7%5D:50051", True),
+        ("fd00::7", True),
+        ("inventory.internal:443", True),  # a host name, listed as an identity
+        ("dns:///inventory.internal:443", True),
+        ("payments.internal:443", False),
+        ("inventory", True),  # a logical target name given to client_interceptor
+        ("unix:/run/inventory.sock", False),
+        ("", False),
+    ],
+)
+def test_a_client_judges_its_callee_by_target(target: str, trusted: bool) -> None:
+    policy = TrustPolicy.only(
+        networks=["10.0.0.0/8", "fd00::/8"], identities=["inventory.internal", "inventory"]
+    )
+    assert policy.trusts_target(target) is trusted
+    assert TrustPolicy().trusts_target(target)  # the default trusts every callee
+
+
+@pytest.mark.parametrize(
     "network",
     ["not-a-network", "10.0.0.0/33", "256.0.0.1/32", "10.0.0.0/8/8", "", "::1/129", "10.0.0.0/-1"],
 )

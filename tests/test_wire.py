@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import pathlib
+import tracemalloc
 
 import pytest
 from hypothesis import given
@@ -44,7 +46,8 @@ def test_vector_round_trips(path: pathlib.Path) -> None:
     p = pressure_from_json(vec["pressure"])
     decoded = wire.decode(wire.encode(p))
     assert decoded.invalid == ()
-    assert decoded.pressure == p
+    # read back as at most 1000 %, as x-memory-usage carries it
+    assert decoded.pressure == dataclasses.replace(p, usage_ratio=min(p.usage_ratio, 10.0))
 
 
 def test_text_keys_alone_are_assembled() -> None:
@@ -153,3 +156,35 @@ def test_a_repeated_caller_gets_the_current_values() -> None:
     for md, usage in ((first, 0.5), (again, 0.5), (second, 0.9), (first, 0.5)):
         pressure = wire.decode(md).pressure
         assert pressure is not None and pressure.usage_ratio == usage
+
+
+def _held_after_decoding(key: str, size: int, count: int) -> int:
+    """Bytes still held (traced by tracemalloc) after decoding ``count`` metadata, each with a
+    new value of ``size`` bytes under ``key``, made and dropped one at a time."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(count):
+            text = str(i).rjust(size, "0")
+            wire.decode(((key, text.encode() if key.endswith("-bin") else text),))
+        del text
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("key", "size"),
+    [("x-memory-usage", 7000), ("x-memory-pressure-bin", 70_000), ("x-memory-level", 200)],
+)
+def test_values_over_the_size_limit_are_never_kept(key: str, size: int) -> None:
+    held = _held_after_decoding(key, size, 300)
+    assert held < 64 * 1024, held  # 300 values of `size` bytes were decoded, none kept
+    assert wire.decode(((key, "9" * size),)).invalid == (key,)
+
+
+@pytest.mark.parametrize(("key", "size"), [("x-memory-pressure-bin", 1000), ("x-memory-usage", 60)])
+def test_the_decode_memos_are_bounded_in_bytes(key: str, size: int) -> None:
+    # Values within the limits are memoized; 4,000 distinct ones must not all be kept.
+    held = _held_after_decoding(key, size, 4000)
+    assert held < 3 * 256 * 1024, held

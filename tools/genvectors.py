@@ -83,7 +83,7 @@ STATES = {
         ),
     ),
     "over_budget_clamped": (
-        "usage above 1000% is clamped on the wire; ORCA clamps to 1",
+        "usage over 1000% is clamped in text (the -bin keeps it, read as 1000%); ORCA clamps to 1",
         Pressure(
             12.5, 13421772800, 1024 * MIB, 0.0, 0.0, Level.CRITICAL, "v9", "batch", 1800000005.0
         ),

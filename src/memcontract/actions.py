@@ -231,21 +231,42 @@ class Shrinkable(Protocol):
 
 
 class ShrinkCaches(Action):
-    """At level 3: registered caches shrink; they grow back on recovery."""
+    """At level 3: registered caches shrink; they grow back on recovery.
+
+    Caches register from any thread (:meth:`add`) while the sampler walks them: the set is
+    copied under a lock, and one cache that fails (logged) does not keep the others back.
+    """
 
     name = "shrink_caches"
     level = Level.CRITICAL
 
     def __init__(self) -> None:
         self.caches: weakref.WeakSet[Shrinkable] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def add(self, cache: Shrinkable) -> None:
+        """Register ``cache`` (held weakly)."""
+        with self._lock:
+            self.caches.add(cache)
+
+    def _each(self, what: str) -> None:
+        with self._lock:
+            caches = list(self.caches)
+        for cache in caches:
+            try:
+                getattr(cache, what)()
+            except Exception:  # one cache failing does not keep the others from shrinking
+                log.exception("memcontract: cache %r failed to %s", cache, what)
 
     def engage(self, pressure: Pressure) -> None:
-        for cache in list(self.caches):
-            cache.shrink()
+        self._each("shrink")
 
     def release(self) -> None:
-        for cache in list(self.caches):
-            cache.restore()
+        self._each("restore")
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held at fork)."""
+        self._lock = threading.Lock()
 
 
 class ActionRunner:

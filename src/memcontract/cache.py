@@ -15,7 +15,9 @@ True
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +82,7 @@ class PressureAwareCache(Generic[K, V]):
         self.stats = CacheStats()
         self._caller = caller
         self._lock = threading.RLock()
+        _LIVE_CACHES.add(self)
         if guard is not None:
             guard.register_cache(self)
 
@@ -149,3 +152,17 @@ class PressureAwareCache(Generic[K, V]):
 
     def restore(self) -> None:
         """Recovery: nothing to undo; the cache refills through admitted writes."""
+
+
+# A forked child gets every cache's lock as it was at fork: one held by another thread then
+# would never be released in the child.
+_LIVE_CACHES: weakref.WeakSet[PressureAwareCache[Any, Any]] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for cache in list(_LIVE_CACHES):
+        cache._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -2,8 +2,9 @@
 
 A call costs one C-level ``next()`` on an :func:`itertools.count`: no lock, no system call, no
 Python frame. The sampler reads the counts (``next()`` again, its own reads subtracted) and
-divides by the time since its last read, so ``rps_fractional`` and ``eps_fractional`` in the
-ORCA report are the calls and errors per second over the last sample.
+divides by the time since its last read: the calls and errors per second over the last sample,
+which the ORCA report carries as ``rps_fractional`` and ``eps`` (``orca.rates: calls``, the
+default) or turns into the headroom form (``orca.rates: headroom``).
 
 >>> calls = CallCounter()
 >>> for _ in range(30):

@@ -131,6 +131,7 @@ class ModuleContract:
     dry_run: bool = False
     on_stuck: str = ON_STUCK_HALF_OPEN
     orca: OrcaOptions = OrcaOptions()
+    max_fail_fast_ms: int = 30000
 
     @property
     def max_heap_bytes(self) -> int:
@@ -409,6 +410,7 @@ _MODULE_FIELDS: dict[str, _Parser] = {
     "dry_run": lambda w, n, f: w.boolean(n, f),
     "on_stuck": lambda w, n, f: _choice(w, n, f, ON_STUCK_CHOICES),
     "orca": _orca,
+    "max_fail_fast_ms": lambda w, n, f: w.integer(n, f, low=0),
 }
 
 
@@ -471,6 +473,7 @@ def _module_proto(module: ModuleContract) -> memcontract_pb2.ModuleContract:
         orca=pb.OrcaOptions(
             application_utilization=module.orca.application_utilization, rates=module.orca.rates
         ),
+        max_fail_fast_ms=module.max_fail_fast_ms,
     )
 
 

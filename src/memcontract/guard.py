@@ -20,8 +20,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -96,7 +99,7 @@ class Snapshot:
             while level 3 is stuck on retained memory and sheds half-open (see
             :mod:`memcontract.recovery`). The level and usage peers see are unchanged.
         rps, eps: calls and errors per second the server interceptors counted over the last
-            sample (the ORCA report's ``rps_fractional`` and ``eps_fractional``).
+            sample, as measured (the ORCA report carries them per ``orca.rates``).
     """
 
     pressure: Pressure
@@ -109,6 +112,35 @@ class Snapshot:
     admit: float = 0.0
     rps: float = 0.0
     eps: float = 0.0
+
+
+def _reading_problem(reading: Reading) -> str | None:
+    """What makes a reading unusable (a bad reading holds the level, like a failed read)."""
+    used, capacity = reading.used_bytes, reading.capacity_bytes
+    if type(used) is not int or used < 0:
+        return f"used_bytes must be a non-negative integer, got {used!r}"
+    if type(capacity) is not int or capacity <= 0:
+        return f"capacity_bytes must be a positive integer, got {capacity!r}"
+    for name in ("alloc_rate_bytes_per_sec", "psi_some_avg10", "gc_pause_p99_ms"):
+        value = getattr(reading, name)
+        if value is not None and not (isinstance(value, int | float) and 0 <= value < math.inf):
+            return f"{name} must be a finite non-negative number or None, got {value!r}"
+    return None
+
+
+_LIVE_GUARDS: weakref.WeakSet[Guard] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for guard in list(_LIVE_GUARDS):
+        try:
+            guard._after_fork_in_child()
+        except Exception:  # a child must never fail to start because of memcontract
+            log.exception("memcontract: resetting a guard after fork failed")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RateEstimator:
@@ -170,6 +202,9 @@ class Guard:
         self._stop = threading.Event()
         #: Counted by the server interceptors per call; turned into rates per sample.
         self.calls = CallCounter()
+        # The thread taking a sample now (its callbacks may call stop(): see there).
+        self._sampling_thread: int | None = None
+        self._stop_after_sample = False
         budget = self.module.max_heap_bytes
         self.snapshot = self._publish(
             Pressure(
@@ -201,6 +236,7 @@ class Guard:
                 dry_run=self.module.dry_run,
             )
         )
+        _LIVE_GUARDS.add(self)
 
     def default_actions(self) -> list[Action]:
         """The actions of SPEC §4's table, configured from the contract."""
@@ -242,11 +278,13 @@ class Guard:
         """The pressure each callee last reported to this process's client interceptors.
 
         Entries hold for four sample intervals (at least 2 s); a level-3 report without a
-        pushback blocks its target for this contract's ``retry_pushback_ms``.
+        pushback blocks its target for this contract's ``retry_pushback_ms``, and no report
+        blocks it for longer than ``max_fail_fast_ms``.
         """
         return PeerTable(
             ttl=max(2.0, 4 * self.module.sample_interval),
             default_pushback_ms=self.module.retry_pushback_ms,
+            max_fail_fast_ms=self.module.max_fail_fast_ms,
             clock=self._clock.monotonic,
         )
 
@@ -278,27 +316,62 @@ class Guard:
         return None
 
     def register_cache(self, cache: Shrinkable) -> None:
-        """Shrink ``cache`` at level 3 and restore it on recovery (held weakly)."""
-        self._caches.caches.add(cache)
+        """Shrink ``cache`` at level 3 and restore it on recovery (held weakly; any thread)."""
+        self._caches.add(cache)
 
     # -- sampling ---------------------------------------------------------------------------------
 
     def sample_once(self) -> Pressure:
         """Take one sample now, update the level, fire actions; return the new pressure.
 
-        A failed read holds the level and returns the previous pressure.
+        Never raises. A failed read, or a reading that makes no sense (negative bytes, a rate
+        that is no number), holds the level and returns the previous pressure; an exception in
+        any later step is counted (``memcontract.hook.errors``, hook ``sample.<step>``) and
+        logged once, and the sample goes on without that step.
         """
         with self._sample_lock:
-            reading = self._read()
-            if reading is None:
-                return self.snapshot.pressure
-            old = self.snapshot.pressure.level
+            self._sampling_thread = threading.get_ident()
+            try:
+                pressure = self._sample_locked()
+            finally:
+                self._sampling_thread = None
+        if self._stop_after_sample:  # a callback of this sample asked to stop
+            self._stop_after_sample = False
+            self.stop()
+        return pressure
+
+    def _sample_locked(self) -> Pressure:
+        reading = self._read()
+        if reading is None:
+            return self.snapshot.pressure
+        old = self.snapshot.pressure.level
+        try:
             pressure = self._evaluate(reading)
-            self.snapshot = self._publish(pressure, self._admit(pressure))
-            self._actions.update(pressure)
-            if pressure.level != old:
-                self._transition(old, pressure)
-            return pressure
+            snapshot = self._publish(pressure, self._admit(pressure))
+        except Exception as err:
+            self._step_failed("evaluate", err)
+            return self.snapshot.pressure
+        self.snapshot = snapshot
+        self._guarded("actions", self._actions.update, pressure)
+        if pressure.level != old:
+            self._guarded("transition", self._transition, old, pressure)
+        return pressure
+
+    def _guarded(self, step: str, fn: Callable[..., object], *args: object) -> None:
+        try:
+            fn(*args)
+        except Exception as err:
+            self._step_failed(step, err)
+
+    def _step_failed(self, step: str, err: BaseException) -> None:
+        self.telemetry.add(HOOK_ERRORS, 1, {"hook": f"sample.{step}"})
+        if f"sample.{step}" not in self._failed_once:
+            self._failed_once.add(f"sample.{step}")
+            log.error(
+                "memcontract: the %s step of a sample failed; counted, further failures not logged",
+                step,
+                exc_info=err,
+            )
 
     def _read(self) -> Reading | None:
         if self._probe is None:
@@ -307,14 +380,19 @@ class Guard:
             self._probe = SystemProbe()
         try:
             reading = self._probe.read(self.module.max_heap_bytes)
+            problem = _reading_problem(reading)
+            failed_sources = tuple(reading.failed_sources)
         except Exception as err:
             self._count_failure("read", err)
             return None
-        for source in reading.failed_sources:
-            self._count_failure(source, None)
+        if problem is not None:
+            self._count_failure("reading", problem)
+            return None
+        for source in failed_sources:
+            self._count_failure(str(source), None)
         return reading
 
-    def _count_failure(self, source: str, err: BaseException | None) -> None:
+    def _count_failure(self, source: str, err: BaseException | str | None) -> None:
         self.telemetry.add(PROBE_FAILURES, 1, {"source": source})
         if source not in self._failed_once:
             self._failed_once.add(source)
@@ -435,21 +513,57 @@ class Guard:
             raise GuardStateError("guard is already running")
         self._stop.clear()
         self.sample_once()
+        if self._stop.is_set():  # the first sample's callback stopped the guard
+            return self
         self._thread = threading.Thread(
             target=self._run_thread, name="memcontract-guard", daemon=True
         )
         self._thread.start()
         return self
 
-    def _run_thread(self) -> None:
+    def _run_thread(self, sample_first: bool = False) -> None:
+        if sample_first:
+            self._sample_in_loop()
         while not self._stop.wait(self.module.sample_interval):
+            self._sample_in_loop()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: locks the parent's threads may have held are made anew, and a
+        sampler thread that ran in the parent runs again here, sampling the child at once.
+        (An asyncio sampler is a task of its loop: it runs wherever that loop runs.)"""
+        stopped = self._stop.is_set()
+        self._sample_lock = threading.Lock()
+        self._stop = threading.Event()
+        if stopped:
+            self._stop.set()
+        self._sampling_thread = None
+        self._stop_after_sample = False
+        self.telemetry.reset_after_fork()
+        self._caches.reset_after_fork()
+        if "peers" in self.__dict__:  # a cached_property, made on first use
+            self.peers.reset_after_fork()
+        if self._thread is not None and not stopped:
+            self._thread = threading.Thread(
+                target=self._run_thread, args=(True,), name="memcontract-guard", daemon=True
+            )
+            self._thread.start()
+
+    def _sample_in_loop(self) -> None:
+        # sample_once() never raises; this is the last line that keeps the sampler alive.
+        try:
             self.sample_once()
+        except Exception as err:
+            with contextlib.suppress(Exception):
+                self._step_failed("loop", err)
 
     async def start_async(self) -> Guard:
         """Sample every ``sample_interval_ms`` in an asyncio task on the running loop."""
         if self.running:
             raise GuardStateError("guard is already running")
+        self._stop.clear()
         self.sample_once()
+        if self._stop.is_set():  # the first sample's callback stopped the guard
+            return self
         self._task = asyncio.get_running_loop().create_task(
             self._run_task(), name="memcontract-guard"
         )
@@ -458,7 +572,7 @@ class Guard:
     async def _run_task(self) -> None:
         while True:
             await asyncio.sleep(self.module.sample_interval)
-            self.sample_once()
+            self._sample_in_loop()
 
     @property
     def running(self) -> bool:
@@ -468,11 +582,17 @@ class Guard:
         )
 
     def stop(self) -> None:
-        """Stop sampling and reverse every engaged action. Safe to call twice."""
+        """Stop sampling and reverse every engaged action. Safe to call twice, and from an
+        ``on_transition`` callback (then the sample in progress ends first)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._sampling_thread == threading.get_ident():
+            # Called from this sample's own callback: the sample holds the lock the shutdown
+            # takes, so it finishes first and stops on its way out (sample_once).
+            self._stop_after_sample = True
+            return
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -37,6 +37,8 @@ class PeerTable:
         ttl: seconds an entry holds (a few of the peer's sample intervals).
         max_targets: entries kept; the least recently updated goes first.
         default_pushback_ms: fail-fast window when a level-3 report carries no pushback.
+        max_fail_fast_ms: the longest fail-fast window, whatever a callee asks for (its
+            pushback is cut to this); 0 turns failing fast off.
         clock: monotonic seconds (``FakeClock().monotonic`` in tests).
     """
 
@@ -46,13 +48,17 @@ class PeerTable:
         ttl: float = 2.0,
         max_targets: int = 1024,
         default_pushback_ms: int = 1000,
+        max_fail_fast_ms: int = 30000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ttl <= 0 or max_targets <= 0:
             raise ValueError("ttl and max_targets must be positive")
+        if max_fail_fast_ms < 0:
+            raise ValueError("max_fail_fast_ms must be 0 or more")
         self.ttl = ttl
         self.max_targets = max_targets
         self.default_pushback_ms = default_pushback_ms
+        self.max_fail_fast_ms = max_fail_fast_ms
         self.clock = clock
         """The table's clock (monotonic seconds)."""
         self._entries: OrderedDict[str, PeerEntry] = OrderedDict()
@@ -62,12 +68,14 @@ class PeerTable:
         self._lock = threading.Lock()
 
     def record(self, target: str, pressure: Pressure, pushback_ms: int | None = None) -> None:
-        """Store what ``target`` reported; a level-3 report opens a fail-fast window."""
+        """Store what ``target`` reported; a level-3 report opens a fail-fast window of its
+        pushback (else ``default_pushback_ms``), at most ``max_fail_fast_ms``."""
         now = self.clock()
         until = 0.0
         if pressure.level == Level.CRITICAL:
             ms = self.default_pushback_ms if pushback_ms is None else pushback_ms
-            until = now + ms / 1000
+            ms = min(ms, self.max_fail_fast_ms)
+            until = now + ms / 1000 if ms > 0 else 0.0
         entry = PeerEntry(pressure, now + self.ttl, until)
         with self._lock:
             self._entries[target] = entry
@@ -79,6 +87,10 @@ class PeerTable:
                 self.blocked_until[target] = until
             else:
                 self.blocked_until.pop(target, None)
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held at fork)."""
+        self._lock = threading.Lock()
 
     def get(self, target: str) -> Pressure | None:
         """The target's last unexpired pressure, or ``None``."""
@@ -149,9 +161,61 @@ class TrustPolicy:
         if any(i in self.identities for i in identities):
             return True
         address = _address_of(peer)
-        if address is None:
+        return address is not None and self._trusts_address(address)
+
+    def trusts_target(self, target: str) -> bool:
+        """Whether a callee reached at ``target`` is trusted (the client side's question).
+
+        ``target`` is a grpc target name (``"10.0.0.7:50051"``, ``"dns:///inventory:50051"``,
+        ``"ipv4:10.0.0.7:50051,10.0.0.8:50051"``, ``"[::1]:50051"``). An address is judged by
+        ``networks``; a host name by ``identities`` (the name TLS checks the callee's
+        certificate against). Every address of a list must be trusted; a Unix socket never
+        is, unless the whole target is listed in ``identities``.
+        """
+        if self.trust_all or target in self.identities:
+            return True
+        hosts = _hosts_of_target(target)
+        return bool(hosts) and all(self._trusts_host(host) for host in hosts)
+
+    def _trusts_host(self, host: str) -> bool:
+        if host in self.identities:
+            return True
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
             return False
+        return self._trusts_address(address)
+
+    def _trusts_address(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address in ipaddress.ip_network(n, strict=False) for n in self.networks)
+
+
+_ADDRESS_SCHEMES = ("ipv4", "ipv6")
+_NO_HOST_SCHEMES = ("unix", "unix-abstract", "vsock")
+
+
+def _hosts_of_target(target: str) -> list[str]:
+    """The hosts a grpc target name names (addresses or host names), without ports."""
+    target = urllib.parse.unquote(target)
+    scheme, _, rest = target.partition(":")
+    if scheme in _NO_HOST_SCHEMES:
+        return []
+    if scheme in _ADDRESS_SCHEMES:
+        return [_host_of(part) for part in rest.split(",") if part]
+    if scheme == "dns":
+        # dns:host:port, dns:///host:port, dns://resolver/host:port
+        rest = rest[2:].partition("/")[2] if rest.startswith("//") else rest
+        return [_host_of(rest)] if rest else []
+    return [_host_of(target)] if target else []
+
+
+def _host_of(host_port: str) -> str:
+    """``host`` of ``host:port``, ``[v6]:port``, ``[v6]``, ``v6`` or ``host``."""
+    if host_port.startswith("["):
+        return host_port[1:].partition("]")[0]
+    if host_port.count(":") == 1:  # host:port (a bare IPv6 address has two or more)
+        return host_port.partition(":")[0]
+    return host_port
 
 
 def _address_of(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -98,6 +99,17 @@ class SystemProbe:
         self._logged: set[str] = set()
         self._resolve()
         self._gc = GcPauseMonitor()
+        _LIVE_PROBES.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The descriptor names the parent's /proc/<pid>/statm (it was resolved when opened),
+        # and psutil's Process the parent's pid: a child would read its parent's memory.
+        fd, self._statm_fd = self._statm_fd, None
+        if fd is not None:
+            os.close(fd)
+            self._statm_fd = _open_statm(self._root)
+        self._process = psutil.Process()
+        self._slow = None
 
     def _resolve(self) -> None:
         self._cgroup: _cgroup.CgroupPaths | None = None
@@ -250,6 +262,18 @@ class SystemProbe:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_LIVE_PROBES: weakref.WeakSet[SystemProbe] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for probe in list(_LIVE_PROBES):
+        probe._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _psi_ok(path: str) -> bool:

@@ -123,6 +123,10 @@ class Telemetry:
             False,
         )
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held at fork)."""
+        self._lock = threading.Lock()
+
     def add(self, name: str, amount: int = 1, attributes: dict[str, str] | None = None) -> None:
         """Add to counter ``name`` (one of :data:`COUNTERS`); never raises into the caller."""
         with self._lock:

@@ -13,7 +13,9 @@ that does not parse is ignored for its key and named in :attr:`Decoded.invalid`;
 from __future__ import annotations
 
 import math
+import os
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -193,7 +195,9 @@ def parse_level(value: Any) -> Level | None:
 
 
 def parse_pressure_bin(value: Any) -> Pressure | None:
-    """A serialized ``MemoryPressure`` with a known level and a sane usage, else ``None``."""
+    """A serialized ``MemoryPressure`` with a known level, a finite non-negative usage and
+    allocation rates, and a valid contract version, else ``None``. A usage above 1000 % is
+    read as 1000 %, as ``x-memory-usage`` carries it."""
     if not isinstance(value, bytes) or len(value) > MAX_BIN_BYTES:
         return None
     msg = memcontract_pb2.MemoryPressure()
@@ -201,11 +205,15 @@ def parse_pressure_bin(value: Any) -> Pressure | None:
         msg.ParseFromString(value)
     except DecodeError:
         return None
-    usage = msg.usage_ratio
-    if not 1 <= msg.level <= 4 or not math.isfinite(usage) or usage < 0:
+    if not 1 <= msg.level <= 4:
+        return None
+    numbers = (msg.usage_ratio, msg.alloc_rate_bytes_per_sec, msg.alloc_rate_ratio)
+    if not all(math.isfinite(x) and x >= 0 for x in numbers):
         return None
     if parse_version(msg.contract_version) is None and msg.contract_version:
         return None
+    if msg.usage_ratio > MAX_USAGE_PERCENT / 100:
+        msg.usage_ratio = MAX_USAGE_PERCENT / 100
     return from_proto(msg)
 
 
@@ -217,24 +225,77 @@ _TEXT_PARSERS = {
 }
 
 
-# Peers resend the same values until their sampler runs again, so parses are memoized
-# (bounded: cleared when full, which also bounds what hostile values can pin in memory).
-_MEMO: dict[tuple[str, Any], Any] = {}
-_MEMO_MAX = 4096
+class _Memo:
+    """A dict of parse results bounded by an estimate of the bytes it keeps (not by entries).
+
+    Peers resend the same values until their sampler runs again, so parses are memoized. Only
+    values within the size limits are ever kept (callers check before :meth:`put`), and the
+    whole memo is dropped when the next entry would take it past ``max_bytes``: a caller
+    sending a new value on every call costs a parse per call, never memory.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: dict[Any, Any] = {}
+        self.get = self.entries.get  # cleared, never replaced: the bound method stays valid
+        self.bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, key: Any, value: Any, cost: int) -> None:
+        """Keep ``value`` under ``key``; ``cost`` estimates the bytes the entry holds."""
+        with self._lock:
+            if self.bytes + cost > self.max_bytes:
+                self.entries.clear()
+                self.bytes = 0
+            self.entries[key] = value
+            self.bytes += cost
+
+    def reset(self) -> None:
+        """Drop every entry and make a new lock (a forked child: the lock may be held)."""
+        self.entries.clear()
+        self.bytes = 0
+        self._lock = threading.Lock()
+
+
+# What one memoized pair costs besides its key and value bytes: the pair tuple, the two
+# objects' headers and the dict slot (measured on CPython 3.11: about 160 bytes).
+_PAIR_COST = 160
+_ENTRY_COST = 256
+MEMO_MAX_BYTES = 256 * 1024
+"""Bytes (estimated) each of the two decode memos may keep before it is dropped."""
+
+_PARSED = _Memo(MEMO_MAX_BYTES)  # (key, value) -> parsed value or _INVALID
+_DECODED = _Memo(MEMO_MAX_BYTES)  # our pairs of one metadata, as sent -> Decoded
 _INVALID = object()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_PARSED.reset)
+    os.register_at_fork(after_in_child=_DECODED.reset)
+
+
+def _limit(key: str) -> int:
+    return MAX_BIN_BYTES if key == PRESSURE_BIN else MAX_VALUE_BYTES
+
+
+def _cost(pairs: tuple[tuple[str, Any], ...]) -> int:
+    """Bytes an entry for ``pairs`` keeps, or 0 if a value is over its key's size limit
+    (or not text or bytes): such values are never kept."""
+    cost = _ENTRY_COST
+    for key, value in pairs:
+        if type(value) not in (str, bytes) or len(value) > _limit(key):
+            return 0
+        cost += _PAIR_COST + len(key) + len(value)
+    return cost
 
 
 def _parse(key: str, value: Any) -> Any:
-    try:
-        hit = _MEMO.get((key, value))
-    except TypeError:  # an unhashable value cannot be ours anyway
-        return None
+    if type(value) not in (str, bytes) or len(value) > _limit(key):
+        return None  # over the limit (or not ours): invalid, and nothing is kept
+    pair = (key, value)
+    hit = _PARSED.get(pair)
     if hit is not None:
         return None if hit is _INVALID else hit
     parsed = _TEXT_PARSERS.get(key, parse_pressure_bin)(value)
-    if len(_MEMO) >= _MEMO_MAX:
-        _MEMO.clear()
-    _MEMO[(key, value)] = _INVALID if parsed is None else parsed
+    _PARSED.put(pair, _INVALID if parsed is None else parsed, _PAIR_COST + len(key) + len(value))
     return parsed
 
 
@@ -243,7 +304,8 @@ def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
 
     The ``-bin`` value wins when it parses; otherwise the text keys are assembled. Keys that
     are not ours are skipped; ours that do not parse are named in ``invalid``. Never raises.
-    A peer sends the same values until it samples again, so whole results are memoized too.
+    A peer sends the same values until it samples again, so whole results are memoized too
+    (values over the size limits never are; the memos are bounded in bytes).
     """
     global _LAST
     if not metadata:
@@ -253,25 +315,24 @@ def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
     last_metadata, last = _LAST
     if metadata == last_metadata:
         return last
-    ours = [pair for pair in metadata if pair[0] in KEYS]
+    ours = tuple([pair for pair in metadata if pair[0] in KEYS])
     if not ours:
         return _NOTHING
     try:
-        memo_key = tuple(ours)
-        hit = _DECODED.get(memo_key)
+        hit = _DECODED.get(ours)
     except TypeError:  # an unhashable value: decode without the memo
         return _decode_pairs(ours)
     if hit is None:
         hit = _decode_pairs(ours)
-        if len(_DECODED) >= _MEMO_MAX:
-            _DECODED.clear()
-        _DECODED[memo_key] = hit
-    if type(metadata) is tuple:  # immutable, so safe to keep and compare against
+        cost = _cost(ours)
+        if not cost:
+            return hit  # a value over the size limits: nothing of this metadata is kept
+        _DECODED.put(ours, hit, cost)
+    if type(metadata) is tuple:  # immutable, so safe to keep (one) and compare against
         _LAST = (metadata, hit)
     return hit
 
 
-_DECODED: dict[tuple[tuple[str, Any], ...], Decoded] = {}
 _LAST: tuple[object, Decoded] = ((), _NOTHING)
 
 

@@ -1,5 +1,6 @@
 import os
 
+import grpc
 import numpy as np
 
 from . import pb_grpc
@@ -41,6 +42,37 @@ class Inventory(pb_grpc.InventoryServicer):
         _ = request.payload * 3
         open("f").read(4096)
         return None
+
+    def Checked(self, request, context):
+        n = request.count
+        if n > MAX_ROWS:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many rows")
+        _ = [0] * n
+        if not 0 < request.size <= MAX_ROWS:
+            return None
+        bytearray(request.size)
+        if request.width <= 0 or request.width >= MAX_ROWS:
+            raise ValueError("width")
+        "x".ljust(request.width)
+        # checks that do not bound from above, or against request data: still reported
+        if request.depth < 0:
+            return None
+        bytearray(request.depth)  # expect: MC003
+        if request.other > request.limit:
+            return None
+        bytearray(request.other)  # expect: MC003
+        if request.a > MAX_ROWS and request.b:
+            return None
+        bytearray(request.a)  # expect: MC003
+        if request.c > MAX_ROWS:
+            log(request.c)  # noqa: F821
+        bytearray(request.c)  # expect: MC003
+        return None
+
+    async def AioChecked(self, request, context):
+        if request.n >= MAX_ROWS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "too many")
+        return bytearray(request.n)
 
     def Upload(self, request_iterator, context):
         for req in request_iterator:

@@ -7,16 +7,23 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	memcontractv1 "github.com/memcontract/memcontract/examples/go/gen/memcontract/v1"
 )
 
 // Defaults of the client's per-target table.
 const (
 	DefaultPeerTTL  = 5 * time.Second
 	DefaultMaxPeers = 1024
+	// DefaultMaxFailFast caps a callee's pushback: a target cannot make its
+	// callers fail fast for longer than this (Python's max_fail_fast_ms).
+	DefaultMaxFailFast = 30 * time.Second
 )
 
 // Client holds the client side of the protocol: its interceptors add the
@@ -28,8 +35,9 @@ type Client struct {
 	maxPeers int
 	now      func() time.Time
 
-	fastFail *CoreMatcher
-	pushback time.Duration
+	fastFail    *CoreMatcher
+	pushback    time.Duration
+	maxFailFast time.Duration
 
 	mu    sync.Mutex
 	peers map[string]peerEntry
@@ -69,14 +77,21 @@ func WithFastFail(coreGlobs []string, pushback time.Duration) ClientOption {
 	}
 }
 
+// WithMaxFailFast caps the fail-fast window a callee's pushback opens
+// (DefaultMaxFailFast by default).
+func WithMaxFailFast(d time.Duration) ClientOption {
+	return func(c *Client) { c.maxFailFast = d }
+}
+
 // NewClient returns a Client sending the pressure of src.
 func NewClient(src Source, opts ...ClientOption) *Client {
 	c := &Client{
-		source:   src,
-		ttl:      DefaultPeerTTL,
-		maxPeers: DefaultMaxPeers,
-		now:      time.Now,
-		peers:    make(map[string]peerEntry),
+		source:      src,
+		ttl:         DefaultPeerTTL,
+		maxPeers:    DefaultMaxPeers,
+		now:         time.Now,
+		maxFailFast: DefaultMaxFailFast,
+		peers:       make(map[string]peerEntry),
 	}
 	for _, o := range opts {
 		o(c)
@@ -126,38 +141,63 @@ func (c *Client) outgoing(ctx context.Context) context.Context {
 	return metadata.NewOutgoingContext(ctx, md)
 }
 
-// check fails a call fast when its target is at level 3.
-func (c *Client) check(target, method string) error {
+// check fails a call fast when its target is in a level-3 window: the
+// status says how long is left, as grpc-retry-pushback-ms in the trailers
+// the caller asked for (grpc.Trailer) and as google.rpc.RetryInfo.
+func (c *Client) check(target, method string, opts []grpc.CallOption) error {
 	if c.fastFail == nil || c.fastFail.Match(method) {
 		return nil
 	}
 	c.mu.Lock()
 	e, ok := c.peers[target]
 	c.mu.Unlock()
-	if !ok || e.p.Level < LevelCritical || c.now().Sub(e.at) > e.pushback {
+	if !ok || e.p.Level < LevelCritical {
+		return nil
+	}
+	left := e.pushback - c.now().Sub(e.at)
+	if left <= 0 {
 		return nil
 	}
 	c.fastFailed.Add(1)
-	return status.Errorf(codes.ResourceExhausted,
+	ms := max(1, (left+time.Millisecond/2)/time.Millisecond)
+	for _, o := range opts {
+		if t, ok := o.(grpc.TrailerCallOption); ok {
+			*t.TrailerAddr = metadata.Pairs(RetryPushbackKey, strconv.FormatInt(int64(ms), 10))
+		}
+	}
+	st := status.Newf(codes.ResourceExhausted,
 		"memcontract: target %s (module %q) is at memory level %d: non-core call %s failed fast",
 		target, e.p.Module, int(e.p.Level), method)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(ms * time.Millisecond)}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
-// record stores the pressure a target reported in trailer.
-func (c *Client) record(target string, trailer metadata.MD) {
+// record stores the pressure a target reported in trailer or, for a call
+// shed in the target's transport (WithEarlyShed), in the status details.
+func (c *Client) record(target string, trailer metadata.MD, callErr error) {
 	p, ok, invalid := Decode(trailer)
 	if invalid > 0 {
 		c.invalid.Add(int64(invalid))
 	}
+	pushback, hasPushback := time.Duration(0), false
+	if v := trailer.Get(RetryPushbackKey); len(v) > 0 {
+		// Nine digits at most, as the Python client reads it.
+		if ms, err := strconv.ParseUint(v[len(v)-1], 10, 32); err == nil && len(v[len(v)-1]) <= 9 {
+			pushback, hasPushback = time.Duration(ms)*time.Millisecond, true
+		}
+	}
+	if !ok {
+		p, ok, pushback, hasPushback = fromStatusDetails(callErr)
+	}
 	if !ok {
 		return
 	}
-	pushback := c.pushback
-	if v := trailer.Get(RetryPushbackKey); len(v) > 0 {
-		if ms, err := strconv.ParseUint(v[len(v)-1], 10, 32); err == nil {
-			pushback = time.Duration(ms) * time.Millisecond
-		}
+	if !hasPushback {
+		pushback = c.pushback
 	}
+	pushback = min(pushback, c.maxFailFast)
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -189,12 +229,16 @@ func (c *Client) evictLocked(now time.Time) {
 func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		target := cc.Target()
-		if err := c.check(target, method); err != nil {
+		if err := c.check(target, method, opts); err != nil {
 			return err
 		}
+		// A new slice: appending to the caller's could write into its
+		// backing array, shared with other calls.
 		var trailer metadata.MD
-		err := invoker(c.outgoing(ctx), method, req, reply, cc, append(opts, grpc.Trailer(&trailer))...)
-		c.record(target, trailer)
+		callOpts := make([]grpc.CallOption, len(opts), len(opts)+1)
+		copy(callOpts, opts)
+		err := invoker(c.outgoing(ctx), method, req, reply, cc, append(callOpts, grpc.Trailer(&trailer))...)
+		c.record(target, trailer, err)
 		return err
 	}
 }
@@ -203,7 +247,7 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 func (c *Client) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		target := cc.Target()
-		if err := c.check(target, method); err != nil {
+		if err := c.check(target, method, opts); err != nil {
 			return nil, err
 		}
 		cs, err := streamer(c.outgoing(ctx), desc, cc, method, opts...)
@@ -228,7 +272,29 @@ type clientStream struct {
 func (s *clientStream) RecvMsg(m any) error {
 	err := s.ClientStream.RecvMsg(m)
 	if err != nil || !s.serverStreams {
-		s.once.Do(func() { s.c.record(s.target, s.ClientStream.Trailer()) })
+		s.once.Do(func() { s.c.record(s.target, s.ClientStream.Trailer(), err) })
 	}
 	return err
+}
+
+// fromStatusDetails reads the pressure and pushback a server put in the
+// status details of a call it shed before reading it (WithEarlyShed).
+func fromStatusDetails(err error) (p Pressure, ok bool, pushback time.Duration, hasPushback bool) {
+	st, isStatus := status.FromError(err)
+	if !isStatus || st.Code() != codes.ResourceExhausted {
+		return Pressure{}, false, 0, false
+	}
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *memcontractv1.MemoryPressure:
+			if got, err := PressureFromProto(d); err == nil {
+				p, ok = got, true
+			}
+		case *errdetails.RetryInfo:
+			if dd := d.GetRetryDelay(); dd.IsValid() && dd.AsDuration() >= 0 {
+				pushback, hasPushback = dd.AsDuration(), true
+			}
+		}
+	}
+	return p, ok, pushback, hasPushback
 }

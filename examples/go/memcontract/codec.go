@@ -120,7 +120,7 @@ func ParseUsage(v string) (float64, bool) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
-	if err != nil || f > 1000 {
+	if err != nil || f > maxUsagePercent {
 		return 0, false
 	}
 	return f / 100, true
@@ -156,7 +156,9 @@ func ParseLevel(v string) (Level, bool) {
 
 // ParsePressureBin parses an x-memory-pressure-bin value (raw bytes). It
 // fails when the bytes do not unmarshal, the level is not 1..4 on the wire,
-// or the usage ratio is not a finite non-negative number.
+// or the usage ratio or an allocation rate is not a finite non-negative
+// number. A usage ratio above 10 (1000 %) is read as 10, as x-memory-usage
+// carries it.
 func ParsePressureBin(b []byte) (Pressure, bool) {
 	if len(b) > MaxBinBytes {
 		return Pressure{}, false
@@ -171,11 +173,21 @@ func ParsePressureBin(b []byte) (Pressure, bool) {
 		}
 	}
 	p, err := PressureFromProto(&m)
-	if err != nil {
+	if err != nil || !finiteNonNegative(p.AllocRateBytesPerSec) || !finiteNonNegative(p.AllocRateRatio) {
 		return Pressure{}, false
 	}
+	// A peer far over its budget is read as 1000 %, as x-memory-usage carries it.
+	p.UsageRatio = math.Min(p.UsageRatio, maxUsagePercent/100)
 	return p, true
 }
+
+func finiteNonNegative(f float64) bool {
+	return !math.IsNaN(f) && !math.IsInf(f, 0) && f >= 0
+}
+
+// maxUsagePercent is the largest usage a peer may report (x-memory-usage and
+// the usage ratio of x-memory-pressure-bin alike): 1000 %.
+const maxUsagePercent = 1000
 
 // MaxBinBytes bounds an x-memory-pressure-bin value: the message carries a
 // handful of scalars, so anything larger is not a peer's pressure.

@@ -1,12 +1,16 @@
 package memcontract
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	memcontractv1 "github.com/memcontract/memcontract/examples/go/gen/memcontract/v1"
@@ -32,6 +36,7 @@ func defaultModule(name string) *memcontractv1.ModuleContract {
 		RetryPushbackMs:    1000,
 		OnStuck:            OnStuckHalfOpen,
 		Orca:               &memcontractv1.OrcaOptions{ApplicationUtilization: UtilizationMemory, Rates: RatesCalls},
+		MaxFailFastMs:      30000,
 	}
 }
 
@@ -49,8 +54,88 @@ func TestLoadExampleContracts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
+			if diff := cmp.Diff(tt.want, got.Proto(), protocmp.Transform()); diff != "" {
 				t.Errorf("LoadContract(%s) diff (-want +got):\n%s", tt.file, diff)
+			}
+		})
+	}
+}
+
+// corpusCase is one entry of tests/vectors/contracts/cases.json: what
+// Python's loader gives for a corpus file, which Go must give too.
+type corpusCase struct {
+	Module    *string         `json:"module"`
+	GoMessage string          `json:"go_message"`
+	Contract  json.RawMessage `json:"contract"`
+	Error     *struct {
+		Line    *int    `json:"line"`
+		Field   *string `json:"field"`
+		Message string  `json:"message"`
+	} `json:"error"`
+}
+
+const corpusDir = "../../../tests/vectors/contracts"
+
+// TestSharedContractCorpus loads every contract of the shared corpus and
+// wants what Python's loader gives: an equal message, or an error with the
+// same line, field and message.
+func TestSharedContractCorpus(t *testing.T) {
+	t.Setenv(ModuleEnv, "")
+	b, err := os.ReadFile(filepath.Join(corpusDir, "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases map[string]corpusCase
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.yaml"))
+	if len(files) != len(cases) || len(cases) < 50 {
+		t.Fatalf("%d corpus files, %d cases: run tools/gencontracts.py", len(files), len(cases))
+	}
+	for name, tc := range cases {
+		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
+			var opts []ContractOption
+			if tc.Module != nil {
+				opts = append(opts, WithModule(*tc.Module))
+			}
+			path := filepath.Join(corpusDir, name)
+			got, err := LoadContract(path, opts...)
+			if tc.Error == nil {
+				if err != nil {
+					t.Fatalf("LoadContract() error = %v, want a contract", err)
+				}
+				want := &memcontractv1.Contract{}
+				if err := protojson.Unmarshal(tc.Contract, want); err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(want, got.Proto(), protocmp.Transform()); diff != "" {
+					t.Errorf("LoadContract() diff (-python +go):\n%s", diff)
+				}
+				return
+			}
+			var ce *ContractError
+			if !errors.As(err, &ce) {
+				t.Fatalf("LoadContract() = %v, %v; want a *ContractError", got, err)
+			}
+			want := ContractError{Path: path, Message: tc.Error.Message}
+			if tc.Error.Line != nil {
+				want.Line = *tc.Error.Line
+			}
+			if tc.Error.Field != nil {
+				want.Field = *tc.Error.Field
+			}
+			gotErr := *ce
+			if tc.GoMessage == "prefix" {
+				// A YAML syntax error: each parser words it (and marks its
+				// line) its own way; both name no field.
+				if !strings.HasPrefix(gotErr.Message, "invalid YAML: ") || gotErr.Line == 0 {
+					t.Errorf("got %s, want a line and the prefix \"invalid YAML: \"", ce)
+				}
+				gotErr.Message, gotErr.Line = want.Message, want.Line
+			}
+			if gotErr != want {
+				t.Errorf("LoadContract() error\n got %s\nwant %s", ce, &want)
 			}
 		})
 	}
@@ -74,10 +159,13 @@ modules:
 			m.Ladder.Confirm.Level3 = 4
 		}},
 		{"explicit empty core methods", "modules: [{name: api, core_methods: []}]", func(m *memcontractv1.ModuleContract) {
-			m.CoreMethods = nil
+			m.CoreMethods = []string{}
 		}},
 		{"orca utilization off", "modules: [{name: api, orca: {application_utilization: none, rates: headroom}}]", func(m *memcontractv1.ModuleContract) {
 			m.Orca.ApplicationUtilization = UtilizationNone
+			m.Orca.Rates = RatesHeadroom
+		}},
+		{"orca rates alone", "modules: [{name: api, orca: {rates: headroom}}]", func(m *memcontractv1.ModuleContract) {
 			m.Orca.Rates = RatesHeadroom
 		}},
 		{"explicit zero pushback and dry run", "modules: [{name: api, retry_pushback_ms: 0, dry_run: true}]", func(m *memcontractv1.ModuleContract) {
@@ -87,57 +175,71 @@ modules:
 		{"recycle when stuck", "modules: [{name: api, on_stuck: recycle}]", func(m *memcontractv1.ModuleContract) {
 			m.OnStuck = OnStuckRecycle
 		}},
+		{"explicit zero fail-fast window", "modules: [{name: api, max_fail_fast_ms: 0}]", func(m *memcontractv1.ModuleContract) {
+			m.MaxFailFastMs = 0
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseContractYAML([]byte(tt.yaml))
+			got, err := ParseContractYAML("c.yaml", []byte(tt.yaml))
 			if err != nil {
 				t.Fatal(err)
 			}
 			m := defaultModule("api")
 			tt.edit(m)
 			want := &memcontractv1.Contract{Version: "v1", Modules: []*memcontractv1.ModuleContract{m}}
-			if !proto.Equal(got, want) {
-				t.Errorf("ParseContractYAML() diff (-want +got):\n%s", cmp.Diff(want, got, protocmp.Transform()))
+			if diff := cmp.Diff(want, got.Proto(), protocmp.Transform()); diff != "" {
+				t.Errorf("ParseContractYAML() diff (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
-func TestParseContractYAMLErrors(t *testing.T) {
-	tests := []struct {
-		name, yaml, want string
-	}{
-		{"malformed", "modules: [", "malformed YAML"},
-		{"unknown key", "modules: [{name: api, max_heap: 5}]", "max_heap"},
-		{"wrong type", "modules: [{name: api, max_heap_mb: lots}]", "maxHeapMb"},
-		{"unknown on_stuck", "modules: [{name: api, on_stuck: restart}]", "modules[0].on_stuck"},
+func TestContractErrorFormat(t *testing.T) {
+	_, err := ParseContractYAML("c.yaml", []byte("modules:\n  - name: api\n    max_heap_mb: -5\n"))
+	if got, want := fmt.Sprint(err), "c.yaml:3: modules[0].max_heap_mb: must be greater than 0, got -5"; got != want {
+		t.Errorf("error = %q, want %q", got, want)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseContractYAML([]byte(tt.yaml))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("ParseContractYAML() error = %v, want one mentioning %q", err, tt.want)
-			}
-		})
+	_, err = LoadContract(filepath.Join(t.TempDir(), "absent.yaml"))
+	if got, want := fmt.Sprint(err), "absent.yaml: cannot read file: No such file or directory"; !strings.HasSuffix(got, want) {
+		t.Errorf("error = %q, want it to end with %q", got, want)
+	}
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, make([]byte, 1<<20+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadContract(big); err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
+		t.Errorf("LoadContract(2 MiB) error = %v", err)
 	}
 }
 
 func TestSelectModule(t *testing.T) {
-	c := &memcontractv1.Contract{Modules: []*memcontractv1.ModuleContract{{Name: "a"}, {Name: "b"}}}
-	if m, err := SelectModule(c, "b"); err != nil || m.GetName() != "b" {
-		t.Errorf("SelectModule(b) = %v, %v", m, err)
+	text := []byte("modules: [{name: a}, {name: b}]")
+	if c, err := ParseContractYAML("c.yaml", text, WithModule("b")); err != nil || c.Module.GetName() != "b" {
+		t.Errorf("WithModule(b) = %v, %v", c, err)
 	}
 	t.Setenv(ModuleEnv, "a")
-	if m, err := SelectModule(c, ""); err != nil || m.GetName() != "a" {
-		t.Errorf("SelectModule() with $%s=a = %v, %v", ModuleEnv, m, err)
+	if c, err := ParseContractYAML("c.yaml", text); err != nil || c.Module.GetName() != "a" {
+		t.Errorf("$%s=a = %v, %v", ModuleEnv, c, err)
 	}
-	t.Setenv(ModuleEnv, "")
-	if _, err := SelectModule(c, ""); err == nil {
-		t.Error("SelectModule() of two modules without a name succeeded")
+	t.Setenv(ModuleEnv, "c")
+	if _, err := ParseContractYAML("c.yaml", text); err == nil || !strings.Contains(err.Error(), "(from $MEMCONTRACT_MODULE)") {
+		t.Errorf("$%s=c error = %v", ModuleEnv, err)
 	}
-	if _, err := SelectModule(c, "c"); err == nil {
-		t.Error("SelectModule(c) succeeded")
+}
+
+func TestDidYouMeanMatchesDifflib(t *testing.T) {
+	// Expected values from Python's difflib.get_close_matches(word, choices, n=1).
+	keys := []string{"name", "max_heap_mb", "alloc_rate_mb_per_sec", "gc_trigger_ratio", "required_gc_pauses_ms",
+		"core_methods", "sample_interval_ms", "ladder", "noncritical_loggers", "retry_pushback_ms", "dry_run"}
+	tests := map[string]string{
+		"maxHeapMb": " (did you mean 'max_heap_mb'?)", "dryrun": " (did you mean 'dry_run'?)",
+		"ladders": " (did you mean 'ladder'?)", "zzz": "", "retry_pushback": " (did you mean 'retry_pushback_ms'?)",
+	}
+	for word, want := range tests {
+		if got := didYouMean(word, keys); got != want {
+			t.Errorf("didYouMean(%q) = %q, want %q", word, got, want)
+		}
 	}
 }
 
@@ -155,6 +257,8 @@ func TestCoreMatcher(t *testing.T) {
 		{"/admin.v1.Admin/Get", false},
 		{"/x.Y/bcd", true},
 		{"/x.Y/abc", false},
+		{"/xds.service.orca.v3.OpenRcaService/StreamCoreMetrics", true},
+		{"/memcontract.v1.MemoryPressureService/WatchPressure", true},
 	}
 	for _, tt := range tests {
 		if got := m.Match(tt.method); got != tt.want {
@@ -163,43 +267,33 @@ func TestCoreMatcher(t *testing.T) {
 	}
 }
 
-func TestLadder(t *testing.T) {
-	l := NewLadder(DefaultModule("api"))
-	tests := []struct {
-		heap, rate float64
-		want       Level
-	}{
-		{0.5, 0, LevelNormal},
-		{0.85, 0, LevelAlert}, // confirm level1 = 1
-		{0.96, 0, LevelAlert},
-		{0.96, 0, LevelDegraded}, // two samples above level 2
-		{0.96, 0, LevelCritical}, // three samples above level 3
-		{0.5, 0, LevelCritical},  // recover_after = 5
-		{0.5, 0, LevelCritical},
-		{0.5, 0, LevelCritical},
-		{0.5, 0, LevelCritical},
-		{0.5, 0, LevelDegraded},   // one level at a time
-		{0.1, 2.5, LevelDegraded}, // level 3 needs three fresh samples
-		{0.1, 2.5, LevelDegraded},
-		{0.1, 2.5, LevelCritical},
+// TestWalkerChoice pins the messages of Python's _choice (contract.py), the
+// parser of enumerated fields such as on_stuck.
+func TestWalkerChoice(t *testing.T) {
+	choices := []string{OnStuckHalfOpen, OnStuckRecycle}
+	tests := map[string]string{
+		"recycle": "",
+		"recylce": "c.yaml:1: on_stuck: expected one of half_open, recycle, got 'recylce' (did you mean 'recycle'?)",
+		"restart": "c.yaml:1: on_stuck: expected one of half_open, recycle, got 'restart'",
+		"[a]":     "c.yaml:1: on_stuck: expected one of half_open, recycle, got a list",
+		"true":    "c.yaml:1: on_stuck: expected one of half_open, recycle, got a boolean (true)",
 	}
-	for i, tt := range tests {
-		if got := l.Observe(tt.heap, tt.rate); got != tt.want {
-			t.Fatalf("sample %d: Observe(%v, %v) = %v, want %v", i, tt.heap, tt.rate, got, tt.want)
+	for text, want := range tests {
+		root, err := composeYAML([]byte("on_stuck: "+text), "c.yaml")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-}
-
-func TestParseContractYAMLRejectsUnknownOrcaUtilization(t *testing.T) {
-	_, err := ParseContractYAML([]byte("modules: [{name: a}, {name: b, orca: {application_utilization: cpu}}]"))
-	if err == nil || !strings.Contains(err.Error(), `modules[1].orca.application_utilization: expected memory or none, got "cpu"`) {
-		t.Fatalf("ParseContractYAML() error = %v, want one naming modules[1].orca.application_utilization", err)
-	}
-}
-
-func TestParseContractYAMLRejectsUnknownOrcaRates(t *testing.T) {
-	_, err := ParseContractYAML([]byte("modules: [{name: a, orca: {rates: qps}}]"))
-	if err == nil || !strings.Contains(err.Error(), `modules[0].orca.rates: expected calls or headroom, got "qps"`) {
-		t.Fatalf("ParseContractYAML() error = %v", err)
+		got := func() (msg string) {
+			defer func() {
+				if r := recover(); r != nil {
+					msg = r.(*ContractError).Error()
+				}
+			}()
+			(&walker{path: "c.yaml"}).choice(root.Content[1], "on_stuck", choices)
+			return ""
+		}()
+		if got != want {
+			t.Errorf("choice(%s) = %q, want %q", text, got, want)
+		}
 	}
 }

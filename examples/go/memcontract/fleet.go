@@ -2,6 +2,7 @@ package memcontract
 
 import (
 	"context"
+	"maps"
 	"math"
 	"sync/atomic"
 	"time"
@@ -81,24 +82,6 @@ func (s *Server) reportsMemory() bool {
 	return s.module.GetOrca().GetApplicationUtilization() != UtilizationNone
 }
 
-// recordLoad sets the ORCA metrics of p and the call rates on r.
-func (s *Server) recordLoad(r orca.ServerMetricsRecorder, p Pressure) {
-	r.SetMemoryUtilization(MemUtilization(p))
-	if s.reportsMemory() {
-		r.SetApplicationUtilization(AppUtilization(p))
-	}
-	rps, eps := s.CallRates()
-	if s.module.GetOrca().GetRates() == RatesHeadroom {
-		// The headroom and headroom times the error ratio: the balancer's
-		// weight then depends on memory and errors only (see the proto's
-		// OrcaOptions.rates).
-		h := headroom(p)
-		rps, eps = h, h*errorRatio(rps, eps)
-	}
-	r.SetQPS(rps)
-	r.SetEPS(eps)
-}
-
 // MinHeadroom is the least headroom orca.rates "headroom" reports: a zero
 // rate would make balancers ignore the report.
 const MinHeadroom = 0.01
@@ -117,13 +100,65 @@ func errorRatio(rps, eps float64) float64 {
 	return eps / rps
 }
 
-// ServerMetrics implements orca.ServerMetricsProvider for the out-of-band
-// stream: the same values as the per-call report. (Named metrics are not
-// sent out of band by grpc-go.)
+// ServerMetrics implements orca.ServerMetricsProvider: the service's own
+// metrics (WithServerMetricsProvider) with the contract's fields set over
+// them: mem_utilization, application_utilization (unless orca
+// application_utilization is "none") and the call rates. Under rates
+// "calls" a service that reports its own qps or eps keeps them; under
+// "headroom" the rates are always the headroom's, as the balancer's weight
+// must follow memory. It is the provider of both the per-call report
+// (ServerOptions, where the interceptor's snapshot and the handler's
+// metrics are merged over it) and the out-of-band stream
+// (RegisterPressureServices). It reads cached values only.
 func (s *Server) ServerMetrics() *orca.ServerMetrics {
-	r := orca.NewServerMetricsRecorder()
-	s.recordLoad(r, s.source.Pressure())
-	return r.ServerMetrics()
+	sm := s.serviceMetrics()
+	p := s.source.Pressure()
+	sm.MemUtilization = MemUtilization(p)
+	if s.reportsMemory() {
+		sm.AppUtilization = AppUtilization(p)
+	}
+	rps, eps := s.CallRates()
+	if s.module.GetOrca().GetRates() == RatesHeadroom {
+		// The headroom and headroom times the error ratio: the balancer's
+		// weight then depends on memory and errors only (see the proto's
+		// OrcaOptions.rates).
+		h := headroom(p)
+		sm.QPS, sm.EPS = h, h*errorRatio(rps, eps)
+		return sm
+	}
+	if sm.QPS == unsetMetric {
+		sm.QPS = rps
+	}
+	if sm.EPS == unsetMetric {
+		sm.EPS = eps
+	}
+	return sm
+}
+
+// unsetMetric marks a field of orca.ServerMetrics that is not reported.
+const unsetMetric = -1
+
+// serviceMetrics returns a copy of the WithServerMetricsProvider metrics
+// (the provider's value is read-only), or an empty set.
+func (s *Server) serviceMetrics() *orca.ServerMetrics {
+	out := &orca.ServerMetrics{
+		CPUUtilization: unsetMetric, MemUtilization: unsetMetric, AppUtilization: unsetMetric,
+		QPS: unsetMetric, EPS: unsetMetric,
+		Utilization: map[string]float64{}, RequestCost: map[string]float64{}, NamedMetrics: map[string]float64{},
+	}
+	var sm *orca.ServerMetrics
+	if s.opts.smp != nil {
+		sm = s.opts.smp.ServerMetrics()
+	}
+	if sm == nil {
+		return out
+	}
+	out.CPUUtilization, out.MemUtilization, out.AppUtilization = sm.CPUUtilization, sm.MemUtilization, sm.AppUtilization
+	out.QPS, out.EPS = sm.QPS, sm.EPS
+	maps.Copy(out.Utilization, sm.Utilization)
+	maps.Copy(out.RequestCost, sm.RequestCost)
+	maps.Copy(out.NamedMetrics, sm.NamedMetrics)
+	return out
 }
 
 // RegisterPressureServices registers on gs the out-of-band services of s:

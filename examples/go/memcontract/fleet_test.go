@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/orca"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -143,4 +144,41 @@ func TestORCAHeadroomRates(t *testing.T) {
 	if r := healthReport(t, conn); math.Abs(r.GetRpsFractional()-0.4) > 1e-9 || r.GetEps() != 0 || r.GetApplicationUtilization() != 0.6 {
 		t.Errorf("report = %v, want rps_fractional 0.4 (the headroom), eps 0, application_utilization 0.6", r)
 	}
+}
+
+// TestServerMetricsComposeWithTheService: the provider of the per-call and
+// out-of-band reports keeps the service's metrics, sets the contract's
+// fields over them, and leaves the service's provider untouched.
+func TestServerMetricsComposeWithTheService(t *testing.T) {
+	smp := serviceMetrics{
+		CPUUtilization: 0.42, MemUtilization: -1, AppUtilization: 0.1, QPS: 120, EPS: -1,
+		NamedMetrics: map[string]float64{"svc.queue": 3},
+	}
+	src := memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.6, CapacityBytes: 1 << 30})
+	m := memcontract.DefaultModule("api")
+	srv := memcontract.NewServer(src, m, memcontract.WithServerMetricsProvider(smp))
+	sm := srv.ServerMetrics()
+	if sm.CPUUtilization != 0.42 || sm.QPS != 120 || sm.EPS != 0 || sm.MemUtilization != 0.6 ||
+		sm.AppUtilization != 0.6 || sm.NamedMetrics["svc.queue"] != 3 {
+		t.Errorf("ServerMetrics() = %+v; want the service's cpu, qps and named metric, eps 0, memory 0.6 in both utilizations", sm)
+	}
+	if smp.MemUtilization != -1 || smp.AppUtilization != 0.1 || len(smp.NamedMetrics) != 1 {
+		t.Errorf("the service's metrics changed: %+v", smp)
+	}
+
+	m.Orca.ApplicationUtilization = memcontract.UtilizationNone
+	m.Orca.Rates = memcontract.RatesHeadroom
+	sm = memcontract.NewServer(src, m, memcontract.WithServerMetricsProvider(smp)).ServerMetrics()
+	if math.Abs(sm.QPS-0.4) > 1e-9 || sm.EPS != 0 || sm.AppUtilization != 0.1 {
+		t.Errorf("ServerMetrics() under rates: headroom, application_utilization: none = %+v; want qps 0.4 (the headroom), the service's application_utilization 0.1", sm)
+	}
+}
+
+// serviceMetrics is a service's own orca.ServerMetricsProvider that returns
+// its metrics as they are (grpc-go's recorder returns copies).
+type serviceMetrics orca.ServerMetrics
+
+func (sm serviceMetrics) ServerMetrics() *orca.ServerMetrics {
+	m := orca.ServerMetrics(sm)
+	return &m
 }

@@ -39,6 +39,13 @@ type env struct {
 
 func newEnv(t *testing.T, clientOpts ...memcontract.ClientOption) *env {
 	t.Helper()
+	return newEnvWith(t, nil, nil, clientOpts...)
+}
+
+// newEnvWith starts the inventory service on loopback with the server
+// options (and extra grpc.ServerOptions after ours) and a client.
+func newEnvWith(t *testing.T, serverOpts []memcontract.ServerOption, extra []grpc.ServerOption, clientOpts ...memcontract.ClientOption) *env {
+	t.Helper()
 	m := memcontract.DefaultModule("inventory")
 	m.CoreMethods = []string{pingMethod}
 	m.RetryPushbackMs = 1500
@@ -47,10 +54,10 @@ func newEnv(t *testing.T, clientOpts ...memcontract.ClientOption) *env {
 		clientSrc: memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.7, CapacityBytes: 2 << 30, Level: memcontract.LevelAlert, Module: "order"}),
 		calls:     make(chan memcontract.CallInfo, 100),
 	}
-	e.server = memcontract.NewServer(e.serverSrc, m)
+	e.server = memcontract.NewServer(e.serverSrc, m, serverOpts...)
 	e.server.OnCall = func(ci memcontract.CallInfo) { e.calls <- ci }
-	s := grpc.NewServer(e.server.ServerOptions()...)
-	inventoryv1.RegisterInventoryServiceServer(s, &inventory.Service{})
+	s := grpc.NewServer(append(e.server.ServerOptions(), extra...)...)
+	inventoryv1.RegisterInventoryServiceServer(e.server.Registrar(s), &inventory.Service{})
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2
+from google.protobuf.message import DecodeError
 
 from .options import GatewayConfigError
 
@@ -75,8 +76,10 @@ class Arities:
             with open(path, "rb") as f:
                 data = f.read()
             fds = descriptor_pb2.FileDescriptorSet.FromString(data)
-        except (OSError, ValueError) as err:  # DecodeError is a ValueError
-            raise GatewayConfigError(f"descriptor_sets: {path}: {err}") from None
+        except (OSError, DecodeError) as err:
+            raise GatewayConfigError(
+                f"descriptor_sets: {path}: not a FileDescriptorSet (protoc -o FILE): {err}"
+            ) from None
         self.add_files(fds.file)
 
     def learn_from(

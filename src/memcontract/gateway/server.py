@@ -44,8 +44,11 @@ _RELEARN_MAX_S = 300.0
 
 
 def print_line(line: dict[str, Any]) -> None:
-    """One JSON object on stdout, flushed (the gateway's machine-readable output)."""
-    print(json.dumps(line, sort_keys=True), flush=True)
+    """One JSON object on stdout (the gateway's machine-readable output), written with one
+    system call: workers share the pipe, and a line under 4 KiB written at once is never
+    interleaved with another process's."""
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), (json.dumps(line, sort_keys=True) + "\n").encode())
 
 
 def own_contract(options: GatewayOptions) -> Contract:
@@ -152,7 +155,7 @@ class Gateway:
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
         self.health = health.aio.HealthServicer()
-        self._serving = health_pb2.HealthCheckResponse.SERVING
+        self.serving = health_pb2.HealthCheckResponse.SERVING
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if options.descriptor_sets:
             self._serve_reflection()
@@ -182,18 +185,22 @@ class Gateway:
     def bind(self) -> int:
         """Bind the listening address (TLS when configured); the port bound."""
         options = self.options
-        if options.tls_cert:
-            client_ca = _read(options.tls_client_ca)
-            creds = grpc.ssl_server_credentials(
-                [(_read(options.tls_key), _read(options.tls_cert))],
-                root_certificates=client_ca,
-                require_client_auth=client_ca is not None,
-            )
-            port = self.server.add_secure_port(options.listen, creds)
-        else:
-            port = self.server.add_insecure_port(options.listen)
+        try:
+            if options.tls_cert:
+                client_ca = _read(options.tls_client_ca)
+                creds = grpc.ssl_server_credentials(
+                    [(_read(options.tls_key), _read(options.tls_cert))],
+                    root_certificates=client_ca,
+                    require_client_auth=client_ca is not None,
+                )
+                port = self.server.add_secure_port(options.listen, creds)
+            else:
+                port = self.server.add_insecure_port(options.listen)
+        except RuntimeError:  # grpc's "Failed to bind": the port is taken, or the PEM is bad
+            port = 0
         if port == 0:
-            raise GatewayConfigError(f"listen: cannot bind {options.listen}")
+            why = " (or tls_cert/tls_key are not a PEM pair)" if options.tls_cert else ""
+            raise GatewayConfigError(f"listen: cannot bind {options.listen}: in use?{why}")
         return int(port)
 
     async def learn_arities(self) -> None:
@@ -231,12 +238,13 @@ class Gateway:
 async def serve(options: GatewayOptions, out: Printer = print_line) -> int:
     """Run one gateway process until SIGTERM or SIGINT, then drain; returns 0."""
     gateway = Gateway(options)
+    port = gateway.bind()
     if options.contract:
         await gateway.guard.start_async()
-    port = gateway.bind()
     await gateway.learn_arities()
     await gateway.server.start()
-    await gateway.health.set("", gateway._serving)
+    await gateway.health.set("", gateway.serving)
+
     host = options.host_port[0]
     out(
         {

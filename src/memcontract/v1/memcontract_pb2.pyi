@@ -54,7 +54,7 @@ class Contract(_message.Message):
     def __init__(self, version: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[ModuleContract, _Mapping]]] = ...) -> None: ...
 
 class ModuleContract(_message.Message):
-    __slots__ = ("name", "max_heap_mb", "alloc_rate_mb_per_sec", "gc_trigger_ratio", "required_gc_pauses_ms", "core_methods", "sample_interval_ms", "ladder", "noncritical_loggers", "retry_pushback_ms", "dry_run", "on_stuck", "orca")
+    __slots__ = ("name", "max_heap_mb", "alloc_rate_mb_per_sec", "gc_trigger_ratio", "required_gc_pauses_ms", "core_methods", "sample_interval_ms", "ladder", "noncritical_loggers", "retry_pushback_ms", "dry_run", "on_stuck", "max_fail_fast_ms", "orca")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MAX_HEAP_MB_FIELD_NUMBER: _ClassVar[int]
     ALLOC_RATE_MB_PER_SEC_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class ModuleContract(_message.Message):
     RETRY_PUSHBACK_MS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     ON_STUCK_FIELD_NUMBER: _ClassVar[int]
+    MAX_FAIL_FAST_MS_FIELD_NUMBER: _ClassVar[int]
     ORCA_FIELD_NUMBER: _ClassVar[int]
     name: str
     max_heap_mb: float
@@ -80,8 +81,9 @@ class ModuleContract(_message.Message):
     retry_pushback_ms: int
     dry_run: bool
     on_stuck: str
+    max_fail_fast_ms: int
     orca: OrcaOptions
-    def __init__(self, name: _Optional[str] = ..., max_heap_mb: _Optional[float] = ..., alloc_rate_mb_per_sec: _Optional[float] = ..., gc_trigger_ratio: _Optional[float] = ..., required_gc_pauses_ms: _Optional[str] = ..., core_methods: _Optional[_Iterable[str]] = ..., sample_interval_ms: _Optional[int] = ..., ladder: _Optional[_Union[Ladder, _Mapping]] = ..., noncritical_loggers: _Optional[_Iterable[str]] = ..., retry_pushback_ms: _Optional[int] = ..., dry_run: _Optional[bool] = ..., on_stuck: _Optional[str] = ..., orca: _Optional[_Union[OrcaOptions, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., max_heap_mb: _Optional[float] = ..., alloc_rate_mb_per_sec: _Optional[float] = ..., gc_trigger_ratio: _Optional[float] = ..., required_gc_pauses_ms: _Optional[str] = ..., core_methods: _Optional[_Iterable[str]] = ..., sample_interval_ms: _Optional[int] = ..., ladder: _Optional[_Union[Ladder, _Mapping]] = ..., noncritical_loggers: _Optional[_Iterable[str]] = ..., retry_pushback_ms: _Optional[int] = ..., dry_run: _Optional[bool] = ..., on_stuck: _Optional[str] = ..., max_fail_fast_ms: _Optional[int] = ..., orca: _Optional[_Union[OrcaOptions, _Mapping]] = ...) -> None: ...
 
 class OrcaOptions(_message.Message):
     __slots__ = ("application_utilization", "rates")

@@ -3,7 +3,7 @@
 // memcontract.v1.Contract in protojson, for the cross-language tests, which
 // compare it with Python's Contract.to_proto().
 //
-//	contractdump examples/go/contracts/memory_contract.yaml examples/contracts/seed.yaml
+//	contractdump [-module NAME] examples/go/contracts/memory_contract.yaml examples/contracts/seed.yaml
 //
 // Output on stdout, one JSON object a line per file, in argument order:
 //
@@ -33,8 +33,9 @@ type line struct {
 }
 
 func main() {
+	module := flag.String("module", "", "module in force (default: $MEMCONTRACT_MODULE, else the only one)")
 	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: contractdump CONTRACT.yaml...")
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: contractdump [-module NAME] CONTRACT.yaml...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -44,17 +45,17 @@ func main() {
 	}
 	out := cli.NewPrinter()
 	for _, path := range flag.Args() {
-		out.Print(dump(path))
+		out.Print(dump(path, *module))
 	}
 }
 
 // dump loads one contract file and returns its output line.
-func dump(path string) line {
-	c, err := memcontract.LoadContract(path)
+func dump(path, module string) line {
+	c, err := memcontract.LoadContract(path, memcontract.WithModule(module))
 	if err != nil {
 		return line{Path: path, Error: err.Error()}
 	}
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(c)
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(c.Proto())
 	if err != nil {
 		return line{Path: path, Error: err.Error()}
 	}

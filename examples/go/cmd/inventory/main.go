@@ -94,6 +94,15 @@ func main() {
 	if err != nil {
 		cli.Fatal(err)
 	}
+	// on_stuck: recycle drains and exits with EX_TEMPFAIL for a supervisor
+	// to restart the process, as the Python example server does.
+	recycle := make(chan struct{}, 1)
+	f.Recycle = func(memcontract.Pressure) {
+		select {
+		case recycle <- struct{}{}:
+		default:
+		}
+	}
 	base, _, stopSource, err := f.Source(version, module)
 	if err != nil {
 		cli.Fatal(err)
@@ -129,7 +138,8 @@ func main() {
 		opts = append(opts, grpc.Creds(creds))
 	}
 	s := grpc.NewServer(opts...)
-	inventoryv1.RegisterInventoryServiceServer(s, &inventory.Service{})
+	// Through the Registrar, a request that fails to decode carries the trailers too.
+	inventoryv1.RegisterInventoryServiceServer(srv.Registrar(s), &inventory.Service{})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
 	if err := memcontract.RegisterPressureServices(s, srv); err != nil {
@@ -146,8 +156,13 @@ func main() {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	var exitCode atomic.Int32
 	go func() {
-		<-sig
+		select {
+		case <-sig:
+		case <-recycle:
+			exitCode.Store(recycleExitStatus)
+		}
 		hs.Shutdown()
 		done := make(chan struct{})
 		go func() { s.GracefulStop(); close(done) }()
@@ -162,7 +177,13 @@ func main() {
 		os.Exit(1)
 	}
 	out.Print(map[string]any{"event": "stopped", "calls": calls.Load(), "shed": srv.ShedCount(), "invalid": srv.InvalidCount()})
+	stopSource()
+	os.Exit(int(exitCode.Load()))
 }
+
+// recycleExitStatus is EX_TEMPFAIL ("temporary failure, retry"), the status
+// of a process that recycles itself (Python's RECYCLE_EXIT_STATUS).
+const recycleExitStatus = 75
 
 type override struct {
 	UsageRatio     float64 `json:"usage_ratio"`

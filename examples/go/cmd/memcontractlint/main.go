@@ -11,8 +11,9 @@
 //	go build -o bin/memcontractlint ./cmd/memcontractlint
 //	go vet -vettool=$(pwd)/bin/memcontractlint ./...
 //
-// A finding is suppressed by fixing it, or with a comment on the line above
-// or at the end of the line, which must give a reason:
+// A finding is suppressed by fixing it, or with a comment at the end of its
+// line or alone on the line above, which must give a reason; a suppression
+// that suppresses nothing is reported as MC902:
 //
 //	buf := make([]byte, req.GetSize()) //memcontract:ignore MC003 size checked by the caller
 package main

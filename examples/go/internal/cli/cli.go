@@ -28,6 +28,9 @@ type Flags struct {
 	ForceUsage     float64
 	ForceLevel     int
 	ForceAllocRate float64
+	// Recycle, when set, is the sampler's hook for a stuck level 3 under
+	// on_stuck: recycle (memcontract.WithRecycle).
+	Recycle func(memcontract.Pressure)
 }
 
 // Register defines the flags on fs; module is the default module name.
@@ -56,15 +59,11 @@ func (f *Flags) LoadModule() (string, *memcontractv1.ModuleContract, error) {
 		m.CoreMethods = append(m.CoreMethods, PingMethod)
 		return "v1", m, nil
 	}
-	c, err := memcontract.LoadContract(f.Contract)
+	c, err := memcontract.LoadContract(f.Contract, memcontract.WithModule(f.Module))
 	if err != nil {
 		return "", nil, err
 	}
-	m, err := memcontract.SelectModule(c, f.Module)
-	if err != nil {
-		return "", nil, err
-	}
-	return c.GetVersion(), m, nil
+	return c.Version, c.Module, nil
 }
 
 // Forced reports whether a pressure is forced.
@@ -75,7 +74,11 @@ func (f *Flags) Forced() bool { return f.ForceUsage >= 0 || f.ForceLevel >= 0 }
 // started Sampler. stop releases it.
 func (f *Flags) Source(version string, m *memcontractv1.ModuleContract) (src memcontract.Source, static *memcontract.StaticSource, stop func(), err error) {
 	if !f.Forced() {
-		s := memcontract.NewSampler(version, m)
+		var opts []memcontract.SamplerOption
+		if f.Recycle != nil {
+			opts = append(opts, memcontract.WithRecycle(f.Recycle))
+		}
+		s := memcontract.NewSampler(version, m, opts...)
 		s.Start()
 		return s, nil, s.Stop, nil
 	}

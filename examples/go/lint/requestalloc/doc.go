@@ -22,5 +22,13 @@
 // (stream S) error, where what stream.Recv() returns is request data.
 // Request data flows through local variables, conversions, field reads and
 // calls (len(req.Items), int(req.GetCount())); min(x, bound) bounds it when
-// the bound is not request data.
+// the bound is not request data, and so does an early exit, wherever it is in
+// the handler:
+//
+//	if n > maxSize {
+//		return nil, status.Error(codes.InvalidArgument, "too large")
+//	}
+//
+// (a return, panic, break or continue ending an if whose condition is true
+// when the value is too large). Checks made in another function are not seen.
 package requestalloc

@@ -3,7 +3,9 @@ package requestalloc
 import (
 	_ "embed"
 	"go/ast"
+	"go/token"
 	"go/types"
+	"slices"
 
 	"golang.org/x/tools/go/analysis"
 	"golang.org/x/tools/go/analysis/passes/inspect"
@@ -29,12 +31,14 @@ var Analyzer = &analysis.Analyzer{
 
 func run(pass *analysis.Pass) (any, error) {
 	in := pass.ResultOf[inspect.Analyzer].(*inspector.Inspector)
+	r := lintutil.NewReporter(pass, Code)
+	defer r.Finish()
 	in.Preorder([]ast.Node{(*ast.FuncDecl)(nil)}, func(n ast.Node) {
 		fn := n.(*ast.FuncDecl)
 		if fn.Body == nil || fn.Recv == nil {
 			return
 		}
-		if h, ok := handlerOf(pass, fn); ok {
+		if h, ok := handlerOf(pass, fn, r); ok {
 			h.check()
 		}
 	})
@@ -44,15 +48,18 @@ func run(pass *analysis.Pass) (any, error) {
 // handler is one gRPC handler method and what in it is request data.
 type handler struct {
 	pass    *analysis.Pass
+	report  *lintutil.Reporter
 	fn      *ast.FuncDecl
 	stream  *types.Var            // the stream parameter, or nil (unary)
+	seeds   []types.Object        // the request parameter, if any
 	tainted map[types.Object]bool // variables holding request data
+	checked map[string]bool       // expressions an early exit bounds, as written
 }
 
 // handlerOf recognizes the three handler shapes of generated service code
 // and seeds the request data: the request parameter, or the stream whose
 // Recv returns it.
-func handlerOf(pass *analysis.Pass, fn *ast.FuncDecl) (*handler, bool) {
+func handlerOf(pass *analysis.Pass, fn *ast.FuncDecl, r *lintutil.Reporter) (*handler, bool) {
 	obj, ok := pass.TypesInfo.Defs[fn.Name].(*types.Func)
 	if !ok {
 		return nil, false
@@ -62,12 +69,12 @@ func handlerOf(pass *analysis.Pass, fn *ast.FuncDecl) (*handler, bool) {
 	if results.Len() == 0 || !isError(results.At(results.Len()-1).Type()) {
 		return nil, false
 	}
-	h := &handler{pass: pass, fn: fn, tainted: map[types.Object]bool{}}
+	h := &handler{pass: pass, fn: fn, report: r}
 	switch {
 	case params.Len() == 2 && results.Len() == 2 && isContext(params.At(0).Type()) && isMessage(params.At(1).Type()):
-		h.tainted[params.At(1)] = true
+		h.seeds = []types.Object{params.At(1)}
 	case params.Len() == 2 && results.Len() == 1 && isMessage(params.At(0).Type()) && isStream(params.At(1).Type(), "Send"):
-		h.tainted[params.At(0)] = true
+		h.seeds = []types.Object{params.At(0)}
 		h.stream = params.At(1)
 	case params.Len() == 1 && results.Len() == 1 && isStream(params.At(0).Type(), "Recv"):
 		h.stream = params.At(0)
@@ -77,10 +84,31 @@ func handlerOf(pass *analysis.Pass, fn *ast.FuncDecl) (*handler, bool) {
 	return h, true
 }
 
-// check propagates request data through the handler's assignments until
-// nothing changes, then reports the allocations it sizes.
+// check propagates request data through the handler, finds what early exits
+// bound, propagates again without it, and reports the allocations request
+// data sizes.
 func (h *handler) check() {
+	h.propagate()
+	h.checked = h.earlyExits()
+	if len(h.checked) > 0 {
+		h.propagate()
+	}
+	ast.Inspect(h.fn.Body, func(n ast.Node) bool {
+		if call, ok := n.(*ast.CallExpr); ok {
+			h.checkCall(call)
+		}
+		return true
+	})
+}
+
+// propagate taints the variables request data flows into, from the seeds,
+// until nothing changes (flow-insensitive).
+func (h *handler) propagate() {
 	info := h.pass.TypesInfo
+	h.tainted = map[types.Object]bool{}
+	for _, seed := range h.seeds {
+		h.tainted[seed] = true
+	}
 	for changed := true; changed; {
 		changed = false
 		ast.Inspect(h.fn.Body, func(n ast.Node) bool {
@@ -111,12 +139,73 @@ func (h *handler) check() {
 			return true
 		})
 	}
+}
+
+// earlyExits returns the request-data expressions that an if statement
+// compares with a bound and leaves the handler (or loop) on when too large:
+// if n > limit { return ... }. Where the check is does not matter.
+func (h *handler) earlyExits() map[string]bool {
+	checked := map[string]bool{}
 	ast.Inspect(h.fn.Body, func(n ast.Node) bool {
-		if call, ok := n.(*ast.CallExpr); ok {
-			h.checkCall(call)
+		if s, ok := n.(*ast.IfStmt); ok && exits(s.Body) {
+			h.tooLarge(s.Cond, false, checked)
 		}
 		return true
 	})
+	return checked
+}
+
+// exits reports whether a block ends by leaving: return, panic, break or
+// continue.
+func exits(b *ast.BlockStmt) bool {
+	if len(b.List) == 0 {
+		return false
+	}
+	switch last := b.List[len(b.List)-1].(type) {
+	case *ast.ReturnStmt, *ast.BranchStmt:
+		return true
+	case *ast.ExprStmt:
+		call, ok := last.X.(*ast.CallExpr)
+		if !ok {
+			return false
+		}
+		id, ok := call.Fun.(*ast.Ident)
+		return ok && id.Name == "panic"
+	}
+	return false
+}
+
+// tooLarge adds to checked the expressions for which cond is true whenever
+// they are too large (negated: false whenever they are).
+func (h *handler) tooLarge(cond ast.Expr, negated bool, checked map[string]bool) {
+	switch c := ast.Unparen(cond).(type) {
+	case *ast.UnaryExpr:
+		if c.Op == token.NOT {
+			h.tooLarge(c.X, !negated, checked)
+		}
+	case *ast.BinaryExpr:
+		either := token.LOR
+		if negated {
+			either = token.LAND
+		}
+		greater, less := []token.Token{token.GTR, token.GEQ}, []token.Token{token.LSS, token.LEQ}
+		if negated {
+			greater, less = less, greater
+		}
+		switch {
+		case c.Op == either:
+			h.tooLarge(c.X, negated, checked)
+			h.tooLarge(c.Y, negated, checked)
+		case slices.Contains(greater, c.Op) && h.bounds(c.Y, c.X):
+			checked[types.ExprString(c.X)] = true
+		case slices.Contains(less, c.Op) && h.bounds(c.X, c.Y):
+			checked[types.ExprString(c.Y)] = true
+		}
+	}
+}
+
+func (h *handler) bounds(bound, subject ast.Expr) bool {
+	return h.isRequestData(subject) && !h.isRequestData(bound)
 }
 
 // checkCall reports call when it allocates an amount of memory given by
@@ -137,7 +226,7 @@ func (h *handler) checkCall(call *ast.CallExpr) {
 	}
 	for _, size := range sizes {
 		if h.isRequestData(size) {
-			lintutil.Report(h.pass, call, Code, what+" sized by request data ("+types.ExprString(size)+
+			h.report.Report(call, what+" sized by request data ("+types.ExprString(size)+
 				"): bound it with min(n, limit) or check it before allocating")
 			return
 		}
@@ -151,6 +240,9 @@ func (h *handler) isRequestData(e ast.Expr) bool {
 	info := h.pass.TypesInfo
 	found := false
 	ast.Inspect(e, func(n ast.Node) bool {
+		if x, ok := n.(ast.Expr); ok && len(h.checked) > 0 && h.checked[types.ExprString(x)] {
+			return false
+		}
 		switch n := n.(type) {
 		case *ast.FuncLit:
 			return false

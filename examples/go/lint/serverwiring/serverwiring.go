@@ -47,6 +47,8 @@ const (
 
 func run(pass *analysis.Pass) (any, error) {
 	in := pass.ResultOf[inspect.Analyzer].(*inspector.Inspector)
+	r := lintutil.NewReporter(pass, Code)
+	defer r.Finish()
 	in.WithStack([]ast.Node{(*ast.CallExpr)(nil)}, func(n ast.Node, push bool, stack []ast.Node) bool {
 		call := n.(*ast.CallExpr)
 		if !push || !lintutil.IsFunc(typeutil.Callee(pass.TypesInfo, call), grpcPkg, "NewServer") {
@@ -56,11 +58,11 @@ func run(pass *analysis.Pass) (any, error) {
 		switch wiringOf(pass, fn, call.Args, map[types.Object]bool{}) {
 		case none:
 			if !opaque(pass, fn, call) {
-				lintutil.Report(pass, call, Code, "grpc.NewServer without memcontract: pass (*memcontract.Server).ServerOptions()... "+
+				r.Report(call, "grpc.NewServer without memcontract: pass (*memcontract.Server).ServerOptions()... "+
 					"so the server reports its memory pressure and sheds at level 3")
 			}
 		case partial:
-			lintutil.Report(pass, call, Code, "grpc.NewServer gets a memcontract interceptor but not ServerOptions(): "+
+			r.Report(call, "grpc.NewServer gets a memcontract interceptor but not ServerOptions(): "+
 				"the ORCA recorder or the other interceptor chain is missing")
 		}
 		return true

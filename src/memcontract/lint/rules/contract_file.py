@@ -13,7 +13,7 @@ Example::
     # memory_contract.yaml
     modules:
       - name: inventory
-        max_heap_mb: -5          # MC004: modules[0].max_heap_mb: must be > 0, got -5
+        max_heap_mb: -5   # MC004 modules[0].max_heap_mb: must be greater than 0, got -5
 """
 
 from __future__ import annotations

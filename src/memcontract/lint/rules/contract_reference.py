@@ -13,7 +13,8 @@ production; the linter says so at review time, with ``contract check``'s message
 Example::
 
     Contract.load("memory_contract.yaml", module="inventroy")
-    # MC002: no module named 'inventroy' (did you mean 'inventory'?); modules: inventory
+    # MC002 memory_contract.yaml:2: modules: no module named 'inventroy'
+    #       (did you mean 'inventory'?); modules: inventory
 """
 
 from __future__ import annotations

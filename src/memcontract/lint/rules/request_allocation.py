@@ -20,15 +20,17 @@ Example::
 A servicer class subclasses a generated ``...Servicer`` (or its name ends in ``Servicer``); its
 public methods take ``(self, request, context)``, and the request is their second parameter.
 Request data flows through local names, loops over it and calls given it
-(``len(request.items)``); ``min(x, bound)`` bounds it when the bound is not request data.
-Checks made before the allocation (``if n > MAX: abort``) are not seen: suppress with the
-reason.
+(``len(request.items)``); ``min(x, bound)`` bounds it when the bound is not request data, and
+so does an early exit (``if n > MAX_ROWS: context.abort(...)``, ``if not 0 < n <= MAX: return``,
+``raise``), wherever it is in the method. Checks made in another function are not seen:
+suppress with the reason.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ..engine import Context
@@ -67,8 +69,8 @@ class RequestAllocation:
         method = _servicer_method(ctx)
         if method is None:
             return
-        tainted = ctx.cached("request-data", method, lambda: _request_data(method))
-        what = _Allocation(ctx, tainted).describe(node)
+        data = ctx.cached("request-data", method, lambda: _request_data(method))
+        what = _Allocation(ctx, data).describe(node)
         if what:
             yield ctx.finding(node, self.code, what)
 
@@ -99,23 +101,72 @@ def _is_servicer(cls: ast.ClassDef) -> bool:
     return False
 
 
-def _request_data(method: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
-    """The local names holding request data: the request parameter and what derives from it."""
-    params = method.args.posonlyargs + method.args.args
-    tainted = {params[1].arg}
+@dataclass(frozen=True)
+class _RequestData:
+    """What is request data in one method.
+
+    Attributes:
+        names: local names holding request data (the request parameter first among them).
+        checked: expressions (as written) that an early exit bounds, e.g. ``n`` after
+            ``if n > MAX_ROWS: context.abort(...)``.
+    """
+
+    names: frozenset[str]
+    checked: frozenset[str] = frozenset()
+
+    def sizes(self, expr: ast.AST) -> bool:
+        """Whether ``expr`` reads request data that nothing bounds."""
+        todo = [expr]
+        while todo:
+            node = todo.pop()
+            if self.checked and isinstance(node, ast.expr) and ast.unparse(node) in self.checked:
+                continue
+            if isinstance(node, ast.Name) and node.id in self.names:
+                return True
+            if isinstance(node, ast.Lambda) or self._is_bounded(node):
+                continue
+            todo.extend(ast.iter_child_nodes(node))
+        return False
+
+    def _is_bounded(self, node: ast.AST) -> bool:
+        """``min(...)`` with an argument that is not request data (a constant, a setting)."""
+        return (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "min"
+            and any(not self.sizes(a) for a in node.args)
+        )
+
+
+def _request_data(method: ast.FunctionDef | ast.AsyncFunctionDef) -> _RequestData:
+    """The request parameter, what derives from it, and what the method checks before use."""
+    request = (method.args.posonlyargs + method.args.args)[1].arg
+    unchecked = _RequestData(_propagate(method, request, frozenset()))
+    checked = frozenset(_checked(method, unchecked))
+    if not checked:
+        return unchecked
+    return _RequestData(_propagate(method, request, checked), checked)
+
+
+def _propagate(
+    method: ast.FunctionDef | ast.AsyncFunctionDef, request: str, checked: frozenset[str]
+) -> frozenset[str]:
+    """The names request data flows into (flow-insensitive, to a fixed point)."""
+    names = {request}
     changed = True
     while changed:
         changed = False
+        data = _RequestData(frozenset(names), checked)
         for node in ast.walk(method):
             for targets, value in _bindings(node):
-                if not _mentions(value, tainted):
+                if not data.sizes(value):
                     continue
                 for target in targets:
                     for name in _flow.target_names(target):
-                        if name not in tainted:
-                            tainted.add(name)
+                        if name not in names:
+                            names.add(name)
                             changed = True
-    return frozenset(tainted)
+    return frozenset(names)
 
 
 def _bindings(node: ast.AST) -> Iterator[tuple[list[ast.expr], ast.expr]]:
@@ -133,36 +184,62 @@ def _bindings(node: ast.AST) -> Iterator[tuple[list[ast.expr], ast.expr]]:
                 yield [item.optional_vars], item.context_expr
 
 
-def _mentions(expr: ast.AST, tainted: frozenset[str] | set[str]) -> bool:
-    """Whether ``expr`` reads a tainted name, outside a ``min(...)`` that bounds it."""
-    todo = [expr]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Name) and node.id in tainted:
-            return True
-        if isinstance(node, ast.Lambda) or _is_bounded(node, tainted):
-            continue
-        todo.extend(ast.iter_child_nodes(node))
-    return False
+# -- early exits: ``if n > LIMIT: abort`` bounds n (wherever the check is in the method) -----
+
+_GREATER: tuple[type[ast.cmpop], ...] = (ast.Gt, ast.GtE)  # n > LIMIT: true when n is large
+_LESS: tuple[type[ast.cmpop], ...] = (ast.Lt, ast.LtE)  # LIMIT < n: true when n is large
 
 
-def _is_bounded(node: ast.AST, tainted: frozenset[str] | set[str]) -> bool:
-    """``min(...)`` with an argument that is not request data (a constant, a setting)."""
+def _checked(method: ast.AST, data: _RequestData) -> Iterator[str]:
+    """Request-data expressions an ``if`` compares with a bound and exits on when too large."""
+    for node in ast.walk(method):
+        if isinstance(node, ast.If) and _exits(node.body):
+            yield from _too_large(node.test, data, negated=False)
+
+
+def _exits(body: list[ast.stmt]) -> bool:
+    """Whether ``body`` ends by leaving: return, raise, continue, break, ``context.abort()``."""
+    last = body[-1]
+    if isinstance(last, (ast.Return, ast.Raise, ast.Continue, ast.Break)):
+        return True
+    call = last.value if isinstance(last, ast.Expr) else None
+    if isinstance(call, ast.Await):
+        call = call.value
     return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "min"
-        and any(not _mentions(a, tainted) for a in node.args)
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "abort"
     )
 
 
+def _too_large(test: ast.expr, data: _RequestData, *, negated: bool) -> Iterator[str]:
+    """The expressions for which ``test`` is true whenever they are too large."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        yield from _too_large(test.operand, data, negated=not negated)
+    elif isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And if negated else ast.Or):
+        for value in test.values:  # one disjunct that is true when too large is enough
+            yield from _too_large(value, data, negated=negated)
+    elif isinstance(test, ast.Compare) and (negated or len(test.ops) == 1):
+        operands = [test.left, *test.comparators]
+        for left, op, right in zip(operands, test.ops, operands[1:], strict=False):
+            large_left, large_right = (_LESS, _GREATER) if negated else (_GREATER, _LESS)
+            if isinstance(op, large_left) and _bounds(right, left, data):
+                yield ast.unparse(left)
+            elif isinstance(op, large_right) and _bounds(left, right, data):
+                yield ast.unparse(right)
+
+
+def _bounds(bound: ast.expr, subject: ast.expr, data: _RequestData) -> bool:
+    return data.sizes(subject) and not data.sizes(bound)
+
+
 class _Allocation:
-    def __init__(self, ctx: Context, tainted: frozenset[str]) -> None:
+    def __init__(self, ctx: Context, data: _RequestData) -> None:
         self.ctx = ctx
-        self.tainted = tainted
+        self.data = data
 
     def sized(self, expr: ast.expr) -> bool:
-        return _mentions(expr, self.tainted)
+        return self.data.sizes(expr)
 
     def describe(self, node: ast.expr) -> str | None:
         """What ``node`` allocates by request data, or ``None``."""

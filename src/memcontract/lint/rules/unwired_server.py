@@ -13,7 +13,9 @@ Example::
     server = grpc.server(pool)                                            # MC001
     server = grpc.server(pool, interceptors=[server_interceptor(guard)])  # wired
     server = wrap_server(grpc.server(pool), guard)                        # wired
-    wrap_server(server, guard)               # MC001: the wrapper is thrown away
+
+    server = grpc.server(pool)   # MC001: is passed to wrap_server, but the wrapped
+    wrap_server(server, guard)   # server it returns is discarded
 
 The check follows the interceptors through local lists (assignment, ``+=``, ``append``,
 ``extend``, ``[*base, ...]``) and ``wrap_server`` applied to the variable or ``self.attribute``

@@ -290,8 +290,11 @@ type ModuleContract struct {
 	// used): "half_open" (default: admit a growing fraction of non-core calls) or "recycle"
 	// (health NOT_SERVING, drain, exit for a supervisor to restart the process).
 	OnStuck string `protobuf:"bytes,12,opt,name=on_stuck,json=onStuck,proto3" json:"on_stuck,omitempty"`
-	// What the ORCA load report carries for balancers (field 14: 13 is
-	// left to another contract field in flight).
+	// Longest a client fails calls fast after a callee reports level 3,
+	// milliseconds (default 30000): a longer grpc-retry-pushback-ms is cut to
+	// this; 0 turns failing fast off.
+	MaxFailFastMs uint32 `protobuf:"varint,13,opt,name=max_fail_fast_ms,json=maxFailFastMs,proto3" json:"max_fail_fast_ms,omitempty"`
+	// What the ORCA load report carries for balancers.
 	Orca          *OrcaOptions `protobuf:"bytes,14,opt,name=orca,proto3" json:"orca,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -409,6 +412,13 @@ func (x *ModuleContract) GetOnStuck() string {
 		return x.OnStuck
 	}
 	return ""
+}
+
+func (x *ModuleContract) GetMaxFailFastMs() uint32 {
+	if x != nil {
+		return x.MaxFailFastMs
+	}
+	return 0
 }
 
 func (x *ModuleContract) GetOrca() *OrcaOptions {
@@ -1110,7 +1120,7 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x10alloc_rate_ratio\x18\t \x01(\x01R\x0eallocRateRatio\"^\n" +
 	"\bContract\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x128\n" +
-	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\x96\x04\n" +
+	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\xbf\x04\n" +
 	"\x0eModuleContract\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\vmax_heap_mb\x18\x02 \x01(\x01R\tmaxHeapMb\x120\n" +
@@ -1124,7 +1134,8 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x11retry_pushback_ms\x18\n" +
 	" \x01(\rR\x0fretryPushbackMs\x12\x17\n" +
 	"\adry_run\x18\v \x01(\bR\x06dryRun\x12\x19\n" +
-	"\bon_stuck\x18\f \x01(\tR\aonStuck\x12/\n" +
+	"\bon_stuck\x18\f \x01(\tR\aonStuck\x12'\n" +
+	"\x10max_fail_fast_ms\x18\r \x01(\rR\rmaxFailFastMs\x12/\n" +
 	"\x04orca\x18\x0e \x01(\v2\x1b.memcontract.v1.OrcaOptionsR\x04orca\"\\\n" +
 	"\vOrcaOptions\x127\n" +
 	"\x17application_utilization\x18\x01 \x01(\tR\x16applicationUtilization\x12\x14\n" +

@@ -129,74 +129,95 @@ func IsParam(fn ast.Node, v *types.Var) bool {
 //
 //	//memcontract:ignore MC003 the size is checked by the interceptor
 //
-// at the end of the finding's line, or alone on the line above. The reason
-// (up to a following " //") is required: a directive without one does not
-// suppress, and the finding says why.
+// at the end of the finding's line, or alone on the line above; several codes
+// are separated by commas. The reason (up to a following " //") is required:
+// a directive without one does not suppress, and the finding says why. A
+// directive that suppresses nothing is reported (MC902), as staticcheck does.
 const Directive = "//memcontract:ignore"
 
-// Report reports a diagnostic with code at node, unless a directive with a
-// reason suppresses it.
-func Report(pass *analysis.Pass, node ast.Node, code, msg string) {
-	msg = code + ": " + msg
-	switch suppression(pass, node.Pos(), code) {
-	case suppressed:
-		return
-	case missingReason:
-		msg += " (" + Directive + " " + code + " needs a reason to suppress this)"
-	}
-	pass.Report(analysis.Diagnostic{Pos: node.Pos(), End: node.End(), Category: code, Message: msg})
+// UnusedCode is the code of an unused suppression, as in the Python linter.
+const UnusedCode = "MC902"
+
+// Reporter reports one analyzer's diagnostics under its code, honoring the
+// directives that name the code.
+type Reporter struct {
+	pass       *analysis.Pass
+	code       string
+	directives []*directive
 }
 
-type suppressionState int
+type directive struct {
+	pos     token.Pos
+	file    *token.File
+	line    int
+	ownLine bool // alone on its line: it also covers the next line
+	reason  bool
+	used    bool
+}
 
-const (
-	notSuppressed suppressionState = iota
-	suppressed
-	missingReason
-)
-
-func suppression(pass *analysis.Pass, pos token.Pos, code string) suppressionState {
-	tf := pass.Fset.File(pos)
-	if tf == nil {
-		return notSuppressed
-	}
-	line := tf.Line(pos)
+// NewReporter returns a Reporter of code for pass, with the package's
+// directives naming code.
+func NewReporter(pass *analysis.Pass, code string) *Reporter {
+	r := &Reporter{pass: pass, code: code}
 	for _, f := range pass.Files {
-		if pass.Fset.File(f.Pos()) != tf {
-			continue
-		}
+		tf := pass.Fset.File(f.Pos())
 		for _, group := range f.Comments {
 			for _, c := range group.List {
-				switch l := tf.Line(c.Pos()); {
-				case l == line:
-				case l == line-1 && startsLine(pass, tf, c.Pos()):
-				default:
+				named, reason := parseDirective(c.Text, code)
+				if !named {
 					continue
 				}
-				if state := directive(c.Text, code); state != notSuppressed {
-					return state
-				}
+				r.directives = append(r.directives, &directive{
+					pos: c.Pos(), file: tf, line: tf.Line(c.Pos()),
+					ownLine: startsLine(pass, tf, c.Pos()), reason: reason,
+				})
 			}
 		}
 	}
-	return notSuppressed
+	return r
 }
 
-// directive parses one comment: whether it names code, and with a reason.
-func directive(text, code string) suppressionState {
+// Report reports msg at node, unless a directive with a reason suppresses it.
+func (r *Reporter) Report(node ast.Node, msg string) {
+	msg = r.code + ": " + msg
+	tf := r.pass.Fset.File(node.Pos())
+	line := tf.Line(node.Pos())
+	for _, d := range r.directives {
+		if d.file != tf || (d.line != line && !(d.ownLine && d.line == line-1)) {
+			continue
+		}
+		d.used = true
+		if d.reason {
+			return
+		}
+		msg += " (" + Directive + " " + r.code + " needs a reason to suppress this)"
+		break
+	}
+	r.pass.Report(analysis.Diagnostic{Pos: node.Pos(), End: node.End(), Category: r.code, Message: msg})
+}
+
+// Finish reports the directives naming the code that suppressed nothing.
+func (r *Reporter) Finish() {
+	for _, d := range r.directives {
+		if !d.used {
+			r.pass.Report(analysis.Diagnostic{
+				Pos: d.pos, Category: UnusedCode,
+				Message: UnusedCode + ": unused suppression: no " + r.code + " finding on this line or the next",
+			})
+		}
+	}
+}
+
+// parseDirective reports whether comment text is a directive naming code,
+// and whether it gives a reason.
+func parseDirective(text, code string) (named, reason bool) {
 	rest, ok := strings.CutPrefix(text, Directive+" ")
 	if !ok {
-		return notSuppressed
+		return false, false
 	}
 	rest, _, _ = strings.Cut(rest, " //")
-	codes, reason, _ := strings.Cut(strings.TrimSpace(rest), " ")
-	switch {
-	case !slices.Contains(strings.Split(codes, ","), code):
-		return notSuppressed
-	case strings.TrimSpace(reason) == "":
-		return missingReason
-	}
-	return suppressed
+	codes, why, _ := strings.Cut(strings.TrimSpace(rest), " ")
+	return slices.Contains(strings.Split(codes, ","), code), strings.TrimSpace(why) != ""
 }
 
 // startsLine reports whether only blanks precede pos on its line.

@@ -3,6 +3,7 @@ package a
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 )
 
@@ -72,6 +73,37 @@ func (s *Service) Upload(stream UploadStream) error {
 	}
 }
 
+func (s *Service) Checked(ctx context.Context, req *GetRequest) (*GetResponse, error) {
+	n := req.GetSize()
+	if n > maxSize {
+		return nil, errors.New("too large")
+	}
+	_ = make([]byte, n)
+	if !(req.Size <= maxSize) {
+		panic("too large")
+	}
+	_ = make([]byte, req.Size)
+	if len(req.Items) == 0 || len(req.Items) > maxSize {
+		return nil, nil
+	}
+	_ = make([]string, len(req.Items))
+	// checks that do not bound from above, or against request data: still reported
+	if len(req.Name) < 1 {
+		return nil, nil
+	}
+	_ = make([]byte, len(req.Name)) // want `MC003`
+	m := req.GetSize()
+	if m > int64(len(req.Name)) { // a bound from the request bounds nothing
+		return nil, nil
+	}
+	_ = make([]byte, m) // want `MC003`
+	if k := req.GetSize(); k > maxSize {
+		_ = k // does not leave
+	}
+	_ = make([]byte, req.GetSize()*2) // want `MC003`
+	return nil, nil
+}
+
 // Look-alikes: not handlers.
 
 func Get(ctx context.Context, req *GetRequest) (*GetResponse, error) {
@@ -93,5 +125,6 @@ func (s *Service) Suppressed(ctx context.Context, req *GetRequest) (*GetResponse
 	_ = make([]byte, req.Size)
 	_ = make([]byte, req.Size) //memcontract:ignore MC003 // want `MC003: .* needs a reason to suppress this`
 	_ = make([]byte, req.Size) //memcontract:ignore MC001 wrong code // want `MC003`
+	_ = make([]byte, 64)       //memcontract:ignore MC003 nothing to suppress // want `MC902: unused suppression: no MC003 finding`
 	return nil, nil
 }

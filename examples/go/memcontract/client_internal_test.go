@@ -1,0 +1,63 @@
+package memcontract
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+func TestFastFailReturnsTheRemainingPushbackAndCapsIt(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := NewClient(NewStaticSource(Pressure{}), WithFastFail(nil, time.Second), WithMaxFailFast(30*time.Second))
+	c.now = func() time.Time { return now }
+	critical := Encode(Pressure{UsageRatio: 0.99, Level: LevelCritical, Module: "inventory"})
+
+	tests := []struct {
+		name     string
+		pushback string
+		after    time.Duration
+		want     string // remaining pushback in ms, "" for no fast fail
+	}{
+		{"remaining, not the whole window", "1500", time.Second, "500"},
+		{"window over", "1500", 1600 * time.Millisecond, ""},
+		{"no pushback: the client's default", "", 200 * time.Millisecond, "800"},
+		{"a huge pushback is capped", "999999999", 29 * time.Second, "1000"},
+		{"ten digits are not a pushback", "4000000000", 500 * time.Millisecond, "500"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := critical.Copy()
+			if tt.pushback != "" {
+				tr.Set(RetryPushbackKey, tt.pushback)
+			}
+			start := now
+			c.record("inv", tr, nil)
+			now = start.Add(tt.after)
+			defer func() { now = start }()
+			var got metadata.MD
+			err := c.check("inv", "/inventory.v1.InventoryService/GetItem", []grpc.CallOption{grpc.Trailer(&got)})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("check() = %v, want no fast fail", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "failed fast") {
+				t.Fatalf("check() = %v, want a fast fail", err)
+			}
+			if v := got.Get(RetryPushbackKey); len(v) != 1 || v[0] != tt.want {
+				t.Errorf("trailer %s = %v, want %s", RetryPushbackKey, v, tt.want)
+			}
+			for _, d := range status.Convert(err).Details() {
+				if r, ok := d.(*errdetails.RetryInfo); ok && r.GetRetryDelay().AsDuration().Milliseconds() > 30_000 {
+					t.Errorf("RetryInfo %v over the cap", r)
+				}
+			}
+		})
+	}
+}
