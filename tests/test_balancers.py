@@ -5,12 +5,13 @@
 backend pressured, pressure gone.
 
 WRR weighs a backend by ``rps_fractional / (application_utilization + eps / rps * penalty)``.
-With ``orca.rates: calls`` (measured calls per second, the default) the pressured backend is
-starved at once, but memory usage does not fall with the traffic a backend gets: once the
-usages are equal again, every split of the traffic reports weights in the proportion of the
-split itself (a neutral equilibrium), so shares drift and come back only slowly. With
-``orca.rates: headroom`` the weight is ``1 / (usage + error ratio * penalty)``: shares follow
-memory alone, and return to even when the pressure goes. Both are proven here.
+With ``orca.rates: headroom`` (the default) the weight is ``headroom / (usage + error ratio *
+penalty)``: shares follow memory alone, and return to even when the pressure goes. With
+``orca.rates: calls`` (measured calls per second) the pressured backend is starved at once, but
+memory usage does not fall with the traffic a backend gets: once the usages are equal again,
+every split of the traffic reports weights in the proportion of the split itself (a neutral
+equilibrium), so shares drift and come back only slowly. Both are proven here; the backends
+run the default unless a test names ``calls``.
 """
 
 from __future__ import annotations
@@ -76,10 +77,11 @@ ORCA_METHOD = "/xds.service.orca.v3.OpenRcaService/StreamCoreMetrics"
 
 
 class Backend:
-    def __init__(self, rates: str) -> None:
+    def __init__(self, rates: str | None) -> None:
         self.probe = FakeProbe()
         self.probe.set(usage=CALM)
-        contract = make_contract(sample_interval_ms=100, orca=OrcaOptions(rates=rates))
+        orca = OrcaOptions() if rates is None else OrcaOptions(rates=rates)  # None: the default
+        contract = make_contract(sample_interval_ms=100, orca=orca)
         self.guard = Guard(contract, probe=self.probe, disable={"sample_allocations"})
         self.health = CountingHealth()
         self.log = MethodLog()
@@ -101,7 +103,7 @@ class Backend:
 
 
 @contextlib.contextmanager
-def three_backends(rates: str = "headroom") -> Iterator[list[Backend]]:
+def three_backends(rates: str | None = None) -> Iterator[list[Backend]]:
     backends = [Backend(rates) for _ in range(3)]
     try:
         for b in backends:
@@ -150,8 +152,8 @@ def check_recovery(backends: list[Backend]) -> list[int]:
 # --- grpcio (C-core) ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rates", ["headroom", "calls"])
-def test_grpcio_weighted_round_robin_steers_by_memory(rates: str) -> None:
+@pytest.mark.parametrize("rates", [None, "calls"], ids=["default", "calls"])
+def test_grpcio_weighted_round_robin_steers_by_memory(rates: str | None) -> None:
     with three_backends(rates) as backends:
         target = "ipv4:" + ",".join(b.address for b in backends)
         config = json.dumps({"loadBalancingConfig": [{"weighted_round_robin": WRR}]})
@@ -173,7 +175,7 @@ def test_grpcio_weighted_round_robin_steers_by_memory(rates: str) -> None:
                 thread.start()
             try:
                 check_steering(backends)
-                if rates == "headroom":  # see the module docstring for "calls"
+                if rates is None:  # the default, headroom; see the module docstring for "calls"
                     check_recovery(backends)
             finally:
                 stop.set()

@@ -97,7 +97,7 @@ def test_full_fixture_reads_every_field() -> None:
         retry_pushback_ms=0,
         dry_run=True,
         on_stuck="recycle",
-        orca=OrcaOptions(application_utilization="none", rates="headroom"),
+        orca=OrcaOptions(application_utilization="none", rates="calls"),
         max_fail_fast_ms=5000,
     )
     assert not module.orca.reports_memory

@@ -56,7 +56,7 @@ def test_orca_report_carries_memory_as_application_utilization_and_the_rates() -
 
 
 def test_guard_turns_call_counts_into_rates_once_per_sample() -> None:
-    rig = Rig(make_contract(sample_interval_ms=500))
+    rig = Rig(make_contract(sample_interval_ms=500, orca=OrcaOptions(rates="calls")))
     for _ in range(40):
         rig.guard.calls.count_call()
     for _ in range(5):
@@ -231,7 +231,7 @@ def test_orca_stream_honours_the_requested_interval_with_a_floor(kind: str) -> N
         messages, gaps = arrival_gaps(orca_stream(channel, 0.4), 4)
         assert sum(gaps) >= 3 * 0.4 * 0.9, gaps
         assert messages[0].application_utilization == 0.4
-        assert messages[0].rps_fractional == pytest.approx(10 / 0.1)
+        assert messages[0].rps_fractional == pytest.approx(1 - 0.4)  # default rates: headroom
         assert messages[0].named_metrics[wire.ORCA_LEVEL] == 0
         # 1 ms asked: the floor (100 ms) applies.
         _, gaps = arrival_gaps(orca_stream(channel, 0.001), 5)

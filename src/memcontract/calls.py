@@ -3,8 +3,8 @@
 A call costs one C-level ``next()`` on an :func:`itertools.count`: no lock, no system call, no
 Python frame. The sampler reads the counts (``next()`` again, its own reads subtracted) and
 divides by the time since its last read: the calls and errors per second over the last sample,
-which the ORCA report carries as ``rps_fractional`` and ``eps`` (``orca.rates: calls``, the
-default) or turns into the headroom form (``orca.rates: headroom``).
+which the ORCA report turns into the headroom form (``orca.rates: headroom``, the default: the
+error ratio is what it needs) or carries as measured (``orca.rates: calls``).
 
 >>> calls = CallCounter()
 >>> for _ in range(30):

@@ -80,11 +80,13 @@ class OrcaOptions:
 
     ``application_utilization``: ``"memory"`` sends the memory usage ratio (what gRPC's
     ``weighted_round_robin`` and Envoy's client-side WRR weigh backends by); ``"none"`` leaves
-    it out, so those balancers fall back to ``cpu_utilization``.
+    it out, so those balancers fall back to ``cpu_utilization``. ``rates``: what
+    ``rps_fractional`` and ``eps`` carry, ``"headroom"`` (the default) or ``"calls"``; see
+    :meth:`reported_rates`.
     """
 
     application_utilization: str = "memory"
-    rates: str = "calls"
+    rates: str = "headroom"
 
     @property
     def reports_memory(self) -> bool:
@@ -94,12 +96,12 @@ class OrcaOptions:
     def reported_rates(self, rps: float, eps: float, usage_ratio: float) -> tuple[float, float]:
         """``rps_fractional`` and ``eps`` to report for measured calls and errors per second.
 
-        ``rates: calls`` reports them as measured. ``rates: headroom`` reports the memory
-        headroom ``h = max(1 - usage, 0.01)`` and ``h`` times the error ratio: WRR's weight
-        ``rps / (utilization + eps / rps * penalty)`` is then ``h / (usage + error ratio *
-        penalty)``, memory and errors only. Memory usage, unlike CPU, does not fall with the
-        traffic a backend gets, so with measured rates the weights keep whatever split the
-        balancer last made once usages are equal.
+        ``rates: headroom`` (the default) reports the memory headroom ``h = max(1 - usage,
+        0.01)`` and ``h`` times the error ratio: WRR's weight ``rps / (utilization + eps / rps *
+        penalty)`` is then ``h / (usage + error ratio * penalty)``, memory and errors only.
+        ``rates: calls`` reports them as measured; but memory usage, unlike CPU, does not fall
+        with the traffic a backend gets, so with measured rates the weights keep whatever split
+        the balancer last made once usages are equal.
         """
         if self.rates == "calls":
             return rps, eps

@@ -122,7 +122,7 @@ func DefaultModule(name string) *memcontractv1.ModuleContract {
 		NoncriticalLoggers: []string{},
 		RetryPushbackMs:    1000,
 		OnStuck:            OnStuckHalfOpen,
-		Orca:               &memcontractv1.OrcaOptions{ApplicationUtilization: UtilizationMemory, Rates: RatesCalls},
+		Orca:               &memcontractv1.OrcaOptions{ApplicationUtilization: UtilizationMemory, Rates: RatesHeadroom},
 		MaxFailFastMs:      30000,
 	}
 }

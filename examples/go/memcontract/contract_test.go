@@ -35,7 +35,7 @@ func defaultModule(name string) *memcontractv1.ModuleContract {
 		NoncriticalLoggers: []string{},
 		RetryPushbackMs:    1000,
 		OnStuck:            OnStuckHalfOpen,
-		Orca:               &memcontractv1.OrcaOptions{ApplicationUtilization: UtilizationMemory, Rates: RatesCalls},
+		Orca:               &memcontractv1.OrcaOptions{ApplicationUtilization: UtilizationMemory, Rates: RatesHeadroom},
 		MaxFailFastMs:      30000,
 	}
 }
@@ -161,12 +161,12 @@ modules:
 		{"explicit empty core methods", "modules: [{name: api, core_methods: []}]", func(m *memcontractv1.ModuleContract) {
 			m.CoreMethods = []string{}
 		}},
-		{"orca utilization off", "modules: [{name: api, orca: {application_utilization: none, rates: headroom}}]", func(m *memcontractv1.ModuleContract) {
+		{"orca utilization off", "modules: [{name: api, orca: {application_utilization: none, rates: calls}}]", func(m *memcontractv1.ModuleContract) {
 			m.Orca.ApplicationUtilization = UtilizationNone
-			m.Orca.Rates = RatesHeadroom
+			m.Orca.Rates = RatesCalls
 		}},
-		{"orca rates alone", "modules: [{name: api, orca: {rates: headroom}}]", func(m *memcontractv1.ModuleContract) {
-			m.Orca.Rates = RatesHeadroom
+		{"orca rates alone", "modules: [{name: api, orca: {rates: calls}}]", func(m *memcontractv1.ModuleContract) {
+			m.Orca.Rates = RatesCalls
 		}},
 		{"explicit zero pushback and dry run", "modules: [{name: api, retry_pushback_ms: 0, dry_run: true}]", func(m *memcontractv1.ModuleContract) {
 			m.RetryPushbackMs = 0

@@ -24,9 +24,10 @@ const UtilizationNone = "none"
 // memory usage ratio.
 const UtilizationMemory = "memory"
 
-// RatesCalls and RatesHeadroom are the orca.rates values: calls and errors
-// per second as measured (the default), or the memory headroom and headroom
-// times the error ratio.
+// RatesHeadroom and RatesCalls are the orca.rates values: the memory
+// headroom and headroom times the error ratio (the default, so that a
+// balancer's shares follow memory and return to even when pressure goes),
+// or calls and errors per second as measured.
 const (
 	RatesCalls    = "calls"
 	RatesHeadroom = "headroom"
@@ -118,7 +119,7 @@ func (s *Server) ServerMetrics() *orca.ServerMetrics {
 		sm.AppUtilization = AppUtilization(p)
 	}
 	rps, eps := s.CallRates()
-	if s.module.GetOrca().GetRates() == RatesHeadroom {
+	if s.module.GetOrca().GetRates() != RatesCalls { // empty is the default, headroom
 		// The headroom and headroom times the error ratio: the balancer's
 		// weight then depends on memory and errors only (see the proto's
 		// OrcaOptions.rates).

@@ -64,7 +64,9 @@ func healthReport(t *testing.T, conn *grpc.ClientConn) *v3orcapb.OrcaLoadReport 
 
 func TestORCAReportCarriesUtilizationAndRates(t *testing.T) {
 	src := memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.9, CapacityBytes: 1 << 30})
-	conn, _ := fleetServer(t, src, func(*memcontractv1.ModuleContract) {})
+	conn, _ := fleetServer(t, src, func(m *memcontractv1.ModuleContract) {
+		m.Orca.Rates = memcontract.RatesCalls
+	})
 	healthReport(t, conn) // opens the first window
 	for range 30 {
 		healthReport(t, conn)
@@ -156,6 +158,10 @@ func TestServerMetricsComposeWithTheService(t *testing.T) {
 	}
 	src := memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.6, CapacityBytes: 1 << 30})
 	m := memcontract.DefaultModule("api")
+	if m.Orca.Rates != memcontract.RatesHeadroom {
+		t.Errorf("default orca rates %q, want %q", m.Orca.Rates, memcontract.RatesHeadroom)
+	}
+	m.Orca.Rates = memcontract.RatesCalls
 	srv := memcontract.NewServer(src, m, memcontract.WithServerMetricsProvider(smp))
 	sm := srv.ServerMetrics()
 	if sm.CPUUtilization != 0.42 || sm.QPS != 120 || sm.EPS != 0 || sm.MemUtilization != 0.6 ||

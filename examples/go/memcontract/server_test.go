@@ -23,8 +23,9 @@ var crit = memcontract.Pressure{UsageRatio: 0.97, CapacityBytes: 1 << 30, Level:
 
 // TestORCAComposesWithTheServiceMetrics: the service's own ORCA server
 // metrics and a handler's per-call metric travel in the one report that
-// carries memory and application_utilization; the service's qps stands
-// (rates: calls).
+// carries memory and application_utilization. Under the default rates,
+// headroom, rps_fractional is the memory headroom (1 - 0.5), not the
+// service's qps.
 func TestORCAComposesWithTheServiceMetrics(t *testing.T) {
 	smp := orca.NewServerMetricsRecorder()
 	smp.SetCPUUtilization(0.42)
@@ -47,7 +48,7 @@ func TestORCAComposesWithTheServiceMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &v3orcapb.OrcaLoadReport{
-		CpuUtilization: 0.42, RpsFractional: 120, MemUtilization: 0.5, ApplicationUtilization: 0.5,
+		CpuUtilization: 0.42, RpsFractional: 0.5, MemUtilization: 0.5, ApplicationUtilization: 0.5,
 		NamedMetrics: map[string]float64{"handler.cost": 7, memcontract.LevelMetricName: 0, memcontract.AllocRateRatioMetricName: 0},
 	}
 	if !proto.Equal(&got, want) {

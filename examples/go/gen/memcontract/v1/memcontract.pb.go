@@ -436,12 +436,12 @@ type OrcaOptions struct {
 	// default when empty) or "none" (not sent, so balancers fall back to
 	// cpu_utilization).
 	ApplicationUtilization string `protobuf:"bytes,1,opt,name=application_utilization,json=applicationUtilization,proto3" json:"application_utilization,omitempty"`
-	// What rps_fractional and eps carry: "calls" (the default when empty: calls
-	// and errors per second over the last sample) or "headroom" (the memory
-	// headroom 1 - usage, at least 0.01, and headroom times the error ratio), so
-	// that weighted_round_robin's weight rps / (utilization + eps / rps *
-	// penalty) is headroom / (usage + error ratio * penalty): memory and errors
-	// only, not the share of traffic the balancer itself last gave the backend.
+	// What rps_fractional and eps carry: "headroom" (the default when empty: the
+	// memory headroom 1 - usage, at least 0.01, and headroom times the error
+	// ratio), so that weighted_round_robin's weight rps / (utilization + eps /
+	// rps * penalty) is headroom / (usage + error ratio * penalty): memory and
+	// errors only, not the share of traffic the balancer itself last gave the
+	// backend; or "calls" (calls and errors per second over the last sample).
 	Rates         string `protobuf:"bytes,2,opt,name=rates,proto3" json:"rates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
