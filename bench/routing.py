@@ -27,7 +27,12 @@ from gateway import REPO, Proc, start_go_binary
 sys.path.insert(0, str(REPO / "examples" / "go" / "gen" / "python"))
 from inventory.v1 import inventory_pb2, inventory_pb2_grpc  # type: ignore[import-not-found]
 
-WRR = {"loadBalancingConfig": [{"weighted_round_robin": {"weightUpdatePeriod": "0.1s"}}]}
+# No blackout: the default (10 s) would keep a run this short on plain round robin.
+WRR = {
+    "loadBalancingConfig": [
+        {"weighted_round_robin": {"blackoutPeriod": "0s", "weightUpdatePeriod": "0.1s"}}
+    ]
+}
 
 
 class Counted(Proc):
