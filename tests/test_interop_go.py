@@ -35,6 +35,7 @@ from memcontract.interceptors import (
 )
 
 from memcontract import Contract, Level, Pressure, peer_pressure, wire
+from memcontract.contract import OrcaOptions
 from memcontract.pressure import MIB
 from memcontract.telemetry import FAST_FAILS, SHEDS
 from memcontract.v1 import memcontract_pb2
@@ -248,7 +249,9 @@ GO_ORDER_PRESSURE = Pressure(
 
 def python_trailers(p: Pressure, *extra: tuple[str, str]) -> dict[str, str]:
     """What the Go client must print as the Python server's trailers for pressure ``p``."""
-    trailers = {k: v for k, v in wire_text(wire.encode_trailers(p))}
+    # The default orca.rates (headroom), with no calls counted yet when the rig sampled.
+    rps, eps = OrcaOptions().reported_rates(0.0, 0.0, p.usage_ratio)
+    trailers = {k: v for k, v in wire_text(wire.encode_trailers(p, rps=rps, eps=eps))}
     trailers.update(extra)
     return trailers
 
