@@ -121,8 +121,14 @@ def served(backends: list[Backend], seconds: float) -> list[int]:
     return [b.health.served - n for b, n in zip(backends, before, strict=True)]
 
 
-def check_steering(backends: list[Backend]) -> list[int]:
-    """Pressure backend 0: each calm backend must serve at least 3x what it serves."""
+def check_steering(backends: list[Backend], *, drifting: bool = False) -> list[int]:
+    """Pressure backend 0: each calm backend must serve at least 3x what it serves.
+
+    ``drifting`` (``orca.rates: calls``): the calm backends' split is a neutral equilibrium
+    and may wander (one calm backend can end up near the balancer's minimum weight too), so
+    only what that mode guarantees is checked: backend 0 gets at most a ninth of the calls,
+    a third of an even share.
+    """
     time.sleep(SETTLE_S)
     calm = served(backends, MEASURE_S)
     assert min(calm) > 50, f"too little traffic to judge: {calm}"
@@ -130,7 +136,10 @@ def check_steering(backends: list[Backend]) -> list[int]:
     time.sleep(SETTLE_S)
     counts = served(backends, MEASURE_S)
     pressured, *others = counts
-    assert all(other >= 3 * max(pressured, 1) for other in others), (calm, counts)
+    if drifting:
+        assert 9 * pressured <= sum(counts), (calm, counts)
+    else:
+        assert all(other >= 3 * max(pressured, 1) for other in others), (calm, counts)
     print(f"calls served over {MEASURE_S:g} s: calm {calm}, backend 0 pressured {counts}")
     return counts
 
@@ -174,7 +183,7 @@ def test_grpcio_weighted_round_robin_steers_by_memory(rates: str | None) -> None
             for thread in threads:
                 thread.start()
             try:
-                check_steering(backends)
+                check_steering(backends, drifting=rates == "calls")
                 if rates is None:  # the default, headroom; see the module docstring for "calls"
                     check_recovery(backends)
             finally:
