@@ -23,6 +23,7 @@ from memcontract.peers import PeerTable, TrustPolicy
 from ._aio_client import make_aio_client_interceptors
 from ._aio_server import AioMemoryServerInterceptor
 from ._client import FastFailure, MemoryClientInterceptor
+from ._reflection import add_reflection
 from ._server import MemoryServerInterceptor
 from ._services import add_pressure_services
 from ._wrap import wrap_server
@@ -32,6 +33,7 @@ __all__ = [
     "PeerTable",
     "TrustPolicy",
     "add_pressure_services",
+    "add_reflection",
     "aio_client_interceptors",
     "aio_server_interceptor",
     "client_interceptor",

@@ -1,10 +1,13 @@
 """The example server lists its services by reflection (`grpcurl -plaintext ADDR list`, as
-`make demo` suggests, needs no proto), sync and aio."""
+`make demo` suggests, needs no proto), sync and aio, and resolves a method by its full name, as
+ghz and `grpcurl describe pkg.Svc.Method` ask (protobuf's default pool alone does not)."""
 
 from __future__ import annotations
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -12,6 +15,19 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from examples.python.inventory import Inventory
 from examples.python.server import CONTRACT, background
 from memcontract import Contract, Guard
+
+
+def file_containing(channel: grpc.Channel, symbol: str) -> list[str] | grpc.StatusCode:
+    """One ``file_containing_symbol`` request, as ghz sends it: the files' names, or the
+    error's status code."""
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
+    (response,) = stub.ServerReflectionInfo(iter([request]), timeout=10)
+    if response.HasField("error_response"):
+        code = response.error_response.error_code
+        return next(c for c in grpc.StatusCode if c.value[0] == code)
+    files = response.file_descriptor_response.file_descriptor_proto
+    return [descriptor_pb2.FileDescriptorProto.FromString(f).name for f in files][:1]
 
 
 @pytest.mark.parametrize("aio", [False, True], ids=["sync", "aio"])
@@ -33,5 +49,11 @@ def test_example_server_lists_and_describes_its_services(aio: bool) -> None:
             }
             described = database.FindFileContainingSymbol("inventory_demo.v1.InventoryDemo")
             assert "inventory_demo.v1" in described.package
+            # asked of the server itself (the client's database would guess from its cache)
+            assert file_containing(channel, "inventory_demo.v1.InventoryDemo.Ping") == [
+                "inventory_demo/v1/inventory_demo.proto"
+            ]
+            for unknown in ("inventory_demo.v1.InventoryDemo.Nope", "inventory_demo.v1.Nope.Ping"):
+                assert file_containing(channel, unknown) == grpc.StatusCode.NOT_FOUND
     finally:
         inventory.close()

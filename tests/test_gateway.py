@@ -590,3 +590,31 @@ def test_help_documents_every_option() -> None:
             flag = "--" + repeated.get(name, name.replace("_", "-"))
             assert f"{flag} " in proc.stdout, flag
     assert "--config FILE" in proc.stdout
+
+
+def test_descriptor_set_reflection_lists_services_and_resolves_methods(tmp_path: Path) -> None:
+    # with --descriptor-set the gateway answers reflection itself; a method's full name (what
+    # ghz asks before calling) resolves too, and the upstream is never needed
+    from google.protobuf import descriptor_pb2
+
+    from .test_example_reflection import file_containing
+
+    fds = descriptor_pb2.FileDescriptorSet()
+    pending = [inventory_pb2.DESCRIPTOR]
+    while pending:
+        file = pending.pop()
+        if all(f.name != file.name for f in fds.file):
+            file.CopyToProto(fds.file.add())
+            pending.extend(file.dependencies)
+    path = tmp_path / "inventory.pb"
+    path.write_bytes(fds.SerializeToString())
+    flags = ("--descriptor-set", str(path), "--reflection-timeout-s", "0")
+    with (
+        gateway("127.0.0.1:1", flags=flags) as gw,
+        grpc.insecure_channel(gw.address) as channel,
+    ):
+        file = inventory_pb2.DESCRIPTOR.name
+        assert file_containing(channel, "inventory.v1.InventoryService.Ping") == [file]
+        assert file_containing(channel, "inventory.v1.InventoryService") == [file]
+        missing = file_containing(channel, "inventory.v1.InventoryService.Nope")
+        assert missing == grpc.StatusCode.NOT_FOUND

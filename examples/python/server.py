@@ -40,6 +40,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from memcontract.interceptors import (
     add_pressure_services,
+    add_reflection,
     aio_server_interceptor,
     server_interceptor,
 )
@@ -86,7 +87,7 @@ def build_sync_server(
     checker = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     add_pressure_services(server, guard)  # OpenRcaService, MemoryPressureService
-    reflection.enable_server_reflection(REFLECTED, server)
+    add_reflection(server, REFLECTED)  # methods resolve too (ghz, grpcurl describe)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     checker.set("", SERVING)
@@ -109,7 +110,7 @@ async def build_aio_server(
     checker = aio_health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     add_pressure_services(server, guard)  # OpenRcaService, MemoryPressureService
-    reflection.enable_server_reflection(REFLECTED, server)
+    add_reflection(server, REFLECTED)  # methods resolve too (ghz, grpcurl describe)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     await checker.set("", SERVING)

@@ -29,6 +29,7 @@ import grpc.aio
 
 from memcontract.contract import Contract
 from memcontract.guard import Guard
+from memcontract.interceptors import add_reflection
 from memcontract.interceptors._shared import ServerSide
 from memcontract.peers import TrustPolicy
 
@@ -180,7 +181,7 @@ class Gateway:
                     pool.Add(file)
                 prefix = f"{file.package}." if file.package else ""
                 names.extend(prefix + s.name for s in file.service)
-        reflection.enable_server_reflection(names, self.server, pool=pool)
+        add_reflection(self.server, names, pool=pool)
 
     def bind(self) -> int:
         """Bind the listening address (TLS when configured); the port bound."""
