@@ -52,7 +52,7 @@ def test_sample_contract_is_ok() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
         f"OK {SAMPLE}: version v1.2, module transaction-processor (budget 1800 MiB, "
-        "alloc 12.5 MiB/s, interval 500 ms, 1 core glob, dry_run=false)\n"
+        "alloc 12.5 MiB/s, interval 500 ms, 1 core glob, on_stuck=half_open, dry_run=false)\n"
     )
     assert result.stderr == ""
 
@@ -140,3 +140,9 @@ def test_check_names_the_position_of_the_selected_module(tmp_path: Path) -> None
         check=True,
     )
     assert "module b (2 of 2)" in out.stdout
+
+
+def test_summary_says_what_level_3_does_when_stuck() -> None:
+    result = run("tests/contracts/full.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "on_stuck=recycle" in result.stdout

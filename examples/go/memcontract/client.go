@@ -83,6 +83,17 @@ func WithMaxFailFast(d time.Duration) ClientOption {
 	return func(c *Client) { c.maxFailFast = d }
 }
 
+// WithContractFastFail is WithFastFail and WithMaxFailFast from a module
+// contract: its core_methods are never failed fast, its retry_pushback_ms is
+// the window when a callee sends no pushback, and its max_fail_fast_ms caps
+// any window (0: never fail fast), as the Python client reads them.
+func WithContractFastFail(m *memcontractv1.ModuleContract) ClientOption {
+	return func(c *Client) {
+		WithFastFail(m.GetCoreMethods(), time.Duration(m.GetRetryPushbackMs())*time.Millisecond)(c)
+		WithMaxFailFast(time.Duration(m.GetMaxFailFastMs()) * time.Millisecond)(c)
+	}
+}
+
 // NewClient returns a Client sending the pressure of src.
 func NewClient(src Source, opts ...ClientOption) *Client {
 	c := &Client{

@@ -61,3 +61,41 @@ func TestFastFailReturnsTheRemainingPushbackAndCapsIt(t *testing.T) {
 		})
 	}
 }
+
+func TestContractFastFailReadsCoreMethodsPushbackAndCap(t *testing.T) {
+	m := DefaultModule("caller")
+	m.CoreMethods = []string{"/inventory.v1.InventoryService/Ping"}
+	m.RetryPushbackMs = 700
+	m.MaxFailFastMs = 2000
+	now := time.Unix(1_800_000_000, 0)
+	c := NewClient(NewStaticSource(Pressure{}), WithContractFastFail(m))
+	c.now = func() time.Time { return now }
+	critical := Encode(Pressure{UsageRatio: 0.99, Level: LevelCritical, Module: "inventory"})
+	failsFastFor := func(pushback, method string) string {
+		tr := critical.Copy()
+		if pushback != "" {
+			tr.Set(RetryPushbackKey, pushback)
+		}
+		c.record("inv", tr, nil)
+		var got metadata.MD
+		if err := c.check("inv", method, []grpc.CallOption{grpc.Trailer(&got)}); err == nil {
+			return ""
+		}
+		return strings.Join(got.Get(RetryPushbackKey), ",")
+	}
+	if got := failsFastFor("", "/inventory.v1.InventoryService/GetItem"); got != "700" {
+		t.Errorf("no pushback: failed fast for %q ms, want the contract's 700", got)
+	}
+	if got := failsFastFor("999999", "/inventory.v1.InventoryService/GetItem"); got != "2000" {
+		t.Errorf("huge pushback: failed fast for %q ms, want the contract's cap 2000", got)
+	}
+	if got := failsFastFor("999999", "/inventory.v1.InventoryService/Ping"); got != "" {
+		t.Errorf("core method failed fast for %q ms", got)
+	}
+	m.MaxFailFastMs = 0
+	c = NewClient(NewStaticSource(Pressure{}), WithContractFastFail(m))
+	c.now = func() time.Time { return now }
+	if got := failsFastFor("999999", "/inventory.v1.InventoryService/GetItem"); got != "" {
+		t.Errorf("max_fail_fast_ms 0 still failed fast for %q ms", got)
+	}
+}

@@ -24,7 +24,7 @@
 //	inventoryv1.RegisterInventoryServiceServer(mc.Registrar(s), impl)
 //	memcontract.RegisterPressureServices(s, mc) // ORCA out of band, MemoryPressureService
 //
-//	client := memcontract.NewClient(sampler, memcontract.WithFastFail(c.Module.GetCoreMethods(), time.Second))
+//	client := memcontract.NewClient(sampler, memcontract.WithContractFastFail(c.Module))
 //	conn, err := grpc.NewClient(target, append(creds, client.DialOptions()...)...)
 //
 // Client interceptors add the process's keys to every outgoing call and

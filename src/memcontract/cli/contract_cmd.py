@@ -36,5 +36,5 @@ def _summary(module: ModuleContract) -> str:
     return (
         f"budget {fmt(module.max_heap_mb)} MiB, alloc {fmt(module.alloc_rate_mb_per_sec)} MiB/s, "
         f"interval {module.sample_interval_ms} ms, {globs} core glob{'' if globs == 1 else 's'}, "
-        f"dry_run={str(module.dry_run).lower()}"
+        f"on_stuck={module.on_stuck}, dry_run={str(module.dry_run).lower()}"
     )

@@ -112,7 +112,7 @@ func main() {
 
 	var opts []memcontract.ClientOption
 	if *fastFail {
-		opts = append(opts, memcontract.WithFastFail(module.GetCoreMethods(), time.Duration(module.GetRetryPushbackMs())*time.Millisecond))
+		opts = append(opts, memcontract.WithContractFastFail(module))
 	}
 	client := memcontract.NewClient(src, opts...)
 	conn, err := grpc.NewClient(*target, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, client.DialOptions()...)...)
