@@ -72,7 +72,11 @@ def test_short_demo_reaches_level_3_and_recovers(tmp_path: Path) -> None:
 def test_demo_says_so_when_level_3_is_not_reached(tmp_path: Path) -> None:
     roomy = tmp_path / "roomy.yaml"
     contract = (ROOT / "examples/contracts/demo.yaml").read_text()
-    roomy.write_text(contract.replace("max_heap_mb: 96", "max_heap_mb: 4096"))
+    roomy_budget = contract.replace("max_heap_mb: 96", "max_heap_mb: 4096")
+    # and a growth rate no report reaches (30,000 rows can grow 64 MiB/s: level 1)
+    roomy.write_text(
+        roomy_budget.replace("alloc_rate_mb_per_sec: 64", "alloc_rate_mb_per_sec: 4096")
+    )
     done = run_demo(
         "--short",
         "--load",
