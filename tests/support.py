@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+import grpc
+from google.protobuf import descriptor_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from memcontract import Contract, Guard
 from memcontract.contract import LadderConfig, LevelCounts, LevelThresholds, ModuleContract
 from memcontract.pressure import Level, Pressure
@@ -79,3 +83,16 @@ def pressure_from_json(j: dict[str, Any]) -> Pressure:
         module=str(j["module"]),
         sampled_at=int(j["sampled_at_unix_ms"]) / 1000,
     )
+
+
+def file_containing(channel: grpc.Channel, symbol: str) -> list[str] | grpc.StatusCode:
+    """One ``file_containing_symbol`` request, as ghz sends it: the files' names, or the
+    error's status code."""
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
+    (response,) = stub.ServerReflectionInfo(iter([request]), timeout=10)
+    if response.HasField("error_response"):
+        code = response.error_response.error_code
+        return next(c for c in grpc.StatusCode if c.value[0] == code)
+    files = response.file_descriptor_response.file_descriptor_proto
+    return [descriptor_pb2.FileDescriptorProto.FromString(f).name for f in files][:1]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pb2
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -16,18 +14,7 @@ from examples.python.inventory import Inventory
 from examples.python.server import CONTRACT, background
 from memcontract import Contract, Guard
 
-
-def file_containing(channel: grpc.Channel, symbol: str) -> list[str] | grpc.StatusCode:
-    """One ``file_containing_symbol`` request, as ghz sends it: the files' names, or the
-    error's status code."""
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
-    (response,) = stub.ServerReflectionInfo(iter([request]), timeout=10)
-    if response.HasField("error_response"):
-        code = response.error_response.error_code
-        return next(c for c in grpc.StatusCode if c.value[0] == code)
-    files = response.file_descriptor_response.file_descriptor_proto
-    return [descriptor_pb2.FileDescriptorProto.FromString(f).name for f in files][:1]
+from .support import file_containing
 
 
 @pytest.mark.parametrize("aio", [False, True], ids=["sync", "aio"])

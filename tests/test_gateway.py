@@ -597,7 +597,7 @@ def test_descriptor_set_reflection_lists_services_and_resolves_methods(tmp_path:
     # ghz asks before calling) resolves too, and the upstream is never needed
     from google.protobuf import descriptor_pb2
 
-    from .test_example_reflection import file_containing
+    from .support import file_containing
 
     fds = descriptor_pb2.FileDescriptorSet()
     pending = [inventory_pb2.DESCRIPTOR]

@@ -11,11 +11,19 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// critical is what a callee at level 3 sends in its trailers.
+var critical = Encode(Pressure{UsageRatio: 0.99, Level: LevelCritical, Module: "inventory"})
+
+// clockedClient is a Client whose clock reads *now.
+func clockedClient(now *time.Time, opts ...ClientOption) *Client {
+	c := NewClient(NewStaticSource(Pressure{}), opts...)
+	c.now = func() time.Time { return *now }
+	return c
+}
+
 func TestFastFailReturnsTheRemainingPushbackAndCapsIt(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	c := NewClient(NewStaticSource(Pressure{}), WithFastFail(nil, time.Second), WithMaxFailFast(30*time.Second))
-	c.now = func() time.Time { return now }
-	critical := Encode(Pressure{UsageRatio: 0.99, Level: LevelCritical, Module: "inventory"})
+	c := clockedClient(&now, WithFastFail(nil, time.Second), WithMaxFailFast(30*time.Second))
 
 	tests := []struct {
 		name     string
@@ -68,9 +76,7 @@ func TestContractFastFailReadsCoreMethodsPushbackAndCap(t *testing.T) {
 	m.RetryPushbackMs = 700
 	m.MaxFailFastMs = 2000
 	now := time.Unix(1_800_000_000, 0)
-	c := NewClient(NewStaticSource(Pressure{}), WithContractFastFail(m))
-	c.now = func() time.Time { return now }
-	critical := Encode(Pressure{UsageRatio: 0.99, Level: LevelCritical, Module: "inventory"})
+	c := clockedClient(&now, WithContractFastFail(m))
 	failsFastFor := func(pushback, method string) string {
 		tr := critical.Copy()
 		if pushback != "" {
@@ -93,8 +99,7 @@ func TestContractFastFailReadsCoreMethodsPushbackAndCap(t *testing.T) {
 		t.Errorf("core method failed fast for %q ms", got)
 	}
 	m.MaxFailFastMs = 0
-	c = NewClient(NewStaticSource(Pressure{}), WithContractFastFail(m))
-	c.now = func() time.Time { return now }
+	c = clockedClient(&now, WithContractFastFail(m))
 	if got := failsFastFor("999999", "/inventory.v1.InventoryService/GetItem"); got != "" {
 		t.Errorf("max_fail_fast_ms 0 still failed fast for %q ms", got)
 	}
