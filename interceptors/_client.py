@@ -14,6 +14,8 @@ from memcontract.peers import PeerTable, TrustPolicy
 
 from ._shared import SHED_CODE, ClientSide, fast_fail_details, new_tuple
 
+_PRESSURE_BIN = wire.PRESSURE_BIN  # a local name: looked up on every call
+
 
 class _CallDetails(
     collections.namedtuple(
@@ -107,26 +109,19 @@ class MemoryClientInterceptor(
         trust: TrustPolicy | None = None,
     ) -> None:
         self.side = ClientSide(guard, target, peers, trust)
-        self._on_done = self._record
+        # A call with no metadata of its own (nearly every call) sends the snapshot's tuple.
+        self._guard = guard
 
     def _record(self, call: Any) -> None:
-        # A finished unary call (grpcio's outcome, holding the call as ``_call``) has its
-        # trailers in its state already; grpcio's accessor would take the call's lock and build
-        # a closure to wait for what is there. Other calls go through the public accessor.
-        try:
-            state = call._call._state
-            trailers = state.trailing_metadata
-        except AttributeError:
-            state = getattr(call, "_state", None)  # an error, or a streaming call
-            trailers = None
+        # A call that is not a finished unary outcome: an error, a future, or a stream.
+        state = getattr(call, "_state", None)
         side = self.side
         if side.learns_target:
             side.learn_target(getattr(state, "target", None))
-        if trailers is None:
-            try:
-                trailers = call.trailing_metadata()
-            except Exception:  # a failed or odd call object: nothing to read
-                return
+        try:
+            trailers = call.trailing_metadata()
+        except Exception:  # a failed or odd call object: nothing to read
+            return
         side.record(trailers)
 
     def _call(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
@@ -134,19 +129,44 @@ class MemoryClientInterceptor(
         details = client_call_details
         if side.blocked_until and side.fails_fast(details.method):
             return FastFailure(fast_fail_details(side.target), side.pushback_ms())
-        new_details = new_tuple(
-            _CallDetails,
-            (
-                details.method,
-                details.timeout,
-                side.outgoing(details.metadata),
-                details.credentials,
-                getattr(details, "wait_for_ready", None),
-                getattr(details, "compression", None),
+        metadata = details.metadata
+        try:  # grpcio's own details carry all six fields; a user's may predate the last two
+            wait_for_ready, compression = details.wait_for_ready, details.compression
+        except AttributeError:
+            wait_for_ready = getattr(details, "wait_for_ready", None)
+            compression = getattr(details, "compression", None)
+        call = continuation(
+            new_tuple(
+                _CallDetails,
+                (
+                    details.method,
+                    details.timeout,
+                    side.outgoing(metadata) if metadata else self._guard.snapshot.request_metadata,
+                    details.credentials,
+                    wait_for_ready,
+                    compression,
+                ),
             ),
+            request,
         )
-        call = continuation(new_details, request)
-        call.add_done_callback(self._on_done)
+        # A blocking unary call (grpcio's outcome, holding the finished call as ``_call``) has
+        # its trailers in its state already: read them here, without grpcio's accessor (which
+        # takes the call's lock) or a done-callback. Anything else is read when it is done.
+        try:
+            state = call._call._state
+        except AttributeError:
+            call.add_done_callback(self._record)
+            return call
+        if side.learns_target:
+            side.learn_target(getattr(state, "target", None))
+        trailers = state.trailing_metadata
+        # The callee resent what it sent last (its own key last, as a memcontract server puts
+        # it) and the table entry is fresh: nothing to record. ClientSide.record does the rest.
+        if trailers and side.last_bin is not None:
+            key, value = trailers[-1]
+            if key == _PRESSURE_BIN and value == side.last_bin and side.clock() < side.fresh_until:
+                return call
+        side.record(trailers)
         return call
 
     # One body for the four arities (grpcio passes the request or the request iterator in

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from memcontract import wire
 from memcontract.guard import Guard, Snapshot
 from memcontract.peer import bind, bind_peer_pressure, unbind, unbind_peer_pressure
 from memcontract.peers import TrustPolicy
@@ -90,9 +91,15 @@ def make_sync_behavior(
             # trust policy a caller needs nothing but the decode; any other policy is asked
             # first, in caller_pressure(), so an untrusted caller's headers are never decoded.
             count_call()
-            metadata = context.invocation_metadata()
+            try:  # a grpcio sync server's context: its fields, without a method call each
+                metadata = context._rpc_event.invocation_metadata
+            except AttributeError:
+                metadata = context.invocation_metadata()
             if trust_all:
-                decoded = decode(metadata)
+                # decode()'s own first step, inline: the same caller's same metadata again.
+                seen, decoded = wire._LAST
+                if metadata != seen:
+                    decoded = decode(metadata)
                 peer = decoded.pressure
                 if decoded.invalid:
                     count_invalid(telemetry, decoded.invalid)
@@ -117,7 +124,10 @@ def make_sync_behavior(
                 if token is not None:
                     unbind(token)
                 if merge_at_end:
-                    theirs = context.trailing_metadata()
+                    try:
+                        theirs = context._state.trailing_metadata
+                    except AttributeError:
+                        theirs = context.trailing_metadata()
                     if theirs is not ours:  # the handler set its own (or aborted with them)
                         context.set_trailing_metadata(merged(theirs, ours))
 

@@ -196,12 +196,13 @@ class ClientSide:
         # The table's own dict: empty unless some target is at level 3, so the adapters test it
         # before calling fails_fast() (a call costs one truth test while nobody is).
         self.blocked_until = self.peers.blocked_until
-        self._clock = self.peers.clock
+        self.clock = self.peers.clock
         # The callee resends the same -bin bytes until its sampler runs again: while they are
         # unchanged (and not level 3) a call only checks them, and the table entry is refreshed
-        # a few times per ttl instead of on every call.
-        self._last_bin: object = None
-        self._fresh_until = 0.0
+        # a few times per ttl instead of on every call. Public for the sync adapter, which
+        # makes that check inline (last_bin is only ever set for a trusted callee).
+        self.last_bin: object = None
+        self.fresh_until = 0.0
 
     def learn_target(self, target: str | bytes | None) -> None:
         """Key this channel by ``target``, its own target as grpcio reports it (once)."""
@@ -212,6 +213,7 @@ class ClientSide:
         self._trusted = self.trust.trusts_target(target)
         self.target = target
         self.learns_target = False
+        self.last_bin = None
 
     def outgoing(self, metadata: Iterable[tuple[str, Any]] | None) -> Metadata:
         """The call's metadata plus this process's keys (any stale copies of ours dropped)."""
@@ -254,9 +256,9 @@ class ClientSide:
                     for key, value in trailers:
                         if key == _PRESSURE_BIN:
                             raw = value
-            if raw is not None and raw == self._last_bin and self._clock() < self._fresh_until:
+            if raw is not None and raw == self.last_bin and self.clock() < self.fresh_until:
                 return
-            self._last_bin = None
+            self.last_bin = None
             decoded = decode(trailers)
             count_invalid(self.telemetry, decoded.invalid)
             pressure = decoded.pressure
@@ -264,8 +266,8 @@ class ClientSide:
                 return
             self.peers.record(self.target, pressure, _pushback(trailers))
             if raw is not None and not decoded.invalid and pressure.level != Level.CRITICAL:
-                self._last_bin = raw
-                self._fresh_until = self._clock() + self.peers.ttl / 4
+                self.last_bin = raw
+                self.fresh_until = self.clock() + self.peers.ttl / 4
         except Exception:  # a hook never breaks an RPC
             self.telemetry.add(HOOK_ERRORS, 1, {"hook": "client.record"})
             log.exception("memcontract: reading the callee's trailers failed")

@@ -333,6 +333,7 @@ def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
     return hit
 
 
+# The last (metadata, result): the sync server adapter compares against it inline too.
 _LAST: tuple[object, Decoded] = ((), _NOTHING)
 
 
