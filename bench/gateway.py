@@ -9,7 +9,9 @@ Upstreams: a Python grpc.aio echo server (child process; 100-byte unary ``Echo``
 answers with memcontract's trailer keys (a constant set, as a memcontract server sends them),
 the Go one with its real interceptor's. A third gateway, ``naive-bidi``, knows no arities (no
 descriptor set, no reflection): every call goes as a raw bidi stream, to show what the
-arity-aware unary path saves.
+arity-aware unary path saves. The issue's reference points run beside them: ``minimal-proxy``
+(an arity-aware unary grpc.aio proxy with no pressure logic) and ``sync-minimal-proxy`` (the
+same in sync grpcio), each forwarding to the same echo upstream.
 
 Figures (medians over rounds; ratios are per-round ratios, then the median):
 
@@ -125,6 +127,30 @@ async def _minimal_proxy(upstream: str) -> None:
     await server.stop(0)
 
 
+def _sync_minimal_proxy(upstream: str) -> None:
+    # The issue's third reference point: the minimal unary proxy in sync grpcio (a thread per
+    # call, the forwarded call made blocking on that thread). Port on stdout.
+    from concurrent import futures
+
+    forward = grpc.insecure_channel(upstream).unary_unary("/bench.Echo/Echo")
+
+    def echo(request: bytes, context: Any) -> bytes:
+        response, call = forward.with_call(request, metadata=context.invocation_metadata())
+        context.set_trailing_metadata(call.trailing_metadata())
+        return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(32))
+    handler = grpc.unary_unary_rpc_method_handler(echo)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(json.dumps({"port": port}), flush=True)
+    sys.stdin.read()
+    server.stop(0)
+
+
 def echo_descriptor_set(path: Path) -> None:
     """A FileDescriptorSet naming bench.Echo's arities (for ``--descriptor-set``)."""
     file = descriptor_pb2.FileDescriptorProto(name="bench.proto", package="bench", syntax="proto3")
@@ -221,6 +247,7 @@ PAIRS = {
     "gateway": "direct",
     "naive-bidi": "direct",
     "minimal-proxy": "direct",
+    "sync-minimal-proxy": "direct",
     "gateway-stream": "direct-stream",
     "go-gateway": "go-direct",
     "go-gateway-stream": "go-direct-stream",
@@ -321,13 +348,16 @@ async def run(args: argparse.Namespace) -> None:
         naive, naive_addr = start_gateway(reporting, contract, "--reflection-timeout-s", "0")
         minimal = Proc([sys.executable, __file__, "--minimal-proxy", reporting])
         minimal_addr = f"127.0.0.1:{minimal.first['port']}"
-        procs += [gw, naive, minimal]
+        sync_minimal = Proc([sys.executable, __file__, "--sync-minimal-proxy", reporting])
+        sync_minimal_addr = f"127.0.0.1:{sync_minimal.first['port']}"
+        procs += [gw, naive, minimal, sync_minimal]
         # variant -> (address, workload, processes whose CPU counts)
         variants: dict[str, tuple[str, str, dict[str, Proc]]] = {
             "direct": (bare, "echo-unary", {"upstream": echo}),
             "gateway": (gw_addr, "echo-unary", {"gateway": gw}),
             "naive-bidi": (naive_addr, "echo-unary", {"gateway": naive}),
             "minimal-proxy": (minimal_addr, "echo-unary", {"gateway": minimal}),
+            "sync-minimal-proxy": (sync_minimal_addr, "echo-unary", {"gateway": sync_minimal}),
             "direct-stream": (bare, "echo-stream", {"upstream": echo}),
             "gateway-stream": (gw_addr, "echo-stream", {"gateway": gw}),
         }
@@ -421,12 +451,16 @@ def main() -> None:
     parser.add_argument("--no-go", action="store_true", help="skip the Go upstream")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--minimal-proxy", metavar="UPSTREAM", help=argparse.SUPPRESS)
+    parser.add_argument("--sync-minimal-proxy", metavar="UPSTREAM", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         asyncio.run(_child())
         return
     if args.minimal_proxy:
         asyncio.run(_minimal_proxy(args.minimal_proxy))
+        return
+    if args.sync_minimal_proxy:
+        _sync_minimal_proxy(args.sync_minimal_proxy)
         return
     if args.quick:
         args.rounds, args.seconds = 2, 0.5

@@ -91,9 +91,13 @@ class Arities:
             self.add_files(_reflected_files(channel, timeout))
         except grpc.RpcError as err:
             (log.debug if quiet else log.warning)(
-                "memcontract gateway: no reflection from %s (%s): its methods go as raw streams",
+                "memcontract gateway: no reflection from %s (%s): %s",
                 target,
                 err.code() if hasattr(err, "code") else err,
+                # Descriptor sets are loaded first: what they name keeps its arity.
+                "methods no descriptor set names go as raw streams"
+                if self._known
+                else "its methods go as raw streams",
             )
             return False
         return True
