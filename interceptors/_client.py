@@ -109,8 +109,6 @@ class MemoryClientInterceptor(
         trust: TrustPolicy | None = None,
     ) -> None:
         self.side = ClientSide(guard, target, peers, trust)
-        # A call with no metadata of its own (nearly every call) sends the snapshot's tuple.
-        self._guard = guard
 
     def _record(self, call: Any) -> None:
         # A call that is not a finished unary outcome: an error, a future, or a stream.
@@ -141,7 +139,8 @@ class MemoryClientInterceptor(
                 (
                     details.method,
                     details.timeout,
-                    side.outgoing(metadata) if metadata else self._guard.snapshot.request_metadata,
+                    # A call with no metadata of its own (nearly all) sends the snapshot's tuple.
+                    side.outgoing(metadata) if metadata else side.guard.snapshot.request_metadata,
                     details.credentials,
                     wait_for_ready,
                     compression,
