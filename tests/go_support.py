@@ -23,9 +23,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 GODIR = REPO / "examples" / "go"
+GOLIB = REPO / "go"
 GO_CONTRACT = GODIR / "contracts" / "memory_contract.yaml"
 REQUIRE_ENV = "MEMCONTRACT_REQUIRE_GO"
-BINARIES = ("inventory", "order", "vectorenc", "contractdump", "wrrclient", "relayclient")
+# What each module builds: (module directory, package pattern, the binaries it makes).
+BUILDS = (
+    (GODIR, "./cmd/...", ("inventory", "order", "contractdump", "wrrclient", "relayclient")),
+    (GOLIB, "./internal/cmd/...", ("vectorenc",)),
+)
 BUILD_TIMEOUT = 600.0
 
 
@@ -48,27 +53,30 @@ def child_env() -> dict[str, str]:
 
 
 def build(outdir: Path) -> Path:
-    """Build ``examples/go/cmd/...`` into ``outdir`` (skips or fails when Go is unavailable)."""
+    """Build the example commands and the library's vector encoder into ``outdir`` (skips or
+    fails when Go is unavailable)."""
     go = shutil.which("go")
     if go is None:
         unavailable("no 'go' on PATH")
-    try:
-        proc = subprocess.run(
-            [go, "build", "-o", f"{outdir}{os.sep}", "./cmd/..."],
-            cwd=GODIR,
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        unavailable(f"go build ./cmd/... took over {BUILD_TIMEOUT:.0f} s")
-    if proc.returncode != 0:
-        unavailable(f"go build ./cmd/... failed:\n{proc.stderr.strip()}")
-    missing = [b for b in BINARIES if not (outdir / b).is_file()]
-    if missing:
-        unavailable(f"go build ./cmd/... made no {', '.join(missing)}")
+    for moddir, pattern, binaries in BUILDS:
+        what = f"go build {pattern} in {moddir.relative_to(REPO)}"
+        try:
+            proc = subprocess.run(
+                [go, "build", "-o", f"{outdir}{os.sep}", pattern],
+                cwd=moddir,
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            unavailable(f"{what} took over {BUILD_TIMEOUT:.0f} s")
+        if proc.returncode != 0:
+            unavailable(f"{what} failed:\n{proc.stderr.strip()}")
+        missing = [b for b in binaries if not (outdir / b).is_file()]
+        if missing:
+            unavailable(f"{what} made no {', '.join(missing)}")
     return outdir
 
 

@@ -2,7 +2,8 @@
 
 Real grpcio servers and channels on 127.0.0.1 talk to the Go ``order`` client and ``inventory``
 server (``examples/go/cmd``), built once per session into a temporary directory; Go's wire
-encoding (``vectorenc``) and contract loader (``contractdump``) are compared with Python's.
+encoding (``vectorenc``, in the library module's ``go/internal/cmd``) and contract loader
+(``contractdump``) are compared with Python's.
 Without Go these tests skip; with ``MEMCONTRACT_REQUIRE_GO=1`` they fail instead.
 """
 

@@ -35,7 +35,7 @@ type Client struct {
 	maxPeers int
 	now      func() time.Time
 
-	fastFail    *CoreMatcher
+	fastFail    *coreMatcher
 	pushback    time.Duration
 	maxFailFast time.Duration
 
@@ -72,7 +72,7 @@ func WithMaxPeers(n int) ClientOption {
 // are the full-method globs that are never failed fast.
 func WithFastFail(coreGlobs []string, pushback time.Duration) ClientOption {
 	return func(c *Client) {
-		c.fastFail = NewCoreMatcher(coreGlobs)
+		c.fastFail = newCoreMatcher(coreGlobs)
 		c.pushback = pushback
 	}
 }
@@ -145,7 +145,7 @@ func (c *Client) outgoing(ctx context.Context) context.Context {
 	for _, k := range []string{UsageKey, CapacityKey, ContractKey, LevelKey, PressureBinKey} {
 		delete(md, k)
 	}
-	kv := EncodePairs(c.source.Pressure())
+	kv := encodePairs(c.source.Pressure())
 	for i := 0; i < len(kv); i += 2 {
 		md.Append(kv[i], kv[i+1])
 	}
@@ -298,7 +298,7 @@ func fromStatusDetails(err error) (p Pressure, ok bool, pushback time.Duration, 
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *memcontractv1.MemoryPressure:
-			if got, err := PressureFromProto(d); err == nil {
+			if got, err := pressureFromProto(d); err == nil {
 				p, ok = got, true
 			}
 		case *errdetails.RetryInfo:

@@ -12,7 +12,7 @@ import (
 )
 
 // critical is what a callee at level 3 sends in its trailers.
-var critical = Encode(Pressure{UsageRatio: 0.99, Level: LevelCritical, Module: "inventory"})
+var critical = encode(Pressure{UsageRatio: 0.99, Level: LevelCritical, Module: "inventory"})
 
 // clockedClient is a Client whose clock reads *now.
 func clockedClient(now *time.Time, opts ...ClientOption) *Client {

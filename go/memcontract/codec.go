@@ -43,10 +43,10 @@ var (
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
-// FormatUsage formats a usage ratio as the x-memory-usage value: the ratio
+// formatUsage formats a usage ratio as the x-memory-usage value: the ratio
 // clamped to [0, 10] in percent with one decimal, a trailing ".0" dropped,
 // and "%" appended ("68.4%", "68%").
-func FormatUsage(ratio float64) string {
+func formatUsage(ratio float64) string {
 	if math.IsNaN(ratio) {
 		ratio = 0
 	}
@@ -55,13 +55,13 @@ func FormatUsage(ratio float64) string {
 	return strings.TrimSuffix(s, ".0") + "%"
 }
 
-// EncodePairs returns the x-memory-* keys of p as key/value pairs in wire
+// encodePairs returns the x-memory-* keys of p as key/value pairs in wire
 // order: usage, capacity, contract (omitted when empty), level, pressure-bin.
 // The -bin value is the raw serialized message (gRPC base64-encodes it).
-func EncodePairs(p Pressure) []string {
+func encodePairs(p Pressure) []string {
 	kv := make([]string, 0, 10)
 	kv = append(kv,
-		UsageKey, FormatUsage(p.UsageRatio),
+		UsageKey, formatUsage(p.UsageRatio),
 		CapacityKey, strconv.FormatUint(p.CapacityBytes/MiB, 10),
 	)
 	if p.ContractVersion != "" {
@@ -74,19 +74,19 @@ func EncodePairs(p Pressure) []string {
 	return kv
 }
 
-// Encode returns the x-memory-* keys of p as metadata.
-func Encode(p Pressure) metadata.MD {
-	return metadata.Pairs(EncodePairs(p)...)
+// encode returns the x-memory-* keys of p as metadata.
+func encode(p Pressure) metadata.MD {
+	return metadata.Pairs(encodePairs(p)...)
 }
 
-// LoadReport returns the ORCA load report of p: mem_utilization is the usage
+// loadReport returns the ORCA load report of p: mem_utilization is the usage
 // ratio clamped to [0, 1], application_utilization the usage ratio (see
-// AppUtilization); the named metrics are the level and the alloc-rate
+// appUtilization); the named metrics are the level and the alloc-rate
 // ratio. Call rates are not part of a pressure: a Server adds them.
-func LoadReport(p Pressure) *v3orcapb.OrcaLoadReport {
+func loadReport(p Pressure) *v3orcapb.OrcaLoadReport {
 	return &v3orcapb.OrcaLoadReport{
-		MemUtilization:         MemUtilization(p),
-		ApplicationUtilization: AppUtilization(p),
+		MemUtilization:         memUtilization(p),
+		ApplicationUtilization: appUtilization(p),
 		NamedMetrics: map[string]float64{
 			LevelMetricName:          float64(p.Level),
 			AllocRateRatioMetricName: p.AllocRateRatio,
@@ -94,15 +94,15 @@ func LoadReport(p Pressure) *v3orcapb.OrcaLoadReport {
 	}
 }
 
-// MarshalLoadReport returns the deterministic serialization of
-// LoadReport(p), the value of endpoint-load-metrics-bin.
-func MarshalLoadReport(p Pressure) ([]byte, error) {
-	return deterministic.Marshal(LoadReport(p))
+// marshalLoadReport returns the deterministic serialization of
+// loadReport(p), the value of endpoint-load-metrics-bin.
+func marshalLoadReport(p Pressure) ([]byte, error) {
+	return deterministic.Marshal(loadReport(p))
 }
 
-// MemUtilization returns the usage ratio clamped to [0, 1], as ORCA's
+// memUtilization returns the usage ratio clamped to [0, 1], as ORCA's
 // mem_utilization requires.
-func MemUtilization(p Pressure) float64 {
+func memUtilization(p Pressure) float64 {
 	if math.IsNaN(p.UsageRatio) {
 		return 0
 	}
@@ -113,9 +113,9 @@ func validText(v string) bool {
 	return len(v) <= maxValueLen && utf8.ValidString(v)
 }
 
-// ParseUsage parses an x-memory-usage value ("68", "68%", "68.4%") into a
+// parseUsage parses an x-memory-usage value ("68", "68%", "68.4%") into a
 // usage ratio. Values above 1000% are rejected.
-func ParseUsage(v string) (float64, bool) {
+func parseUsage(v string) (float64, bool) {
 	if !validText(v) || !usageRE.MatchString(v) {
 		return 0, false
 	}
@@ -126,8 +126,8 @@ func ParseUsage(v string) (float64, bool) {
 	return f / 100, true
 }
 
-// ParseCapacity parses an x-memory-capacity value (MiB) into bytes.
-func ParseCapacity(v string) (uint64, bool) {
+// parseCapacity parses an x-memory-capacity value (MiB) into bytes.
+func parseCapacity(v string) (uint64, bool) {
 	if !validText(v) || !capacityRE.MatchString(v) {
 		return 0, false
 	}
@@ -138,29 +138,29 @@ func ParseCapacity(v string) (uint64, bool) {
 	return n * MiB, true
 }
 
-// ParseContract validates an x-memory-contract value.
-func ParseContract(v string) (string, bool) {
+// parseContract validates an x-memory-contract value.
+func parseContract(v string) (string, bool) {
 	if !validText(v) || !contractRE.MatchString(v) {
 		return "", false
 	}
 	return v, true
 }
 
-// ParseLevel parses an x-memory-level value.
-func ParseLevel(v string) (Level, bool) {
+// parseLevel parses an x-memory-level value.
+func parseLevel(v string) (Level, bool) {
 	if !validText(v) || !levelRE.MatchString(v) {
 		return 0, false
 	}
 	return Level(v[0] - '0'), true
 }
 
-// ParsePressureBin parses an x-memory-pressure-bin value (raw bytes). It
+// parsePressureBin parses an x-memory-pressure-bin value (raw bytes). It
 // fails when the bytes do not unmarshal, the level is not 1..4 on the wire,
 // or the usage ratio or an allocation rate is not a finite non-negative
 // number. A usage ratio above 10 (1000 %) is read as 10, as x-memory-usage
 // carries it.
-func ParsePressureBin(b []byte) (Pressure, bool) {
-	if len(b) > MaxBinBytes {
+func parsePressureBin(b []byte) (Pressure, bool) {
+	if len(b) > maxBinBytes {
 		return Pressure{}, false
 	}
 	var m memcontractv1.MemoryPressure
@@ -168,11 +168,11 @@ func ParsePressureBin(b []byte) (Pressure, bool) {
 		return Pressure{}, false
 	}
 	if v := m.GetContractVersion(); v != "" {
-		if _, ok := ParseContract(v); !ok {
+		if _, ok := parseContract(v); !ok {
 			return Pressure{}, false
 		}
 	}
-	p, err := PressureFromProto(&m)
+	p, err := pressureFromProto(&m)
 	if err != nil || !finiteNonNegative(p.AllocRateBytesPerSec) || !finiteNonNegative(p.AllocRateRatio) {
 		return Pressure{}, false
 	}
@@ -189,9 +189,9 @@ func finiteNonNegative(f float64) bool {
 // the usage ratio of x-memory-pressure-bin alike): 1000 %.
 const maxUsagePercent = 1000
 
-// MaxBinBytes bounds an x-memory-pressure-bin value: the message carries a
+// maxBinBytes bounds an x-memory-pressure-bin value: the message carries a
 // handful of scalars, so anything larger is not a peer's pressure.
-const MaxBinBytes = 1024
+const maxBinBytes = 1024
 
 // Decode reads a peer's pressure from metadata (request headers on a server,
 // trailers on a client). Each value of each x-memory-* key is checked; an
@@ -208,35 +208,35 @@ func Decode(md metadata.MD) (p Pressure, ok bool, invalid int) {
 		binOK    bool
 	)
 	for _, v := range md.Get(UsageKey) {
-		if r, good := ParseUsage(v); good {
+		if r, good := parseUsage(v); good {
 			text.UsageRatio, haveText = r, true
 		} else {
 			invalid++
 		}
 	}
 	for _, v := range md.Get(CapacityKey) {
-		if c, good := ParseCapacity(v); good {
+		if c, good := parseCapacity(v); good {
 			text.CapacityBytes = c
 		} else {
 			invalid++
 		}
 	}
 	for _, v := range md.Get(ContractKey) {
-		if c, good := ParseContract(v); good {
+		if c, good := parseContract(v); good {
 			text.ContractVersion = c
 		} else {
 			invalid++
 		}
 	}
 	for _, v := range md.Get(LevelKey) {
-		if l, good := ParseLevel(v); good {
+		if l, good := parseLevel(v); good {
 			text.Level, haveText = l, true
 		} else {
 			invalid++
 		}
 	}
 	for _, v := range md.Get(PressureBinKey) {
-		if b, good := ParsePressureBin([]byte(v)); good {
+		if b, good := parsePressureBin([]byte(v)); good {
 			bin, binOK = b, true
 		} else {
 			invalid++

@@ -94,7 +94,7 @@ func wire(k, v string) string {
 func TestEncodeVectors(t *testing.T) {
 	for _, v := range loadVectors(t) {
 		t.Run(v.Name, func(t *testing.T) {
-			kv := EncodePairs(v.pressure())
+			kv := encodePairs(v.pressure())
 			var got [][2]string
 			for i := 0; i < len(kv); i += 2 {
 				got = append(got, [2]string{kv[i], wire(kv[i], kv[i+1])})
@@ -107,7 +107,7 @@ func TestEncodeVectors(t *testing.T) {
 					t.Errorf("EncodePairs()[%d] = %q, want %q", i, got[i], v.Metadata[i])
 				}
 			}
-			orca, err := MarshalLoadReport(v.pressure())
+			orca, err := marshalLoadReport(v.pressure())
 			if err != nil {
 				t.Fatalf("MarshalLoadReport() failed: %v", err)
 			}
@@ -167,8 +167,8 @@ func TestDecodeVectors(t *testing.T) {
 			if err := proto.Unmarshal(b, &r); err != nil {
 				t.Fatalf("vector ORCA report does not parse: %v", err)
 			}
-			if !proto.Equal(&r, LoadReport(v.pressure())) {
-				t.Errorf("LoadReport() = %v, want %v", LoadReport(v.pressure()), &r)
+			if !proto.Equal(&r, loadReport(v.pressure())) {
+				t.Errorf("LoadReport() = %v, want %v", loadReport(v.pressure()), &r)
 			}
 		})
 	}
@@ -217,17 +217,17 @@ func TestParseVectors(t *testing.T) {
 		)
 		switch c.Key {
 		case UsageKey:
-			got, ok = ParseUsage(v)
+			got, ok = parseUsage(v)
 		case CapacityKey:
-			got, ok = ParseCapacity(v)
+			got, ok = parseCapacity(v)
 		case ContractKey:
-			got, ok = ParseContract(v)
+			got, ok = parseContract(v)
 		case LevelKey:
 			var l Level
-			l, ok = ParseLevel(v)
+			l, ok = parseLevel(v)
 			got = int(l)
 		case PressureBinKey:
-			got, ok = ParsePressureBin([]byte(v))
+			got, ok = parsePressureBin([]byte(v))
 		default:
 			t.Errorf("case %d: unknown key %q", i, c.Key)
 			continue
@@ -291,7 +291,7 @@ func TestFormatUsage(t *testing.T) {
 		{0.00049, "0%"},
 	}
 	for _, tt := range tests {
-		if got := FormatUsage(tt.ratio); got != tt.want {
+		if got := formatUsage(tt.ratio); got != tt.want {
 			t.Errorf("FormatUsage(%v) = %q, want %q", tt.ratio, got, tt.want)
 		}
 	}

@@ -14,13 +14,13 @@ import (
 	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
 )
 
-// HealthMethods is the glob of the gRPC health service; it is always core.
-const HealthMethods = "/grpc.health.v1.Health/*"
+// healthMethods is the glob of the gRPC health service; it is always core.
+const healthMethods = "/grpc.health.v1.Health/*"
 
-// OutOfBandMethods are the globs of the pressure services (fleet.go); like
+// outOfBandMethods are the globs of the pressure services (fleet.go); like
 // health they are always core, so balancers and `memcontract top` keep
 // reading a process at level 3.
-var OutOfBandMethods = []string{"/xds.service.orca.v3.OpenRcaService/*", "/memcontract.v1.MemoryPressureService/*"}
+var outOfBandMethods = []string{"/xds.service.orca.v3.OpenRcaService/*", "/memcontract.v1.MemoryPressureService/*"}
 
 // ModuleEnv names the environment variable that selects the module in force
 // when none is given.
@@ -111,7 +111,7 @@ func DefaultModule(name string) *memcontractv1.ModuleContract {
 		AllocRateMbPerSec:  12.5,
 		GcTriggerRatio:     0.75,
 		RequiredGcPausesMs: "<5",
-		CoreMethods:        []string{HealthMethods},
+		CoreMethods:        []string{healthMethods},
 		SampleIntervalMs:   500,
 		Ladder: &memcontractv1.Ladder{
 			Heap:         &memcontractv1.LevelThresholds{Level1: 0.80, Level2: 0.90, Level3: 0.95},
@@ -379,19 +379,19 @@ func selectModule(w *walker, mods []*memcontractv1.ModuleContract, modulesKey *y
 	return nil
 }
 
-// CoreMatcher reports whether a full method name ("/pkg.Service/Method")
+// coreMatcher reports whether a full method name ("/pkg.Service/Method")
 // matches one of the globs, the health service or the pressure services
 // (always core). Globs follow Python's fnmatch: "*" matches any run of
 // characters including "/", "?" one character, "[seq]" and "[!seq]"
 // character classes.
-type CoreMatcher struct {
+type coreMatcher struct {
 	re *regexp.Regexp
 }
 
-// NewCoreMatcher compiles the core-method globs of a module.
-func NewCoreMatcher(globs []string) *CoreMatcher {
-	set := map[string]bool{HealthMethods: true}
-	for _, g := range OutOfBandMethods {
+// newCoreMatcher compiles the core-method globs of a module.
+func newCoreMatcher(globs []string) *coreMatcher {
+	set := map[string]bool{healthMethods: true}
+	for _, g := range outOfBandMethods {
 		set[g] = true
 	}
 	for _, g := range globs {
@@ -406,11 +406,11 @@ func NewCoreMatcher(globs []string) *CoreMatcher {
 	for i, g := range all {
 		parts[i] = "(?:" + globToRegexp(g) + ")"
 	}
-	return &CoreMatcher{re: regexp.MustCompile(`^(?s:` + strings.Join(parts, "|") + `)$`)}
+	return &coreMatcher{re: regexp.MustCompile(`^(?s:` + strings.Join(parts, "|") + `)$`)}
 }
 
 // Match reports whether method is core.
-func (m *CoreMatcher) Match(method string) bool { return m.re.MatchString(method) }
+func (m *coreMatcher) Match(method string) bool { return m.re.MatchString(method) }
 
 // globToRegexp translates a glob like Python's fnmatch.translate.
 func globToRegexp(g string) string {

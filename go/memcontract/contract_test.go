@@ -24,7 +24,7 @@ func defaultModule(name string) *memcontractv1.ModuleContract {
 		AllocRateMbPerSec:  12.5,
 		GcTriggerRatio:     0.75,
 		RequiredGcPausesMs: "<5",
-		CoreMethods:        []string{HealthMethods},
+		CoreMethods:        []string{healthMethods},
 		SampleIntervalMs:   500,
 		Ladder: &memcontractv1.Ladder{
 			Heap:         &memcontractv1.LevelThresholds{Level1: 0.80, Level2: 0.90, Level3: 0.95},
@@ -244,7 +244,7 @@ func TestDidYouMeanMatchesDifflib(t *testing.T) {
 }
 
 func TestCoreMatcher(t *testing.T) {
-	m := NewCoreMatcher([]string{"/inventory.v1.InventoryService/Ping", "/admin.*/Get?", "/x.Y/[!a]*"})
+	m := newCoreMatcher([]string{"/inventory.v1.InventoryService/Ping", "/admin.*/Get?", "/x.Y/[!a]*"})
 	tests := []struct {
 		method string
 		want   bool

@@ -33,13 +33,13 @@ const (
 	RatesHeadroom = "headroom"
 )
 
-// MinWatchInterval is the shortest interval WatchPressure honours.
-const MinWatchInterval = 100 * time.Millisecond
+// minWatchInterval is the shortest interval WatchPressure honours.
+const minWatchInterval = 100 * time.Millisecond
 
-// AppUtilization returns the usage ratio as ORCA's application_utilization:
+// appUtilization returns the usage ratio as ORCA's application_utilization:
 // not clamped above (over budget reads above 1), 0 when negative or not
 // finite.
-func AppUtilization(p Pressure) float64 {
+func appUtilization(p Pressure) float64 {
 	if math.IsNaN(p.UsageRatio) || math.IsInf(p.UsageRatio, 0) {
 		return 0
 	}
@@ -83,15 +83,15 @@ func (s *Server) reportsMemory() bool {
 	return s.module.GetOrca().GetApplicationUtilization() != UtilizationNone
 }
 
-// MinHeadroom is the least headroom orca.rates "headroom" reports: a zero
+// minHeadroom is the least headroom orca.rates "headroom" reports: a zero
 // rate would make balancers ignore the report.
-const MinHeadroom = 0.01
+const minHeadroom = 0.01
 
 func headroom(p Pressure) float64 {
 	if math.IsNaN(p.UsageRatio) || math.IsInf(p.UsageRatio, 0) {
 		return 1
 	}
-	return math.Max(1-p.UsageRatio, MinHeadroom)
+	return math.Max(1-p.UsageRatio, minHeadroom)
 }
 
 func errorRatio(rps, eps float64) float64 {
@@ -114,9 +114,9 @@ func errorRatio(rps, eps float64) float64 {
 func (s *Server) ServerMetrics() *orca.ServerMetrics {
 	sm := s.serviceMetrics()
 	p := s.source.Pressure()
-	sm.MemUtilization = MemUtilization(p)
+	sm.MemUtilization = memUtilization(p)
 	if s.reportsMemory() {
-		sm.AppUtilization = AppUtilization(p)
+		sm.AppUtilization = appUtilization(p)
 	}
 	rps, eps := s.CallRates()
 	if s.module.GetOrca().GetRates() != RatesCalls { // empty is the default, headroom
@@ -185,13 +185,13 @@ func (ps *pressureService) GetPressure(context.Context, *memcontractv1.GetPressu
 
 // WatchPressure sends the pressure at once, then on every new sample or
 // level change, at most once per requested interval (0: the module's
-// sample interval; never below MinWatchInterval).
+// sample interval; never below minWatchInterval).
 func (ps *pressureService) WatchPressure(req *memcontractv1.WatchPressureRequest, stream memcontractv1.MemoryPressureService_WatchPressureServer) error {
 	interval := time.Duration(req.GetIntervalMs()) * time.Millisecond
 	if interval == 0 {
 		interval = time.Duration(ps.server.module.GetSampleIntervalMs()) * time.Millisecond
 	}
-	interval = max(interval, MinWatchInterval)
+	interval = max(interval, minWatchInterval)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var last Pressure

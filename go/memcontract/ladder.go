@@ -2,14 +2,14 @@ package memcontract
 
 import memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
 
-// Ladder is the breach ladder of a module, as Python's memcontract.ladder:
+// breachLadder is the breach ladder of a module, as Python's memcontract.ladder:
 // each signal (heap ratio, alloc-rate ratio) has thresholds for levels 1..3;
 // a level is entered after confirm[level] consecutive samples at or above its
 // threshold on one signal, and the level in force is the highest over
 // signals. Stepping down is one level at a time, after recover_after
 // consecutive samples with every signal below the current level's threshold.
-// A Ladder is not safe for concurrent use.
-type Ladder struct {
+// A breachLadder is not safe for concurrent use.
+type breachLadder struct {
 	thresholds [2][3]float64 // [signal][level-1]
 	confirm    [3]int
 	recover    int
@@ -19,11 +19,11 @@ type Ladder struct {
 	below   int       // consecutive samples below the current level
 }
 
-// NewLadder returns the ladder of module m (defaults applied).
-func NewLadder(m *memcontractv1.ModuleContract) *Ladder {
+// newBreachLadder returns the ladder of module m (defaults applied).
+func newBreachLadder(m *memcontractv1.ModuleContract) *breachLadder {
 	l := m.GetLadder()
 	h, r, c := l.GetHeap(), l.GetAllocRate(), l.GetConfirm()
-	return &Ladder{
+	return &breachLadder{
 		thresholds: [2][3]float64{
 			{h.GetLevel1(), h.GetLevel2(), h.GetLevel3()},
 			{r.GetLevel1(), r.GetLevel2(), r.GetLevel3()},
@@ -34,11 +34,11 @@ func NewLadder(m *memcontractv1.ModuleContract) *Ladder {
 }
 
 // Level returns the level in force.
-func (l *Ladder) Level() Level { return l.level }
+func (l *breachLadder) Level() Level { return l.level }
 
 // Instant returns the highest level whose threshold a sample reaches on any
 // signal, without confirmation.
-func (l *Ladder) Instant(heapRatio, allocRateRatio float64) Level {
+func (l *breachLadder) Instant(heapRatio, allocRateRatio float64) Level {
 	values := [2]float64{heapRatio, allocRateRatio}
 	for lvl := LevelCritical; lvl > LevelNormal; lvl-- {
 		for sig, v := range values {
@@ -51,7 +51,7 @@ func (l *Ladder) Instant(heapRatio, allocRateRatio float64) Level {
 }
 
 // Observe feeds one sample and returns the level in force after it.
-func (l *Ladder) Observe(heapRatio, allocRateRatio float64) Level {
+func (l *breachLadder) Observe(heapRatio, allocRateRatio float64) Level {
 	values := [2]float64{heapRatio, allocRateRatio}
 	confirmed := LevelNormal
 	for sig, v := range values {
@@ -79,7 +79,7 @@ func (l *Ladder) Observe(heapRatio, allocRateRatio float64) Level {
 
 // confirmed updates one signal's streaks and returns the highest level it
 // has confirmed.
-func (l *Ladder) confirmed(sig int, v float64) Level {
+func (l *breachLadder) confirmed(sig int, v float64) Level {
 	confirmed := LevelNormal
 	for i := range 3 {
 		if v >= l.thresholds[sig][i] {

@@ -94,10 +94,10 @@ func (p Pressure) Proto() *memcontractv1.MemoryPressure {
 	}
 }
 
-// PressureFromProto converts a MemoryPressure message. It fails when the
+// pressureFromProto converts a MemoryPressure message. It fails when the
 // level is not one of the four ladder levels or the usage ratio is not a
 // finite non-negative number.
-func PressureFromProto(m *memcontractv1.MemoryPressure) (Pressure, error) {
+func pressureFromProto(m *memcontractv1.MemoryPressure) (Pressure, error) {
 	lvl := Level(m.GetLevel()) - 1
 	if !lvl.Valid() {
 		return Pressure{}, fmt.Errorf("memcontract: invalid breach level %d", m.GetLevel())

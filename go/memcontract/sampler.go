@@ -21,7 +21,7 @@ type Sampler struct {
 	probe    Probe
 	closer   io.Closer // the probe the sampler made, closed by Stop
 	now      func() time.Time
-	ladder   *Ladder
+	ladder   *breachLadder
 	actions  *actionRunner
 	recovery *recovery
 	hooks    []func(old, new Level, p Pressure)
@@ -99,7 +99,7 @@ func NewSampler(version string, m *memcontractv1.ModuleContract, opts ...Sampler
 		o.probe, closer = sp, sp
 	}
 	s := &Sampler{closer: closer,
-		module: m, version: version, probe: o.probe, now: o.now, ladder: NewLadder(m), hooks: o.hooks,
+		module: m, version: version, probe: o.probe, now: o.now, ladder: newBreachLadder(m), hooks: o.hooks,
 		actions: newActionRunner(defaultActions(m, o.disabled), m.GetDryRun()),
 	}
 	var recycle func(Pressure) bool

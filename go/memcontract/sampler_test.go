@@ -166,7 +166,7 @@ func TestLadderSharedSequences(t *testing.T) {
 	}
 	for _, tc := range doc.Cases {
 		t.Run(tc.Name, func(t *testing.T) {
-			l := NewLadder(DefaultModule("api"))
+			l := newBreachLadder(DefaultModule("api"))
 			got := make([]Level, len(tc.Samples))
 			for i, s := range tc.Samples {
 				got[i] = l.Observe(s.Heap, s.AllocRate)

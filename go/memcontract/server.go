@@ -47,7 +47,7 @@ type CallInfo struct {
 type Server struct {
 	source Source
 	module *memcontractv1.ModuleContract
-	core   *CoreMatcher
+	core   *coreMatcher
 	opts   serverOptions
 
 	// OnCall, when set before serving, is called after every call; a panic
@@ -67,9 +67,9 @@ type Server struct {
 	rates         atomicRates
 }
 
-// Admitter is a Source that lets a share of non-core calls through at level
+// admitter is a Source that lets a share of non-core calls through at level
 // 3 (the Sampler, once level 3 is stuck: half-open shedding).
-type Admitter interface {
+type admitter interface {
 	// AdmitFraction returns the fraction of non-core calls to admit, 0 to 1.
 	AdmitFraction() float64
 }
@@ -111,7 +111,7 @@ func WithEarlyShed() ServerOption {
 // NewServer returns a Server reporting the pressure of src under module m's
 // contract (core methods, retry pushback, dry run).
 func NewServer(src Source, m *memcontractv1.ModuleContract, opts ...ServerOption) *Server {
-	s := &Server{source: src, module: m, core: NewCoreMatcher(m.GetCoreMethods()), opts: serverOptions{trust: TrustAll()}}
+	s := &Server{source: src, module: m, core: newCoreMatcher(m.GetCoreMethods()), opts: serverOptions{trust: TrustAll()}}
 	for _, o := range opts {
 		o(&s.opts)
 	}
@@ -211,7 +211,7 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 			s.untrusted.Add(1)
 		}
 	}
-	trailer := Encode(st.info.Own)
+	trailer := encode(st.info.Own)
 	if s.sheds(st.info.Own, method) {
 		s.shed.Add(1)
 		trailer.Set(RetryPushbackKey, strconv.FormatUint(uint64(s.module.GetRetryPushbackMs()), 10))
@@ -232,7 +232,7 @@ func (s *Server) sheds(own Pressure, method string) bool {
 	if own.Level < LevelCritical || s.core.Match(method) || s.module.GetDryRun() {
 		return false
 	}
-	a, ok := s.source.(Admitter)
+	a, ok := s.source.(admitter)
 	if !ok {
 		return true
 	}
@@ -267,9 +267,9 @@ func (s *Server) shedStatus(own Pressure, method string) *status.Status {
 // service's own metrics and the call rates.
 func (s *Server) recordORCA(ctx context.Context, own Pressure) {
 	if r := orca.CallMetricsRecorderFromContext(ctx); r != nil {
-		r.SetMemoryUtilization(MemUtilization(own))
+		r.SetMemoryUtilization(memUtilization(own))
 		if s.reportsMemory() {
-			r.SetApplicationUtilization(AppUtilization(own))
+			r.SetApplicationUtilization(appUtilization(own))
 		}
 		r.SetNamedMetric(LevelMetricName, float64(own.Level))
 		r.SetNamedMetric(AllocRateRatioMetricName, own.AllocRateRatio)

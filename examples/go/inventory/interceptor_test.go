@@ -104,10 +104,19 @@ func checkTrailer(t *testing.T, tr metadata.MD, want memcontract.Pressure) {
 	if err := proto.Unmarshal([]byte(orca[0]), &r); err != nil {
 		t.Fatalf("ORCA report does not parse: %v", err)
 	}
-	// Under the default orca rates, headroom, rps_fractional is the memory
-	// headroom (these calls come before the first rates window: no errors).
-	wantReport := memcontract.LoadReport(want)
-	wantReport.RpsFractional = math.Max(1-want.UsageRatio, memcontract.MinHeadroom)
+	// Both utilizations are the usage ratio (these pressures are within
+	// budget). Under the default orca rates, headroom, rps_fractional is the
+	// memory headroom, floored at 1% (these calls come before the first rates
+	// window: no errors).
+	wantReport := &v3orcapb.OrcaLoadReport{
+		MemUtilization:         want.UsageRatio,
+		ApplicationUtilization: want.UsageRatio,
+		RpsFractional:          math.Max(1-want.UsageRatio, 0.01),
+		NamedMetrics: map[string]float64{
+			memcontract.LevelMetricName:          float64(want.Level),
+			memcontract.AllocRateRatioMetricName: want.AllocRateRatio,
+		},
+	}
 	if !proto.Equal(&r, wantReport) {
 		t.Errorf("ORCA report = %v, want %v", &r, wantReport)
 	}

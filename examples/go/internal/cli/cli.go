@@ -95,7 +95,7 @@ func Forced(version string, m *memcontractv1.ModuleContract, usage float64, leve
 	capacity := uint64(m.GetMaxHeapMb() * memcontract.MiB)
 	lvl := memcontract.Level(level)
 	if level < 0 {
-		lvl = memcontract.NewLadder(m).Instant(usage, allocRateRatio)
+		lvl = thresholdLevel(m, usage, allocRateRatio)
 	}
 	return memcontract.Pressure{
 		UsageRatio:           usage,
@@ -107,6 +107,21 @@ func Forced(version string, m *memcontractv1.ModuleContract, usage float64, leve
 		ContractVersion:      version,
 		Module:               m.GetName(),
 	}
+}
+
+// thresholdLevel is the highest level whose ladder threshold usage or
+// allocRateRatio reaches: the level a steady pressure settles at once the
+// ladder has confirmed it.
+func thresholdLevel(m *memcontractv1.ModuleContract, usage, allocRateRatio float64) memcontract.Level {
+	heap, rate := m.GetLadder().GetHeap(), m.GetLadder().GetAllocRate()
+	heapAt := []float64{heap.GetLevel1(), heap.GetLevel2(), heap.GetLevel3()}
+	rateAt := []float64{rate.GetLevel1(), rate.GetLevel2(), rate.GetLevel3()}
+	for lvl := memcontract.LevelCritical; lvl > memcontract.LevelNormal; lvl-- {
+		if usage >= heapAt[lvl-1] || allocRateRatio >= rateAt[lvl-1] {
+			return lvl
+		}
+	}
+	return memcontract.LevelNormal
 }
 
 // CheckLoopback fails unless addr is host:port with a loopback host.

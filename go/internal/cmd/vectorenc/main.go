@@ -17,7 +17,10 @@
 //	{"id":"?","error":"..."}                                   (a bad input line)
 //
 // Encoded -bin values are in standard base64, as in the test vectors. The
-// exit status is 0 unless stdin cannot be read.
+// exit status is 0 unless stdin cannot be read or stdout written.
+//
+// It lives in the library module (internal/cmd) because it drives codec
+// functions memcontract does not export (see package internal).
 package main
 
 import (
@@ -31,7 +34,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
-	"github.com/memcontract/memcontract/examples/go/internal/cli"
+	"github.com/memcontract/memcontract/go/internal"
 	"github.com/memcontract/memcontract/go/memcontract"
 )
 
@@ -89,19 +92,33 @@ type failed struct {
 	Error string `json:"error"`
 }
 
+// The codec entry points memcontract does not export (set in its init).
+var (
+	encodePairs       = internal.EncodePairs.(func(memcontract.Pressure) []string)
+	marshalLoadReport = internal.MarshalLoadReport.(func(memcontract.Pressure) ([]byte, error))
+)
+
 func main() {
-	out := cli.NewPrinter()
+	out := json.NewEncoder(os.Stdout)
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	for sc.Scan() {
 		if strings.TrimSpace(sc.Text()) == "" {
 			continue
 		}
-		out.Print(handle(sc.Bytes()))
+		if err := out.Encode(handle(sc.Bytes())); err != nil {
+			fatal(err)
+		}
 	}
 	if err := sc.Err(); err != nil {
-		cli.Fatal(err)
+		fatal(err)
 	}
+}
+
+// fatal prints err to stderr and exits with status 2.
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "vectorenc:", err)
+	os.Exit(2)
 }
 
 // handle answers one input line.
@@ -120,7 +137,7 @@ func handle(b []byte) any {
 }
 
 func encode(id string, p memcontract.Pressure) any {
-	kv := memcontract.EncodePairs(p)
+	kv := encodePairs(p)
 	md := make([][2]string, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		v := kv[i+1]
@@ -129,7 +146,7 @@ func encode(id string, p memcontract.Pressure) any {
 		}
 		md = append(md, [2]string{kv[i], v})
 	}
-	orca, err := memcontract.MarshalLoadReport(p)
+	orca, err := marshalLoadReport(p)
 	if err != nil {
 		return failed{ID: id, Error: err.Error()}
 	}
