@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,10 +135,30 @@ func TestSharedContractCorpus(t *testing.T) {
 				}
 				gotErr.Message, gotErr.Line = want.Message, want.Line
 			}
+			gotErr.Err = nil // a cause only when a file cannot be read: see TestContractErrorUnwraps
 			if gotErr != want {
 				t.Errorf("LoadContract() error\n got %s\nwant %s", ce, &want)
 			}
 		})
+	}
+}
+
+// TestContractErrorUnwraps: a file that cannot be read is a ContractError in
+// Python's words that still unwraps to the os error; an invalid file has no
+// cause.
+func TestContractErrorUnwraps(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "absent.yaml")
+	_, err := LoadContract(missing)
+	var ce *ContractError
+	if !errors.As(err, &ce) || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadContract(missing) = %v; want a *ContractError that is fs.ErrNotExist", err)
+	}
+	if want := missing + ": cannot read file: No such file or directory"; err.Error() != want {
+		t.Errorf("error text %q, want %q", err, want)
+	}
+	_, err = ParseContractYAML("bad.yaml", []byte("modules: 3"))
+	if !errors.As(err, &ce) || errors.Unwrap(err) != nil {
+		t.Errorf("ParseContractYAML(invalid) = %v (cause %v); want a *ContractError without a cause", err, errors.Unwrap(err))
 	}
 }
 

@@ -46,7 +46,15 @@ type ContractError struct {
 	Field string
 	// Message says what is wrong.
 	Message string
+	// Err is the error that caused it when the file could not be read (from
+	// package os or io, e.g. wrapping fs.ErrNotExist), nil when the file or
+	// value is invalid; Unwrap returns it.
+	Err error
 }
+
+// Unwrap returns Err, so errors.Is(err, fs.ErrNotExist) holds for a missing
+// contract file.
+func (e *ContractError) Unwrap() error { return e.Err }
 
 func (e *ContractError) Error() string {
 	where := e.Path
@@ -67,7 +75,7 @@ func (e *ContractError) Error() string {
 func readContractFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &ContractError{Path: path, Message: "cannot read file: " + errText(err)}
+		return nil, &ContractError{Path: path, Message: "cannot read file: " + errText(err), Err: err}
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.Size() > maxContractBytes {
@@ -76,7 +84,7 @@ func readContractFile(path string) ([]byte, error) {
 	// Size can lie (pipes, /proc): never read more than one byte past the limit.
 	b, err := io.ReadAll(io.LimitReader(f, maxContractBytes+1))
 	if err != nil {
-		return nil, &ContractError{Path: path, Message: "cannot read file: " + errText(err)}
+		return nil, &ContractError{Path: path, Message: "cannot read file: " + errText(err), Err: err}
 	}
 	if len(b) > maxContractBytes {
 		return nil, sizeError(path, int64(len(b)))

@@ -20,7 +20,7 @@ import (
 )
 
 // CallInfo describes one call a Server interceptor handled; it is passed to
-// Server.OnCall.
+// the observer of WithCallObserver.
 type CallInfo struct {
 	// Method is the full method name.
 	Method string
@@ -50,10 +50,6 @@ type Server struct {
 	core   *coreMatcher
 	opts   serverOptions
 
-	// OnCall, when set before serving, is called after every call; a panic
-	// in it is logged, never raised.
-	OnCall func(CallInfo)
-
 	shed           atomic.Int64
 	invalidHeaders atomic.Int64
 	untrusted      atomic.Int64
@@ -81,6 +77,7 @@ type serverOptions struct {
 	smp       orca.ServerMetricsProvider
 	trust     TrustPolicy
 	earlyShed bool
+	onCall    func(CallInfo)
 }
 
 // WithServerMetricsProvider merges the service's own ORCA server metrics
@@ -106,6 +103,13 @@ func WithTrust(p TrustPolicy) ServerOption {
 // reads both. Off by default, as Python clients read only trailers.
 func WithEarlyShed() ServerOption {
 	return func(o *serverOptions) { o.earlyShed = true }
+}
+
+// WithCallObserver calls f after every call the interceptors handle, on the
+// call's goroutine (keep it short: it delays the call's end); a panic in f is
+// logged, never raised.
+func WithCallObserver(f func(CallInfo)) ServerOption {
+	return func(o *serverOptions) { o.onCall = f }
 }
 
 // NewServer returns a Server reporting the pressure of src under module m's
@@ -281,10 +285,10 @@ func (s *Server) done(st *callState, err error) {
 	if err != nil {
 		s.countError()
 	}
-	if s.OnCall != nil {
+	if s.opts.onCall != nil {
 		info := st.info
 		info.Code = status.Code(err)
-		runHook("call hook", func() { s.OnCall(info) })
+		runHook("call hook", func() { s.opts.onCall(info) })
 	}
 }
 

@@ -55,8 +55,8 @@ func newEnvWith(t *testing.T, serverOpts []memcontract.ServerOption, extra []grp
 		clientSrc: memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.7, CapacityBytes: 2 << 30, Level: memcontract.LevelAlert, Module: "order"}),
 		calls:     make(chan memcontract.CallInfo, 100),
 	}
-	e.server = memcontract.NewServer(e.serverSrc, m, serverOpts...)
-	e.server.OnCall = func(ci memcontract.CallInfo) { e.calls <- ci }
+	observe := memcontract.WithCallObserver(func(ci memcontract.CallInfo) { e.calls <- ci })
+	e.server = memcontract.NewServer(e.serverSrc, m, append(serverOpts, observe)...)
 	s := grpc.NewServer(append(e.server.ServerOptions(), extra...)...)
 	inventoryv1.RegisterInventoryServiceServer(e.server.Registrar(s), &inventory.Service{})
 	healthpb.RegisterHealthServer(s, health.NewServer())
@@ -138,7 +138,7 @@ func TestUnaryOK(t *testing.T) {
 	}
 	ci := <-e.calls
 	if ci.Method != getItemMethod || ci.Code != codes.OK || ci.Shed || !ci.PeerOK {
-		t.Errorf("OnCall got %+v", ci)
+		t.Errorf("call observer got %+v", ci)
 	}
 }
 

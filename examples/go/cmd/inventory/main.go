@@ -112,8 +112,7 @@ func main() {
 
 	out := cli.NewPrinter()
 	var calls atomic.Int64
-	srv := memcontract.NewServer(src, module)
-	srv.OnCall = func(ci memcontract.CallInfo) {
+	printCall := func(ci memcontract.CallInfo) {
 		calls.Add(1)
 		line := callLine{
 			Event: "call", Method: ci.Method, Code: cli.CodeName(ci.Code), Shed: ci.Shed,
@@ -124,6 +123,7 @@ func main() {
 		}
 		out.Print(line)
 	}
+	srv := memcontract.NewServer(src, module, memcontract.WithCallObserver(printCall))
 
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
