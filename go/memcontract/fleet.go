@@ -13,7 +13,7 @@ import (
 	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
 )
 
-// Fleet-wide balancing (SPEC §9b): the ORCA report's application
+// Fleet-wide balancing (docs/design.md §10): the ORCA report's application
 // utilization and call rates, and the out-of-band services.
 
 // UtilizationNone is the orca.application_utilization value that leaves

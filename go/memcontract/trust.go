@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/peer"
 )
 
-// TrustPolicy says whose reported pressure counts (SPEC §7), as Python's
+// TrustPolicy says whose reported pressure counts (docs/design.md §7), as Python's
 // TrustPolicy: by default every caller; TrustOnly limits it to caller
 // addresses in some networks and to TLS peer identities. An untrusted
 // caller's headers never reach PeerPressureFromContext (so they cannot

@@ -1,7 +1,7 @@
 // Command wrrclient calls grpc.health.v1.Health/Check on a set of backends
 // through grpc-go's stock weighted_round_robin balancer and prints, every
 // window, how many calls each backend served: the fleet-balancing proof
-// (SPEC §9b) that memcontract's ORCA reports steer an unmodified client.
+// (docs/design.md §10) that memcontract's ORCA reports steer an unmodified client.
 //
 //	wrrclient -targets 127.0.0.1:40001,127.0.0.1:40002,127.0.0.1:40003 [-oob]
 //
