@@ -10,22 +10,17 @@
 //	x-memory-pressure-bin   serialized memcontract.v1.MemoryPressure
 //	endpoint-load-metrics-bin  serialized xds.data.orca.v3.OrcaLoadReport (servers only)
 //
-// A service wires it like this (one Sampler per process: its actions set the
-// runtime's process-wide GC settings):
+// A service wires it as Example shows: LoadContract, one Sampler per process
+// (its actions set the runtime's process-wide GC settings), NewServer's
+// ServerOptions on the grpc.Server with the services registered through
+// Registrar, RegisterPressureServices, and NewClient's DialOptions on every
+// grpc.ClientConn.
 //
-//	c, err := memcontract.LoadContract("memory_contract.yaml", memcontract.WithModule("inventory"))
-//	sampler := memcontract.NewSampler(c.Version, c.Module) // cgroup-aware capacity, GC levers
-//	sampler.Start()
-//	defer sampler.Stop()
-//	mc := memcontract.NewServer(sampler, c.Module,
-//		memcontract.WithServerMetricsProvider(cpuAndQPS), // the service's ORCA metrics, same report
-//		memcontract.WithTrust(trusted))                    // whose x-memory-* count
-//	s := grpc.NewServer(append(mc.ServerOptions(), theServicesOwnOptions...)...)
-//	inventoryv1.RegisterInventoryServiceServer(mc.Registrar(s), impl)
-//	memcontract.RegisterPressureServices(s, mc) // ORCA out of band, MemoryPressureService
-//
-//	client := memcontract.NewClient(sampler, memcontract.WithContractFastFail(c.Module))
-//	conn, err := grpc.NewClient(target, append(creds, client.DialOptions()...)...)
+// The configuration these take is the module contract as the generated
+// message *memcontractv1.ModuleContract (package
+// github.com/memcontract/memcontract/go/gen/memcontract/v1, part of this
+// module): Contract.Module from LoadContract, or DefaultModule with the
+// Python defaults, edited in code.
 //
 // Client interceptors add the process's keys to every outgoing call and
 // remember what each target reported in its trailers; while a target reports

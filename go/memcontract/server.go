@@ -113,7 +113,9 @@ func WithCallObserver(f func(CallInfo)) ServerOption {
 }
 
 // NewServer returns a Server reporting the pressure of src under module m's
-// contract (core methods, retry pushback, dry run).
+// contract (core methods, retry pushback, dry run). m is the generated
+// module contract message: Contract.Module from LoadContract, or
+// DefaultModule edited in code.
 func NewServer(src Source, m *memcontractv1.ModuleContract, opts ...ServerOption) *Server {
 	s := &Server{source: src, module: m, core: newCoreMatcher(m.GetCoreMethods()), opts: serverOptions{trust: TrustAll()}}
 	for _, o := range opts {
