@@ -1,8 +1,9 @@
 """Go side of the cross-language tests: find Go, build the example binaries once, run them.
 
-Without ``go`` on PATH the Go tests skip, saying Go is needed; with ``MEMCONTRACT_REQUIRE_GO=1``
-(``.ci/run``) a missing Go or a failed build fails them instead. Every process started here is
-bounded in time and stopped (SIGTERM, then SIGKILL) before its context manager exits.
+Without ``go`` on PATH the Go tests skip, saying Go is needed, unless ``MEMCONTRACT_REQUIRE_GO=1``
+(``.ci/run``), which fails them. A Go build that fails (or makes no binary) always fails them: a
+broken build is a failure, never a skip. Every process started here is bounded in time and
+stopped (SIGTERM, then SIGKILL) before its context manager exits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NoReturn
@@ -27,7 +29,8 @@ GOLIB = REPO / "go"
 GO_CONTRACT = GODIR / "contracts" / "memory_contract.yaml"
 REQUIRE_ENV = "MEMCONTRACT_REQUIRE_GO"
 # What each module builds: (module directory, package pattern, the binaries it makes).
-BUILDS = (
+Build = tuple[Path, str, tuple[str, ...]]
+BUILDS: tuple[Build, ...] = (
     (GODIR, "./cmd/...", ("inventory", "order", "contractdump", "wrrclient", "relayclient")),
     (GOLIB, "./internal/cmd/...", ("vectorenc",)),
 )
@@ -35,12 +38,12 @@ BUILD_TIMEOUT = 600.0
 
 
 def go_required() -> bool:
-    """Whether a missing Go toolchain or a failed build must fail the tests (CI)."""
+    """Whether a missing Go toolchain must fail the tests (CI)."""
     return os.environ.get(REQUIRE_ENV, "") not in ("", "0")
 
 
 def unavailable(reason: str) -> NoReturn:
-    """Skip (fail with ``MEMCONTRACT_REQUIRE_GO=1``) because the Go side cannot run."""
+    """Skip (fail with ``MEMCONTRACT_REQUIRE_GO=1``) because there is no Go toolchain."""
     if go_required():
         pytest.fail(f"{reason} ({REQUIRE_ENV}=1: the Go interop tests must run)", pytrace=False)
     pytest.skip(f"Go is needed for the cross-language tests: {reason}")
@@ -52,14 +55,14 @@ def child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MEMCONTRACT_")}
 
 
-def build(outdir: Path) -> Path:
-    """Build the example commands and the library's vector encoder into ``outdir`` (skips or
-    fails when Go is unavailable)."""
+def build(outdir: Path, builds: Sequence[Build] = BUILDS) -> Path:
+    """Build the example commands and the library's vector encoder into ``outdir``: skips
+    without a Go toolchain (see ``unavailable``), fails when a build fails."""
     go = shutil.which("go")
     if go is None:
         unavailable("no 'go' on PATH")
-    for moddir, pattern, binaries in BUILDS:
-        what = f"go build {pattern} in {moddir.relative_to(REPO)}"
+    for moddir, pattern, binaries in builds:
+        what = f"go build {pattern} in {moddir}"
         try:
             proc = subprocess.run(
                 [go, "build", "-o", f"{outdir}{os.sep}", pattern],
@@ -71,12 +74,12 @@ def build(outdir: Path) -> Path:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            unavailable(f"{what} took over {BUILD_TIMEOUT:.0f} s")
+            pytest.fail(f"{what} took over {BUILD_TIMEOUT:.0f} s", pytrace=False)
         if proc.returncode != 0:
-            unavailable(f"{what} failed:\n{proc.stderr.strip()}")
+            pytest.fail(f"{what} failed:\n{proc.stderr.strip()}", pytrace=False)
         missing = [b for b in binaries if not (outdir / b).is_file()]
         if missing:
-            unavailable(f"{what} made no {', '.join(missing)}")
+            pytest.fail(f"{what} made no {', '.join(missing)}", pytrace=False)
     return outdir
 
 
