@@ -7,7 +7,7 @@
 # `make test` runs `gotest`.
 #
 #   make gotest     tools, drift check of generated code, buf lint, gofmt, vet, test -race, binaries,
-#                   memcontractlint over the library and the examples (as go vet's -vettool)
+#                   memcontractlint over every module (as go vet's -vettool)
 #   make goproto    regenerate go/gen/ (Go for protos/) and examples/go/gen/ (Go for
 #                   examples/go/proto/, Python stubs of the example service under gen/python/)
 GO       ?= go
@@ -74,10 +74,10 @@ gounit:
 gobuild:
 	cd $(GODIR) && $(GO) build -o bin/ ./cmd/...
 
-# Dogfood: memcontract's own analyzers over the library and the examples; a finding fails the build.
+# Dogfood: memcontract's own analyzers over every module; a finding fails the build.
 gomclint:
 	cd $(GOLINT) && $(GO) build -o $(GOBIN)/memcontractlint ./cmd/memcontractlint
-	set -e; for m in $(GOLIB) $(GODIR); do (cd $$m && $(GO) vet -vettool=$(GOBIN)/memcontractlint ./...); done
+	set -e; for m in $(GOMODS); do (cd $$m && $(GO) vet -vettool=$(GOBIN)/memcontractlint ./...); done
 
 gotest: godrift golint govet gounit gobuild gomclint
 
