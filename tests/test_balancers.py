@@ -1,4 +1,4 @@
-"""Fleet balancing with real, unmodified balancers (SPEC §9b): gRPC's stock
+"""Fleet balancing with real, unmodified balancers (docs/design.md §10): gRPC's stock
 ``weighted_round_robin`` in grpc-go (per-call ORCA trailers, and out of band from
 ``OpenRcaService``) and in grpcio's C-core, over three Python backends, one of them driven to
 90 % usage (FakeProbe). Each backend counts the calls it serves; the phases are: calm, one

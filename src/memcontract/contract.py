@@ -66,7 +66,7 @@ class LevelCounts:
 
 @dataclass(frozen=True, slots=True)
 class LadderConfig:
-    """Thresholds of the breach ladder (SPEC §4)."""
+    """Thresholds of the breach ladder (docs/design.md §4)."""
 
     heap: LevelThresholds = LevelThresholds(0.80, 0.90, 0.95)
     alloc_rate: LevelThresholds = LevelThresholds(1.0, 1.5, 2.0)
@@ -76,7 +76,7 @@ class LadderConfig:
 
 @dataclass(frozen=True, slots=True)
 class OrcaOptions:
-    """What the ORCA load report carries for balancers (SPEC §9b).
+    """What the ORCA load report carries for balancers (docs/design.md §10).
 
     ``application_utilization``: ``"memory"`` sends the memory usage ratio (what gRPC's
     ``weighted_round_robin`` and Envoy's client-side WRR weigh backends by); ``"none"`` leaves

@@ -153,7 +153,7 @@ class Director:
 
     def outgoing(self, context: Any) -> list[tuple[str, str | bytes]]:
         """The client's request metadata as sent upstream: hop-by-hop keys dropped, and
-        ``x-memory-*`` keys dropped too unless the client is trusted (SPEC §7)."""
+        ``x-memory-*`` keys dropped too unless the client is trusted (docs/design.md §7)."""
         pairs = context.invocation_metadata()
         forwarded = [(k, v) for k, v in pairs if k not in HOP_BY_HOP]
         if self.trust.trust_all or not any(k.startswith(_MEMORY_PREFIX) for k, _ in forwarded):

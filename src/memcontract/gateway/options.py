@@ -28,7 +28,7 @@ class GatewayConfigError(MemcontractError, ValueError):
 
 @dataclass(frozen=True)
 class GatewayOptions:
-    """Everything ``memcontract gateway`` is told (SPEC §8).
+    """Everything ``memcontract gateway`` is told (docs/design.md §8).
 
     Attributes:
         listen: ``HOST:PORT`` the gateway serves on (port 0: any free port).
