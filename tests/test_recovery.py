@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from memcontract.interceptors._shared import ServerSide
+from memcontract.interceptors.sides import ServerSide
 
 from memcontract import Level, recovery
 from memcontract.actions import SampleAllocations

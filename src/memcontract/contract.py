@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from . import _contract_yaml as _y
+from .errors import did_you_mean
 from .pressure import MIB, Level
 
 if TYPE_CHECKING:
@@ -326,7 +327,7 @@ def _loggers(walker: _y.Walker, node: yaml.Node, field_: str) -> tuple[str, ...]
 def _choice(walker: _y.Walker, node: yaml.Node, field_: str, choices: tuple[str, ...]) -> str:
     value = walker.string(node, field_, what=f"one of {', '.join(choices)}")
     if value not in choices:
-        hint = _y.did_you_mean(value, choices)
+        hint = did_you_mean(value, choices)
         walker.fail(f"expected one of {', '.join(choices)}, got {value!r}{hint}", node, field_)
     return value
 
@@ -438,7 +439,7 @@ def _select(
     for module in modules:
         if module.name == requested:
             return module
-    hint = _y.did_you_mean(requested, names)
+    hint = did_you_mean(requested, names)
     message = f"no module named {requested!r}{source}{hint}; modules: {', '.join(names)}"
     walker.fail(message, modules_key, "modules")
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import yaml
 
-from memcontract._contract_yaml import did_you_mean
-from memcontract.errors import MemcontractError
+from memcontract.errors import MemcontractError, did_you_mean
 
 MIB = 1024 * 1024
 
