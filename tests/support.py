@@ -1,8 +1,12 @@
-"""Test support: contracts built in code and a deterministic guard rig."""
+"""Test support: contracts built in code, a deterministic guard rig, and waiting without sleeps
+(polling with a deadline, and counting what an aio client interceptor has read)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import grpc
@@ -96,3 +100,47 @@ def file_containing(channel: grpc.Channel, symbol: str) -> list[str] | grpc.Stat
         return next(c for c in grpc.StatusCode if c.value[0] == code)
     files = response.file_descriptor_response.file_descriptor_proto
     return [descriptor_pb2.FileDescriptorProto.FromString(f).name for f in files][:1]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what or condition}"
+        time.sleep(0.005)
+
+
+async def wait_until_async(
+    condition: Callable[[], object], timeout: float = 5.0, what: str = ""
+) -> None:
+    """:func:`wait_until` for a coroutine: the event loop keeps running while it polls."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what or condition}"
+        await asyncio.sleep(0.005)
+
+
+class Recorded:
+    """How many calls' trailers a list of aio client interceptors has read.
+
+    A grpc.aio client interceptor reads the callee's trailers in the call's done callback,
+    which grpc.aio runs after the awaited result is already back; a test that checks what was
+    read first waits for it: ``await recorded.reach(n)`` after the n-th call.
+    """
+
+    def __init__(self, interceptors: Sequence[Any]) -> None:
+        self.count = 0
+        side = interceptors[0].side  # the four interceptors share one ClientSide
+        read = side.record
+
+        def record(trailers: Any) -> None:
+            try:
+                read(trailers)
+            finally:
+                self.count += 1
+
+        side.record = record
+
+    async def reach(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until ``count`` calls' trailers have been read."""
+        await wait_until_async(lambda: self.count >= count, timeout, f"{count} calls read")

@@ -16,7 +16,7 @@ from memcontract import Level
 from memcontract.telemetry import FAST_FAILS, SHEDS
 
 from .grpc_support import ARITIES, CORE, Calls, call_aio, call_sync, serve
-from .support import Rig, make_contract
+from .support import Recorded, Rig, make_contract
 
 SERVERS = [("sync", False), ("aio", False), ("aio-sync", False), ("sync", True), ("aio", True)]
 SERVER_IDS = ["sync", "aio", "aio-sync-handlers", "sync-wrapped", "aio-wrapped"]
@@ -197,11 +197,11 @@ def test_both_sides_see_each_other_aio(
     rig, calls = server_rig(), Calls()
 
     async def run(address: str) -> grpc.StatusCode:
-        async with grpc.aio.insecure_channel(
-            address, interceptors=aio_client_interceptors(client_rig.guard, address)
-        ) as channel:
+        interceptors = aio_client_interceptors(client_rig.guard, address)
+        recorded = Recorded(interceptors)
+        async with grpc.aio.insecure_channel(address, interceptors=interceptors) as channel:
             code, _, _ = await call_aio(channel, arity, b"ok")
-            await asyncio.sleep(0.05)  # let the done callback run
+            await recorded.reach(1)  # the done callback has read the trailers
             return code
 
     with serve(kind, rig.guard, calls, wrapped=wrapped) as address:
@@ -258,13 +258,15 @@ def test_fail_fast_window(aio_client: bool, client_rig: Rig) -> None:
 
 
 async def _aio_fail_fast_run(address: str, client_rig: Rig) -> list[grpc.StatusCode]:
-    async with grpc.aio.insecure_channel(
-        address, interceptors=aio_client_interceptors(client_rig.guard, address)
-    ) as channel:
+    interceptors = aio_client_interceptors(client_rig.guard, address)
+    recorded = Recorded(interceptors)
+    async with grpc.aio.insecure_channel(address, interceptors=interceptors) as channel:
         codes = []
         for arity in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core"):
             codes.append((await call_aio(channel, arity, b"ok"))[0])
-            await asyncio.sleep(0.02)
+            # Calls failed fast are never sent, so nothing is read for them: the shed call
+            # and the core call are the two whose trailers must be read before going on.
+            await recorded.reach(1 if arity != "Core" else 2)
         client_rig.clock.advance(0.35)
         codes.append((await call_aio(channel, "UnaryUnary", b"ok"))[0])
         return codes
