@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 import grpc
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from memcontract import Contract, Guard
 from memcontract.contract import LadderConfig, LevelCounts, LevelThresholds, ModuleContract
@@ -144,3 +146,37 @@ class Recorded:
     async def reach(self, count: int, timeout: float = 5.0) -> None:
         """Wait until ``count`` calls' trailers have been read."""
         await wait_until_async(lambda: self.count >= count, timeout, f"{count} calls read")
+
+
+class Metrics:
+    """What OpenTelemetry exports, read back through the SDK's ``InMemoryMetricReader``.
+
+    Give ``provider`` to a guard (``Rig(contract, meter_provider=metrics.provider)``); then
+    ``metrics.value("memcontract.shed")`` is the counter as an exporter sees it, by its
+    published name: not the guard's own ``telemetry.counts``.
+    """
+
+    def __init__(self) -> None:
+        self.reader = InMemoryMetricReader()
+        self.provider = MeterProvider(metric_readers=[self.reader])
+
+    def points(self) -> dict[str, list[tuple[dict[str, Any], float]]]:
+        """Every metric collected now: name -> [(attributes, value), ...]."""
+        data = self.reader.get_metrics_data()
+        out: dict[str, list[tuple[dict[str, Any], float]]] = {}
+        for resource in data.resource_metrics if data is not None else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    out[metric.name] = [
+                        (dict(p.attributes or {}), p.value)  # type: ignore[union-attr]
+                        for p in metric.data.data_points
+                    ]
+        return out
+
+    def value(self, name: str, **attributes: str) -> float:
+        """The sum of ``name``'s points whose attributes include ``attributes`` (0: none)."""
+        return sum(
+            value
+            for attrs, value in self.points().get(name, [])
+            if attributes.items() <= attrs.items()
+        )
