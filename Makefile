@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest proto venv clean
+.PHONY: demo test drills lint typecheck pytest proto venv clean
 
 # The example server driven into level 3 and back, live (examples/python/demo.py); ~40 s.
 # DEMO_ARGS=--short: a 10 s load (what CI runs); --out NAME: where the reports go.
@@ -13,6 +13,10 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.python.demo $(DEMO_ARGS)
 
 test: lint typecheck gotest pytest
+
+# Long runs and soaks (tests marked `drill`), kept out of `make test`'s time budget; CI runs both.
+drills: $(STAMP)
+	$(BIN)/pytest -q -m drill
 
 venv: $(STAMP)
 
@@ -34,6 +38,7 @@ typecheck: $(STAMP)
 	@ln -sfn ../../interceptors .typecheck/memcontract/interceptors
 	$(BIN)/mypy
 
+# Drills are deselected here (pyproject.toml's addopts: -m 'not drill').
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
