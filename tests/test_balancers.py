@@ -37,6 +37,10 @@ from memcontract.testing import FakeProbe
 from .go_support import GoServer, build
 from .support import make_contract
 
+# A drill (`make drills`): each test measures traffic shares over settle-and-measure windows, a
+# minute and more in all, which `make test`'s time budget cannot hold.
+pytestmark = pytest.mark.drill
+
 CALM, PRESSURED = 0.3, 0.9
 SETTLE_S = 3.0  # after a change of pressure, before counting
 MEASURE_S = 3.0
