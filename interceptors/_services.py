@@ -1,4 +1,4 @@
-"""Out-of-band pressure services (SPEC §9b): ORCA's ``OpenRcaService`` and
+"""Out-of-band pressure services (docs/design.md §10): ORCA's ``OpenRcaService`` and
 ``memcontract.v1.MemoryPressureService``, fed by a guard, for grpcio and grpc.aio servers.
 
 Every message is built from the guard's cached snapshot; a stream wakes on its interval (or

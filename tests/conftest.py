@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .support import Rig, make_contract
+from .support import Metrics, Rig, make_contract
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +22,11 @@ def rig() -> Iterator[Rig]:
     r = Rig(make_contract(dry_run=False, noncritical_loggers=("memcontract.test.noisy",)))
     yield r
     r.guard.stop()
+
+
+@pytest.fixture
+def metrics() -> Iterator[Metrics]:
+    """An OpenTelemetry SDK meter provider with an in-memory reader, for a guard under test."""
+    m = Metrics()
+    yield m
+    m.provider.shutdown()

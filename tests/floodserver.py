@@ -23,7 +23,7 @@ import grpc
 import psutil
 from memcontract.interceptors import server_interceptor
 
-from memcontract import Contract, Guard
+from memcontract import Contract, Guard, wire
 from memcontract.peers import TrustPolicy
 
 CONTRACT = """
@@ -33,6 +33,7 @@ modules:
     alloc_rate_mb_per_sec: 1000000   # the heap signal alone
     sample_interval_ms: 100
 """
+INTERVAL_S = 0.1
 METHOD = "/flood.Echo/Echo"
 MIB = 1024 * 1024
 # A 64 KiB limit on received metadata (grpcio's default is 8 KiB; services raise it).
@@ -129,8 +130,21 @@ class FloodServer:
             ]
             for future in batch:
                 future.exception()  # wait; the outcome is the test's business, not the flood's
-        time.sleep(0.3)  # a few samples: the guard sees the growth
+        self.wait_for_samples_after(time.time())
         return self.rss() - before
+
+    def wait_for_samples_after(self, since: float, samples: int = 3, seconds: float = 10) -> None:
+        """Wait until the server's trailers carry a sample taken ``samples`` intervals after
+        ``since`` (Unix time): its guard has seen the flood's growth as long as level 3 needs
+        to confirm it."""
+        deadline = time.monotonic() + seconds
+        while True:
+            _, trailers = self.call()
+            pressure = wire.decode(tuple(trailers.items())).pressure
+            if pressure is not None and pressure.sampled_at >= since + samples * INTERVAL_S:
+                return
+            assert time.monotonic() < deadline, f"no sample {samples} intervals after the flood"
+            time.sleep(0.01)
 
 
 def _value(key: str, i: int, size: int) -> str | bytes:

@@ -56,7 +56,10 @@ def main() -> None:
             at_normal.set()
 
     guard.start()
-    time.sleep(0.35)  # a few samples at rest
+    at_rest = time.monotonic() + 10
+    while CountingProbe.samples < 3:  # a few samples at rest
+        assert time.monotonic() < at_rest, "the sampler took no three samples in 10 s"
+        time.sleep(0.01)
     allocated_at = CountingProbe.samples
     block = bytearray(b"\x01") * (size_mb * MIB)  # every page written: resident for real
     reached = wait_for(at_critical, 10)

@@ -1,13 +1,19 @@
-"""Test support: contracts built in code and a deterministic guard rig."""
+"""Test support: contracts built in code, a deterministic guard rig, and waiting without sleeps
+(polling with a deadline, and counting what an aio client interceptor has read)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import grpc
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from memcontract import Contract, Guard
 from memcontract.contract import LadderConfig, LevelCounts, LevelThresholds, ModuleContract
@@ -96,3 +102,81 @@ def file_containing(channel: grpc.Channel, symbol: str) -> list[str] | grpc.Stat
         return next(c for c in grpc.StatusCode if c.value[0] == code)
     files = response.file_descriptor_response.file_descriptor_proto
     return [descriptor_pb2.FileDescriptorProto.FromString(f).name for f in files][:1]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what or condition}"
+        time.sleep(0.005)
+
+
+async def wait_until_async(
+    condition: Callable[[], object], timeout: float = 5.0, what: str = ""
+) -> None:
+    """:func:`wait_until` for a coroutine: the event loop keeps running while it polls."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what or condition}"
+        await asyncio.sleep(0.005)
+
+
+class Recorded:
+    """How many calls' trailers a list of aio client interceptors has read.
+
+    A grpc.aio client interceptor reads the callee's trailers in the call's done callback,
+    which grpc.aio runs after the awaited result is already back; a test that checks what was
+    read first waits for it: ``await recorded.reach(n)`` after the n-th call.
+    """
+
+    def __init__(self, interceptors: Sequence[Any]) -> None:
+        self.count = 0
+        side = interceptors[0].side  # the four interceptors share one ClientSide
+        read = side.record
+
+        def record(trailers: Any) -> None:
+            try:
+                read(trailers)
+            finally:
+                self.count += 1
+
+        side.record = record
+
+    async def reach(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until ``count`` calls' trailers have been read."""
+        await wait_until_async(lambda: self.count >= count, timeout, f"{count} calls read")
+
+
+class Metrics:
+    """What OpenTelemetry exports, read back through the SDK's ``InMemoryMetricReader``.
+
+    Give ``provider`` to a guard (``Rig(contract, meter_provider=metrics.provider)``); then
+    ``metrics.value("memcontract.shed")`` is the counter as an exporter sees it, by its
+    published name: not the guard's own ``telemetry.counts``.
+    """
+
+    def __init__(self) -> None:
+        self.reader = InMemoryMetricReader()
+        self.provider = MeterProvider(metric_readers=[self.reader])
+
+    def points(self) -> dict[str, list[tuple[dict[str, Any], float]]]:
+        """Every metric collected now: name -> [(attributes, value), ...]."""
+        data = self.reader.get_metrics_data()
+        out: dict[str, list[tuple[dict[str, Any], float]]] = {}
+        for resource in data.resource_metrics if data is not None else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    out[metric.name] = [
+                        (dict(p.attributes or {}), p.value)  # type: ignore[union-attr]
+                        for p in metric.data.data_points
+                    ]
+        return out
+
+    def value(self, name: str, **attributes: str) -> float:
+        """The sum of ``name``'s points whose attributes include ``attributes`` (0: none)."""
+        return sum(
+            value
+            for attrs, value in self.points().get(name, [])
+            if attributes.items() <= attrs.items()
+        )

@@ -1,4 +1,4 @@
-"""Fleet balancing with real, unmodified balancers (SPEC §9b): gRPC's stock
+"""Fleet balancing with real, unmodified balancers (docs/design.md §10): gRPC's stock
 ``weighted_round_robin`` in grpc-go (per-call ORCA trailers, and out of band from
 ``OpenRcaService``) and in grpcio's C-core, over three Python backends, one of them driven to
 90 % usage (FakeProbe). Each backend counts the calls it serves; the phases are: calm, one
@@ -36,6 +36,10 @@ from memcontract.testing import FakeProbe
 
 from .go_support import GoServer, build
 from .support import make_contract
+
+# A drill (`make drills`): each test measures traffic shares over settle-and-measure windows, a
+# minute and more in all, which `make test`'s time budget cannot hold.
+pytestmark = pytest.mark.drill
 
 CALM, PRESSURED = 0.3, 0.9
 SETTLE_S = 3.0  # after a change of pressure, before counting

@@ -1,5 +1,5 @@
-"""PressureAwareCache (SPEC §7): admission by the caller's and the local pressure, the threshold
-edge, shrinking in LRU order at level 3, counters and telemetry, and thread safety."""
+"""PressureAwareCache (docs/design.md §7): admission by the caller's and the local pressure, the
+threshold edge, shrinking in LRU order at level 3, counters and telemetry, and thread safety."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ the -bin value sits, repeats inside the fresh window, and a change to level 3 se
 from __future__ import annotations
 
 import pytest
-from memcontract.interceptors._shared import ClientSide
+from memcontract.interceptors.sides import ClientSide
 
 from memcontract import Level, Pressure, wire
 from memcontract.peers import PeerTable

@@ -1,4 +1,4 @@
-"""Contract loading and validation (SPEC §2): every bad input is one ContractError naming
+"""Contract loading and validation (docs/design.md §2): every bad input is one ContractError naming
 file, line and field; valid files give frozen contracts with the documented defaults."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Fleet-wide balancing (SPEC §9b), one process: the ORCA report's utilization and call rates,
-counted by the real server interceptors, and the out-of-band pressure services on real grpcio
-and grpc.aio servers. The balancers themselves are in test_balancers.py."""
+"""Fleet-wide balancing (docs/design.md §10), one process: the ORCA report's utilization and call
+rates, counted by the real server interceptors, and the out-of-band pressure services on real
+grpcio and grpc.aio servers. The balancers themselves are in test_balancers.py."""
 
 from __future__ import annotations
 

@@ -31,6 +31,14 @@ def lines(stream: Any, count: int, seconds: float = 60) -> list[dict[str, Any]]:
     ]
 
 
+def newer_pressure(port: int, than: float, seconds: float = 10) -> Pressure:
+    """The pressure of a worker once it carries a sample taken after ``than``."""
+    deadline = time.monotonic() + seconds
+    while (pressure := pressure_of(port)).sampled_at <= than and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return pressure
+
+
 def pressure_of(port: int) -> Pressure:
     """A call to a worker; the pressure in its trailers."""
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -51,8 +59,10 @@ def test_preforked_workers_each_report_their_own_memory_and_keep_sampling() -> N
     try:
         workers = sorted(lines(parent.stdout, 2), key=lambda w: w["worker"])
         first = [pressure_of(w["port"]) for w in workers]
-        time.sleep(0.6)  # six sample intervals
-        later = [pressure_of(w["port"]) for w in workers]
+        # Each worker's sampler runs: a later call carries a newer sample (polled, 10 s at most).
+        later = [
+            newer_pressure(w["port"], p.sampled_at) for w, p in zip(workers, first, strict=True)
+        ]
     finally:
         parent.stdin.close()
         parent.wait(30)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import time
+import threading
 import tracemalloc
 
 import pytest
@@ -15,7 +15,7 @@ from memcontract.actions import Action
 from memcontract.contract import OrcaOptions
 from memcontract.telemetry import ACTIONS, HOOK_ERRORS, PROBE_FAILURES
 
-from .support import Rig, make_contract
+from .support import Rig, make_contract, wait_until
 
 # (name, ladder overrides, usages fed one per sample, expected level after each)
 LADDER_CASES = [
@@ -260,17 +260,18 @@ def test_disable_default_action() -> None:
 def test_thread_sampler_runs_and_stops() -> None:
     rig = Rig(make_contract(sample_interval_ms=10))
     rig.probe.set(usage=0.85)
+    before = set(threading.enumerate())
     with rig.guard as guard:
         with pytest.raises(GuardStateError):
             guard.start()
-        deadline = time.monotonic() + 5
-        while rig.probe.reads < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        (sampler,) = (
+            t for t in threading.enumerate() if t not in before and t.name == "memcontract-guard"
+        )
+        wait_until(lambda: rig.probe.reads >= 5, what="five samples")
         assert guard.running and guard.level == Level.ALERT
     assert not rig.guard.running
-    reads = rig.probe.reads
-    time.sleep(0.05)
-    assert rig.probe.reads == reads
+    # stop() joined the sampler: no read can come after it (no waiting to see none come).
+    assert not sampler.is_alive()
 
 
 def test_asyncio_sampler_runs_and_stops() -> None:

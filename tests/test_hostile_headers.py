@@ -28,7 +28,7 @@ NUMERICISH = st.sampled_from(list("0123456789.%-e+ x"))
 
 
 def oracle_valid(key: str, value: Any) -> bool:
-    """The SPEC §5 rules, written without the codec."""
+    """The docs/design.md §5 rules, written without the codec."""
     if key == "x-memory-pressure-bin":
         msg = memcontract_pb2.MemoryPressure()
         try:

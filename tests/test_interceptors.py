@@ -13,10 +13,10 @@ import pytest
 from memcontract.interceptors import aio_client_interceptors, client_interceptor
 
 from memcontract import Level
-from memcontract.telemetry import FAST_FAILS, SHEDS
+from memcontract.telemetry import FAST_FAILS, SHEDS, WOULD_SHED
 
 from .grpc_support import ARITIES, CORE, Calls, call_aio, call_sync, serve
-from .support import Rig, make_contract
+from .support import Metrics, Recorded, Rig, make_contract
 
 SERVERS = [("sync", False), ("aio", False), ("aio-sync", False), ("sync", True), ("aio", True)]
 SERVER_IDS = ["sync", "aio", "aio-sync-handlers", "sync-wrapped", "aio-wrapped"]
@@ -31,8 +31,11 @@ OUTCOMES = [
 ]
 
 
-def server_rig(**contract: object) -> Rig:
-    rig = Rig(make_contract(core_methods=(CORE,), retry_pushback_ms=300, **contract))
+def server_rig(metrics: Metrics | None = None, **contract: object) -> Rig:
+    rig = Rig(
+        make_contract(core_methods=(CORE,), retry_pushback_ms=300, **contract),
+        meter_provider=None if metrics is None else metrics.provider,
+    )
     rig.step(0.42)
     return rig
 
@@ -91,10 +94,10 @@ def test_outcomes_keep_status_and_carry_trailers(
 
 @pytest.mark.parametrize("arity", ARITIES)
 def test_level3_sheds_non_core_without_running_the_handler(
-    server_kind: tuple[str, bool], arity: str
+    server_kind: tuple[str, bool], arity: str, metrics: Metrics
 ) -> None:
     kind, wrapped = server_kind
-    rig, calls = at_level3(server_rig()), Calls()
+    rig, calls = at_level3(server_rig(metrics)), Calls()
     with (
         serve(kind, rig.guard, calls, wrapped=wrapped) as address,
         grpc.insecure_channel(address) as channel,
@@ -107,7 +110,10 @@ def test_level3_sheds_non_core_without_running_the_handler(
     assert trailers["grpc-retry-pushback-ms"] == "300"
     assert core_code == grpc.StatusCode.OK
     assert_our_trailers(core_trailers, 3)
-    assert rig.guard.telemetry.counts[SHEDS] == 1
+    # As an OpenTelemetry exporter sees it: one shed, level 3, usage 0.97.
+    assert metrics.value(SHEDS) == 1
+    assert metrics.value("memcontract.level") == 3
+    assert metrics.value("memcontract.memory.usage_ratio") == 0.97
 
 
 def test_shed_details_name_module_and_level() -> None:
@@ -147,13 +153,14 @@ def test_health_is_never_shed() -> None:
         server.stop(0).wait(5)
 
 
-def test_dry_run_reports_level3_but_does_not_shed() -> None:
-    rig, calls = at_level3(server_rig(dry_run=True)), Calls()
+def test_dry_run_reports_level3_but_does_not_shed(metrics: Metrics) -> None:
+    rig, calls = at_level3(server_rig(metrics, dry_run=True)), Calls()
     with serve("sync", rig.guard, calls) as address, grpc.insecure_channel(address) as channel:
         code, _, trailers = call_sync(channel, "UnaryUnary", b"ok")
     assert code == grpc.StatusCode.OK and trailers["x-memory-level"] == "3"
-    assert rig.guard.telemetry.counts["memcontract.shed.dry_run"] == 1
-    assert rig.guard.telemetry.counts[SHEDS] == 0
+    assert metrics.value(WOULD_SHED) == 1
+    assert metrics.value(SHEDS) == 0
+    assert metrics.value("memcontract.level") == 3
 
 
 @pytest.fixture
@@ -197,11 +204,11 @@ def test_both_sides_see_each_other_aio(
     rig, calls = server_rig(), Calls()
 
     async def run(address: str) -> grpc.StatusCode:
-        async with grpc.aio.insecure_channel(
-            address, interceptors=aio_client_interceptors(client_rig.guard, address)
-        ) as channel:
+        interceptors = aio_client_interceptors(client_rig.guard, address)
+        recorded = Recorded(interceptors)
+        async with grpc.aio.insecure_channel(address, interceptors=interceptors) as channel:
             code, _, _ = await call_aio(channel, arity, b"ok")
-            await asyncio.sleep(0.05)  # let the done callback run
+            await recorded.reach(1)  # the done callback has read the trailers
             return code
 
     with serve(kind, rig.guard, calls, wrapped=wrapped) as address:
@@ -232,8 +239,8 @@ def test_caller_pressure_is_the_calls_own(
 
 
 @pytest.mark.parametrize("aio_client", [False, True], ids=["sync-client", "aio-client"])
-def test_fail_fast_window(aio_client: bool, client_rig: Rig) -> None:
-    rig, calls = at_level3(server_rig()), Calls()
+def test_fail_fast_window(aio_client: bool, client_rig: Rig, metrics: Metrics) -> None:
+    rig, calls = at_level3(server_rig(metrics)), Calls()
     with serve("sync", rig.guard, calls) as address:
         if aio_client:
             codes = asyncio.run(_aio_fail_fast_run(address, client_rig))
@@ -253,18 +260,20 @@ def test_fail_fast_window(aio_client: bool, client_rig: Rig) -> None:
     # pushback window the call reaches the server again (and is shed there again)
     assert codes == [re, re, re, re, grpc.StatusCode.OK, re]
     assert client_rig.guard.telemetry.counts[FAST_FAILS] == 3
-    assert rig.guard.telemetry.counts[SHEDS] == 2
+    assert metrics.value(SHEDS) == 2
     assert calls.ran == 1
 
 
 async def _aio_fail_fast_run(address: str, client_rig: Rig) -> list[grpc.StatusCode]:
-    async with grpc.aio.insecure_channel(
-        address, interceptors=aio_client_interceptors(client_rig.guard, address)
-    ) as channel:
+    interceptors = aio_client_interceptors(client_rig.guard, address)
+    recorded = Recorded(interceptors)
+    async with grpc.aio.insecure_channel(address, interceptors=interceptors) as channel:
         codes = []
         for arity in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core"):
             codes.append((await call_aio(channel, arity, b"ok"))[0])
-            await asyncio.sleep(0.02)
+            # Calls failed fast are never sent, so nothing is read for them: the shed call
+            # and the core call are the two whose trailers must be read before going on.
+            await recorded.reach(1 if arity != "Core" else 2)
         client_rig.clock.advance(0.35)
         codes.append((await call_aio(channel, "UnaryUnary", b"ok"))[0])
         return codes

@@ -42,7 +42,7 @@ from memcontract.telemetry import FAST_FAILS, SHEDS
 from memcontract.v1 import memcontract_pb2
 
 from .go_support import GO_CONTRACT, REPO, GoServer, build, run_lines
-from .support import Rig, make_contract, pressure_from_json, pressure_json
+from .support import Recorded, Rig, make_contract, pressure_from_json, pressure_json
 
 sys.path.insert(0, str(REPO / "examples" / "go" / "gen" / "python"))
 from inventory.v1 import inventory_pb2, inventory_pb2_grpc  # type: ignore[import-not-found]
@@ -403,6 +403,7 @@ def sync_calls(target: str, rig: Rig) -> dict[str, Any]:
 async def aio_calls(target: str, rig: Rig) -> dict[str, Any]:
     """The grpc.aio twin of :func:`sync_calls`."""
     interceptors = aio_client_interceptors(rig.guard, target)
+    recorded = Recorded(interceptors)
     async with grpc.aio.insecure_channel(target, interceptors=interceptors) as channel:
         stub = inventory_pb2_grpc.InventoryServiceStub(channel)
         got = {
@@ -417,7 +418,7 @@ async def aio_calls(target: str, rig: Rig) -> dict[str, Any]:
         assert reply.reserved == 5
         got["Reserve"] = reply.caller
         got["Ping"] = (await stub.Ping(inventory_pb2.PingRequest(), timeout=5)).caller
-        await asyncio.sleep(0.05)  # let the last done callback run
+        await recorded.reach(4)  # every call's done callback has read its trailers
         return got
 
 
@@ -512,12 +513,13 @@ def _sync_level3(target: str, rig: Rig) -> tuple[Any, dict[str, Any], Any, Any, 
 
 async def _aio_level3(target: str, rig: Rig) -> tuple[Any, dict[str, Any], Any, Any, bool]:
     interceptors = aio_client_interceptors(rig.guard, target)
+    recorded = Recorded(interceptors)
     async with grpc.aio.insecure_channel(target, interceptors=interceptors) as channel:
         stub = inventory_pb2_grpc.InventoryServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetItem(inventory_pb2.GetItemRequest(sku="abc"), timeout=5)
         first, trailers = err.value.code(), dict(err.value.trailing_metadata() or ())
-        await asyncio.sleep(0.05)  # let the done callback record the report
+        await recorded.reach(1)  # the done callback has recorded the report
         blocked = rig.guard.peers.blocked(target)
         with pytest.raises(grpc.aio.AioRpcError) as err2:
             await stub.GetItem(inventory_pb2.GetItemRequest(sku="abc"), timeout=5)

@@ -1,5 +1,5 @@
-"""Level 3 must end (SPEC §4), stepped with FakeProbe and FakeClock: memory handed back on entry
-and when usage stalls, half-open shedding that grows while usage does not climb and closes the
+"""Level 3 must end (docs/design.md §4), stepped with FakeProbe and FakeClock: memory handed back on
+entry and when usage stalls, half-open shedding that grows while usage does not climb and closes the
 moment it climbs, ``on_stuck: recycle``, and one allocation report per level per episode."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from memcontract.interceptors._shared import ServerSide
+from memcontract.interceptors.sides import ServerSide
 
 from memcontract import Level, recovery
 from memcontract.actions import SampleAllocations

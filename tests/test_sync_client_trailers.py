@@ -17,7 +17,7 @@ from memcontract import Level, Pressure, wire
 from memcontract.peers import PeerTable
 from memcontract.testing import FakeClock
 
-from .support import Rig, make_contract
+from .support import Rig, make_contract, wait_until
 
 CALM = Pressure(usage_ratio=0.40, capacity_bytes=1 << 30, module="inventory")
 CRITICAL = Pressure(usage_ratio=0.97, capacity_bytes=1 << 30, level=Level.CRITICAL)
@@ -104,4 +104,5 @@ def test_futures_and_failed_calls_are_read_when_done(
     peers.record("inventory", CALM, None)
     callee.fail = False
     assert call.future(b"x", timeout=5).result() == b"x"
-    assert peers.blocked("inventory")  # read by the done-callback of a future
+    # Read by the future's done-callback, which grpcio may run after result() has returned.
+    wait_until(lambda: peers.blocked("inventory"), what="the future's trailers read")

@@ -1,5 +1,5 @@
-"""TrustPolicy (SPEC §7): whose reported pressure counts. Unit rules, then end to end over the
-example service: an untrusted caller's pressure never reaches the handler, never changes cache
+"""TrustPolicy (docs/design.md §7): whose reported pressure counts. Unit rules, then end to end over
+the example service: an untrusted caller's pressure never reaches the handler, never changes cache
 admission and never sheds; it is counted. A trusted caller's pressure gets through."""
 
 from __future__ import annotations

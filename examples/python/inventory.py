@@ -1,9 +1,10 @@
 """The example's inventory: stock in SQLite, read through a ``PressureAwareCache``.
 
-The cache is where the caller's memory state matters (SPEC §7): a read always tries the cache,
-and a database read is cached only when neither the caller (usage above 0.80) nor this process
-(level 2 or more) is under pressure. ``db_reads`` counts the database reads, so a skipped cache
-write shows as one more read on the next call. At level 3 the guard shrinks the cache.
+The cache is where the caller's memory state matters (docs/design.md §7): a read always tries
+the cache, and a database read is cached only when neither the caller (usage above 0.80) nor
+this process (level 2 or more) is under pressure. ``db_reads`` counts the database reads, so a
+skipped cache write shows as one more read on the next call. At level 3 the guard shrinks the
+cache.
 
 >>> from memcontract import Contract, Guard
 >>> guard = Guard(Contract.from_yaml("modules: [{name: inventory, max_heap_mb: 512}]"))

@@ -10,16 +10,15 @@ plain values from scalar nodes with PyYAML's *safe* constructors only.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from typing import NoReturn
 
 import yaml
 
-from .errors import ContractError
+from .errors import ContractError, did_you_mean, format_number
 
 MAX_FILE_BYTES = 1024 * 1024
 # Deeper than any valid contract (which nests 5 levels); bounds the composer's recursion.
@@ -67,17 +66,6 @@ def check_text_size(text: str, path: str) -> None:
 def _check_size(size: int, path: str) -> None:
     if size > MAX_FILE_BYTES:
         raise ContractError(f"file is larger than 1 MiB ({size} bytes)", path=path)
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def fmt(value: float) -> str:
-    """A number as written in YAML: ``1800`` rather than ``1800.0``, else Python's repr."""
-    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def line_of(node: yaml.Node | None) -> int | None:
@@ -260,12 +248,13 @@ class Walker:
     ) -> float:
         """A finite number with ``above < value <= at_most`` and ``value < below``."""
         value = self._finite(node, field)
+        got = format_number(value)
         if value <= above:
-            self.fail(f"must be greater than {fmt(above)}, got {fmt(value)}", node, field)
+            self.fail(f"must be greater than {format_number(above)}, got {got}", node, field)
         if value > at_most:
-            self.fail(f"must be at most {fmt(at_most)}, got {fmt(value)}", node, field)
+            self.fail(f"must be at most {format_number(at_most)}, got {got}", node, field)
         if value >= below:
-            self.fail(f"must be less than {fmt(below)}, got {fmt(value)}", node, field)
+            self.fail(f"must be less than {format_number(below)}, got {got}", node, field)
         return value
 
     def _finite(self, node: yaml.Node, field: str) -> float:

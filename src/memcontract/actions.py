@@ -1,6 +1,6 @@
-"""Actions of the breach ladder (SPEC §4): each engages when its condition starts to hold and
-is reversed when it stops. They fire on changes only; :class:`ActionRunner` runs each behind a
-guard that logs and counts its exceptions, so an action can never break the sampler.
+"""Actions of the breach ladder (docs/design.md §4): each engages when its condition starts to
+hold and is reversed when it stops. They fire on changes only; :class:`ActionRunner` runs each
+behind a guard that logs and counts its exceptions, so an action can never break the sampler.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Allocation reports (SPEC §4, level 2): the top allocation sites by growth since tracing
+"""Allocation reports (docs/design.md §4, level 2): the top allocation sites by growth since tracing
 started, from a ``tracemalloc`` snapshot diff, without tracemalloc's, importlib's or
 memcontract's own frames.
 

@@ -1,4 +1,4 @@
-"""``PressureAwareCache``: a cachetools cache that stops growing under pressure (SPEC §7).
+"""``PressureAwareCache``: a cachetools cache that stops growing under pressure (docs/design.md §7).
 
 Reads always work. A write is skipped when the current caller reports usage above
 ``peer_admission_threshold`` (the article's rule: a caller near its limit should not make this

@@ -1,4 +1,4 @@
-"""Calls and errors counted per call, turned into rates once per sample (SPEC §9b).
+"""Calls and errors counted per call, turned into rates once per sample (docs/design.md §10).
 
 A call costs one C-level ``next()`` on an :func:`itertools.count`: no lock, no system call, no
 Python frame. The sampler reads the counts (``next()`` again, its own reads subtracted) and

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from . import _contract_yaml as _y
+from .errors import did_you_mean
 from .pressure import MIB, Level
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class LevelCounts:
 
 @dataclass(frozen=True, slots=True)
 class LadderConfig:
-    """Thresholds of the breach ladder (SPEC §4)."""
+    """Thresholds of the breach ladder (docs/design.md §4)."""
 
     heap: LevelThresholds = LevelThresholds(0.80, 0.90, 0.95)
     alloc_rate: LevelThresholds = LevelThresholds(1.0, 1.5, 2.0)
@@ -76,7 +77,7 @@ class LadderConfig:
 
 @dataclass(frozen=True, slots=True)
 class OrcaOptions:
-    """What the ORCA load report carries for balancers (SPEC §9b).
+    """What the ORCA load report carries for balancers (docs/design.md §10).
 
     ``application_utilization``: ``"memory"`` sends the memory usage ratio (what gRPC's
     ``weighted_round_robin`` and Envoy's client-side WRR weigh backends by); ``"none"`` leaves
@@ -326,7 +327,7 @@ def _loggers(walker: _y.Walker, node: yaml.Node, field_: str) -> tuple[str, ...]
 def _choice(walker: _y.Walker, node: yaml.Node, field_: str, choices: tuple[str, ...]) -> str:
     value = walker.string(node, field_, what=f"one of {', '.join(choices)}")
     if value not in choices:
-        hint = _y.did_you_mean(value, choices)
+        hint = did_you_mean(value, choices)
         walker.fail(f"expected one of {', '.join(choices)}, got {value!r}{hint}", node, field_)
     return value
 
@@ -438,7 +439,7 @@ def _select(
     for module in modules:
         if module.name == requested:
             return module
-    hint = _y.did_you_mean(requested, names)
+    hint = did_you_mean(requested, names)
     message = f"no module named {requested!r}{source}{hint}; modules: {', '.join(names)}"
     walker.fail(message, modules_key, "modules")
 

@@ -12,6 +12,9 @@ logged once and counted (``memcontract.probe.failures``, ``memcontract.hook.erro
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class MemcontractError(Exception):
     """Base class of the exceptions memcontract raises."""
@@ -49,3 +52,25 @@ class ContractError(MemcontractError, ValueError):
 
 class GuardStateError(MemcontractError, RuntimeError):
     """A Guard was used the wrong way, e.g. started while already running."""
+
+
+# --- message helpers: how every configuration error names what was meant --------------------
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to ``word``, or an empty string.
+
+    >>> "unknown key 'max_heap'" + did_you_mean("max_heap", ["max_heap_mb", "dry_run"])
+    "unknown key 'max_heap' (did you mean 'max_heap_mb'?)"
+    """
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def format_number(value: float) -> str:
+    """A number as a contract file would write it: ``1800`` rather than ``1800.0``.
+
+    >>> format_number(1800.0), format_number(12.5)
+    ('1800', '12.5')
+    """
+    return str(int(value)) if value.is_integer() else repr(value)

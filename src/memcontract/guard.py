@@ -162,7 +162,7 @@ class RateEstimator:
 
 
 class Guard:
-    """Keeps a process inside its memory contract (SPEC §4).
+    """Keeps a process inside its memory contract (docs/design.md §4).
 
     Args:
         contract: the loaded contract; its ``module`` is the one in force.
@@ -239,7 +239,7 @@ class Guard:
         _LIVE_GUARDS.add(self)
 
     def default_actions(self) -> list[Action]:
-        """The actions of SPEC §4's table, configured from the contract."""
+        """The actions of docs/design.md §4's table, configured from the contract."""
         return [
             TightenGC(self.module.gc_trigger_ratio),
             QuietLoggers(self.module.noncritical_loggers),

@@ -1,4 +1,4 @@
-"""The breach ladder (SPEC §4): signals in, a level out. Pure state, no clock, no I/O.
+"""The breach ladder (docs/design.md §4): signals in, a level out. Pure state, no clock, no I/O.
 
 Each signal (heap ratio, allocation-rate ratio) has thresholds for levels 1..3. A level is
 entered after ``confirm[level]`` consecutive samples at or above its threshold on one signal;

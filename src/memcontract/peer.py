@@ -1,4 +1,5 @@
-"""The caller's pressure for the call being handled (SPEC §7), set by the server interceptors."""
+"""The caller's pressure for the call being handled (docs/design.md §7), set by the server
+interceptors."""
 
 from __future__ import annotations
 

@@ -132,7 +132,7 @@ class PeerTable:
 
 @dataclass(frozen=True, slots=True)
 class TrustPolicy:
-    """Whose reported pressure counts (SPEC §7). Default: everyone.
+    """Whose reported pressure counts (docs/design.md §7). Default: everyone.
 
     Args:
         networks: caller addresses trusted, as CIDRs (``"10.0.0.0/8"``, ``"127.0.0.1/32"``).

@@ -1,4 +1,4 @@
-"""Level 3 must end (SPEC §4): hand memory back, then shed half-open or recycle.
+"""Level 3 must end (docs/design.md §4): hand memory back, then shed half-open or recycle.
 
 A Python process rarely returns memory to the OS after a spike: freed objects leave pymalloc
 arenas and glibc free lists that still count in RSS. Measured on the example service (96 MiB

@@ -1,4 +1,5 @@
-"""The wire codec (SPEC §5): a :class:`Pressure` to and from gRPC metadata, both languages alike.
+"""The wire codec (docs/design.md §5): a :class:`Pressure` to and from gRPC metadata, both
+languages alike.
 
 Encoding is exact and shared with Go through ``tests/vectors``. Decoding is forgiving: a value
 that does not parse is ignored for its key and named in :attr:`Decoded.invalid`; it never raises.

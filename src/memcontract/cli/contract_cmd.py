@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .._contract_yaml import fmt
 from ..contract import Contract, ModuleContract
+from ..errors import format_number
 
 
 def register(sub: Any) -> None:
@@ -34,7 +34,8 @@ def run_check(args: argparse.Namespace) -> int:
 def _summary(module: ModuleContract) -> str:
     globs = len(module.core_methods)
     return (
-        f"budget {fmt(module.max_heap_mb)} MiB, alloc {fmt(module.alloc_rate_mb_per_sec)} MiB/s, "
+        f"budget {format_number(module.max_heap_mb)} MiB, "
+        f"alloc {format_number(module.alloc_rate_mb_per_sec)} MiB/s, "
         f"interval {module.sample_interval_ms} ms, {globs} core glob{'' if globs == 1 else 's'}, "
         f"on_stuck={module.on_stuck}, dry_run={str(module.dry_run).lower()}"
     )

@@ -1,4 +1,4 @@
-"""``memcontract gateway``: a transparent, pressure-aware gRPC proxy (SPEC §8).
+"""``memcontract gateway``: a transparent, pressure-aware gRPC proxy (docs/design.md §8).
 
 It forwards every method as raw bytes (no generated code), reads each upstream's memory state
 from its trailers, sheds non-core calls at the edge while an upstream reports level 3, routes

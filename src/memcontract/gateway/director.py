@@ -5,7 +5,7 @@ As in mwitkow/grpc-proxy, routing is kept apart from the code that copies bytes:
 metadata, and knows nothing else about upstreams.
 
 Routing reads each upstream's pressure from the peer table its trailers feed (the interceptors'
-:class:`~memcontract.interceptors._shared.ClientSide`, one per upstream): calls are spread by
+:class:`~memcontract.interceptors.sides.ClientSide`, one per upstream): calls are spread by
 smooth weighted round robin, a calm upstream weighing far more than one at level 1 or 2; one at
 level 3 gets no non-core call while its pushback lasts.
 """
@@ -21,7 +21,7 @@ import grpc.aio
 
 from memcontract import wire
 from memcontract.guard import Guard
-from memcontract.interceptors._shared import ClientSide
+from memcontract.interceptors.sides import ClientSide
 from memcontract.peers import PeerTable, TrustPolicy
 from memcontract.pressure import Pressure
 from memcontract.telemetry import UNTRUSTED_PEERS
@@ -153,7 +153,7 @@ class Director:
 
     def outgoing(self, context: Any) -> list[tuple[str, str | bytes]]:
         """The client's request metadata as sent upstream: hop-by-hop keys dropped, and
-        ``x-memory-*`` keys dropped too unless the client is trusted (SPEC §7)."""
+        ``x-memory-*`` keys dropped too unless the client is trusted (docs/design.md §7)."""
         pairs = context.invocation_metadata()
         forwarded = [(k, v) for k, v in pairs if k not in HOP_BY_HOP]
         if self.trust.trust_all or not any(k.startswith(_MEMORY_PREFIX) for k, _ in forwarded):

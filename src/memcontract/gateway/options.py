@@ -16,8 +16,7 @@ from typing import Any
 
 import yaml
 
-from memcontract._contract_yaml import did_you_mean
-from memcontract.errors import MemcontractError
+from memcontract.errors import MemcontractError, did_you_mean
 
 MIB = 1024 * 1024
 
@@ -28,7 +27,7 @@ class GatewayConfigError(MemcontractError, ValueError):
 
 @dataclass(frozen=True)
 class GatewayOptions:
-    """Everything ``memcontract gateway`` is told (SPEC §8).
+    """Everything ``memcontract gateway`` is told (docs/design.md §8).
 
     Attributes:
         listen: ``HOST:PORT`` the gateway serves on (port 0: any free port).

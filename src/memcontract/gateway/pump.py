@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, NoReturn
 import grpc
 import grpc.aio
 
-from memcontract.interceptors._shared import SHED_CODE, ServerSide, merged
+from memcontract.interceptors.sides import SHED_CODE, ServerSide, merged
 
 from .arity import Arity
 from .director import Director, Upstream, edge_shed_trailers

@@ -30,7 +30,7 @@ import grpc.aio
 from memcontract.contract import Contract
 from memcontract.guard import Guard
 from memcontract.interceptors import add_reflection
-from memcontract.interceptors._shared import ServerSide
+from memcontract.interceptors.sides import ServerSide
 from memcontract.peers import TrustPolicy
 
 from .arity import Arities

@@ -1,4 +1,4 @@
-"""``memcontract top``: watch the memory state of any number of services (SPEC §9b).
+"""``memcontract top``: watch the memory state of any number of services (docs/design.md §10).
 
 Each target is read through its ``MemoryPressureService`` (``WatchPressure``), or, for a service
 without it, through the ``x-memory-*`` trailers of a health check every second. An application
