@@ -26,7 +26,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
@@ -52,6 +51,8 @@ from .ladder import ALLOC_RATE, HEAP, Ladder
 from .peers import PeerTable
 from .pressure import Level, Pressure
 from .probe import Probe, Reading
+from .publish import Publisher
+from .publish import Snapshot as Snapshot  # re-exported: callers import it from here
 from .recovery import Recovery, release_memory
 from .telemetry import HOOK_ERRORS, PROBE_FAILURES, RECYCLES, Telemetry
 
@@ -81,37 +82,6 @@ class _SystemClock:
     @staticmethod
     def monotonic() -> float:
         return time.monotonic()
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What a call reads: the pressure and its wire forms, encoded once per sample.
-
-    Attributes:
-        pressure: the last sample.
-        request_metadata: keys a client adds to outgoing calls.
-        trailing_metadata: keys (and the ORCA report) a server adds to its trailers.
-        shed_trailers: ``trailing_metadata`` plus ``grpc-retry-pushback-ms``.
-        critical: level 3 (in dry run too: then calls are only counted as would-be sheds).
-        shedding: level 3 and not dry run: non-core calls are shed.
-        shed_details: the status details of a shed call.
-        admit: at level 3, the fraction of non-core calls admitted anyway (0 to 1): above 0
-            while level 3 is stuck on retained memory and sheds half-open (see
-            :mod:`memcontract.recovery`). The level and usage peers see are unchanged.
-        rps, eps: calls and errors per second the server interceptors counted over the last
-            sample, as measured (the ORCA report carries them per ``orca.rates``).
-    """
-
-    pressure: Pressure
-    request_metadata: wire.Metadata
-    trailing_metadata: wire.Metadata
-    shed_trailers: wire.Metadata
-    critical: bool
-    shedding: bool
-    shed_details: str
-    admit: float = 0.0
-    rps: float = 0.0
-    eps: float = 0.0
 
 
 def _reading_problem(reading: Reading) -> str | None:
@@ -205,6 +175,7 @@ class Guard:
         # The thread taking a sample now (its callbacks may call stop(): see there).
         self._sampling_thread: int | None = None
         self._stop_after_sample = False
+        self._publisher = Publisher(self.module, self.calls, clock=self._clock.monotonic)
         budget = self.module.max_heap_bytes
         self.snapshot = self._publish(
             Pressure(
@@ -456,32 +427,7 @@ class Guard:
                 log.exception("memcontract: %s callback %r failed", hook, callback)
 
     def _publish(self, pressure: Pressure, admit: float = 0.0) -> Snapshot:
-        rps, eps = self.calls.rates(self._clock.monotonic())
-        orca = self.module.orca
-        reported_rps, reported_eps = orca.reported_rates(rps, eps, pressure.usage_ratio)
-        trailers = wire.encode_trailers(
-            pressure,
-            rps=reported_rps,
-            eps=reported_eps,
-            application_utilization=orca.reports_memory,
-        )
-        pushback = (wire.RETRY_PUSHBACK, str(self.module.retry_pushback_ms))
-        return Snapshot(
-            pressure=pressure,
-            request_metadata=trailers[:-1],
-            trailing_metadata=trailers,
-            shed_trailers=(*trailers, pushback),
-            critical=pressure.level == Level.CRITICAL,
-            shedding=pressure.level == Level.CRITICAL and not self.module.dry_run,
-            shed_details=(
-                f"memory pressure: module {self.module.name} at level {int(pressure.level)} "
-                f"(usage {wire.format_usage(pressure.usage_ratio)}); "
-                f"retry after {self.module.retry_pushback_ms} ms"
-            ),
-            admit=admit,
-            rps=rps,
-            eps=eps,
-        )
+        return self._publisher.publish(pressure, admit)
 
     def _transition(self, old: Level, pressure: Pressure) -> None:
         new = pressure.level
