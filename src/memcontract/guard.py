@@ -47,10 +47,10 @@ from .allocations import AllocationReport
 from .calls import CallCounter
 from .contract import Contract, ModuleContract
 from .errors import GuardStateError
-from .ladder import ALLOC_RATE, HEAP, Ladder
+from .ladder import MemoryLadder, MemorySample
 from .peers import PeerTable
 from .pressure import Level, Pressure
-from .probe import Probe, Reading
+from .probe import LiveWatch, Probe, Reading
 from .publish import Publisher
 from .publish import Snapshot as Snapshot  # re-exported: callers import it from here
 from .recovery import Recovery, release_memory
@@ -91,6 +91,10 @@ def _reading_problem(reading: Reading) -> str | None:
         return f"used_bytes must be a non-negative integer, got {used!r}"
     if type(capacity) is not int or capacity <= 0:
         return f"capacity_bytes must be a positive integer, got {capacity!r}"
+    for name in ("live_bytes", "limit_bytes"):
+        value = getattr(reading, name)
+        if value is not None and (type(value) is not int or value < 0):
+            return f"{name} must be a non-negative integer or None, got {value!r}"
     for name in ("alloc_rate_bytes_per_sec", "psi_some_avg10", "gc_pause_p99_ms"):
         value = getattr(reading, name)
         if value is not None and not (isinstance(value, int | float) and 0 <= value < math.inf):
@@ -113,24 +117,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class RateEstimator:
-    """Smoothed growth rate of used memory (bytes/s, never negative): an EWMA of deltas."""
-
-    def __init__(self, alpha: float = 0.5) -> None:
-        self.alpha = alpha
-        self.rate = 0.0
-        self._last: tuple[float, int] | None = None
-
-    def update(self, now: float, used_bytes: int) -> float:
-        """Feed a reading taken at monotonic time ``now``; return the smoothed rate."""
-        if self._last is not None and now > self._last[0]:
-            instant = max(0.0, (used_bytes - self._last[1]) / (now - self._last[0]))
-            self.rate = self.alpha * instant + (1 - self.alpha) * self.rate
-        if self._last is None or now > self._last[0]:
-            self._last = (now, used_bytes)
-        return self.rate
-
-
 class Guard:
     """Keeps a process inside its memory contract (SPEC §4).
 
@@ -141,7 +127,8 @@ class Guard:
         actions: replaces the default actions (see :meth:`default_actions`).
         disable: names of default actions to leave out, e.g. ``{"sample_allocations"}``;
             ``"recover"`` leaves out level 3's way out (:mod:`memcontract.recovery`): level 3
-            then sheds until usage falls below its threshold.
+            then sheds until usage falls below its threshold; ``"live_exit"`` leaves level 3
+            on used memory only, never on live memory (:class:`memcontract.ladder.MemoryLadder`).
         meter_provider, tracer_provider: OpenTelemetry providers (default: the global ones).
     """
 
@@ -161,8 +148,13 @@ class Guard:
         self._owns_probe = probe is None
         self._probe = probe
         self._clock: Clock = clock or _SystemClock()
-        self._ladder = Ladder(self.module.ladder)
-        self._rate = RateEstimator()
+        self._memory = MemoryLadder(
+            self.module.ladder,
+            interval=self.module.sample_interval,
+            promised_rate_bytes_per_sec=self.module.alloc_rate_bytes_per_sec,
+            live_exit="live_exit" not in set(disable),
+        )
+        self._at_hard_limit = False
         self._callbacks: list[TransitionCallback] = []
         self._recycle_callbacks: list[RecycleCallback] = []
         self._sample_lock = threading.Lock()
@@ -326,6 +318,8 @@ class Guard:
         self._guarded("actions", self._actions.update, pressure)
         if pressure.level != old:
             self._guarded("transition", self._transition, old, pressure)
+            if isinstance(self._probe, LiveWatch):
+                self._guarded("probe", self._probe.watch_live, pressure.level)
         return pressure
 
     def _guarded(self, step: str, fn: Callable[..., object], *args: object) -> None:
@@ -371,32 +365,50 @@ class Guard:
 
     def _evaluate(self, reading: Reading) -> Pressure:
         capacity = max(1, reading.capacity_bytes)
-        rate = reading.alloc_rate_bytes_per_sec
-        if rate is None:
-            rate = self._rate.update(self._clock.monotonic(), reading.used_bytes)
-        usage = reading.used_bytes / capacity
-        rate_ratio = rate / self.module.alloc_rate_bytes_per_sec
-        level = self._ladder.step({HEAP: usage, ALLOC_RATE: rate_ratio})
+        live = self._plausible_live(reading)
+        step = self._memory.step(
+            MemorySample(
+                now=self._clock.monotonic(),
+                used_bytes=reading.used_bytes,
+                capacity_bytes=capacity,
+                live_bytes=live,
+                limit_bytes=reading.limit_bytes,
+                alloc_rate_bytes_per_sec=reading.alloc_rate_bytes_per_sec,
+            )
+        )
+        self._at_hard_limit = step.at_hard_limit
         return Pressure(
-            usage_ratio=usage,
+            usage_ratio=step.usage_ratio,
             used_bytes=reading.used_bytes,
             capacity_bytes=capacity,
-            alloc_rate_bytes_per_sec=rate,
-            alloc_rate_ratio=rate_ratio,
-            level=level,
+            alloc_rate_bytes_per_sec=step.alloc_rate_bytes_per_sec,
+            alloc_rate_ratio=step.alloc_rate_ratio,
+            level=step.level,
             contract_version=self.contract.version,
             module=self.module.name,
             sampled_at=self._clock.time(),
             psi_some_avg10=reading.psi_some_avg10,
             gc_pause_p99_ms=reading.gc_pause_p99_ms,
+            live_bytes=live,
+            live_source=reading.live_source,
+            plateau_bytes=step.plateau_bytes,
         )
+
+    def _plausible_live(self, reading: Reading) -> int | None:
+        """Live bytes, or None where unknown or implausible (more live than used: a source
+        that counts what is not resident), counted as a failure of source "live"."""
+        live = reading.live_bytes
+        if live is not None and live > reading.used_bytes:
+            self._count_failure("live", f"live {live} > used {reading.used_bytes} bytes")
+            return None
+        return live
 
     def _admit(self, pressure: Pressure) -> float:
         """The fraction of non-core calls admitted at level 3 (0 when anything goes wrong)."""
         if self._recovery is None:
             return 0.0
         try:
-            return self._recovery.update(pressure)
+            return self._recovery.update(pressure, at_hard_limit=self._at_hard_limit)
         except Exception:
             self.telemetry.add(HOOK_ERRORS, 1, {"hook": "recover"})
             log.exception("memcontract: level 3 recovery failed")
