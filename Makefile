@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest proto venv clean
+.PHONY: demo test lint typecheck pytest proto venv clean drills
 
 # The example server driven into level 3 and back, live (examples/python/demo.py); ~40 s.
 # DEMO_ARGS=--short: a 10 s load (what CI runs); --out NAME: where the reports go.
@@ -32,6 +32,11 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+# Slow real-world drills, left out of `make test`: e.g. a server in a real memory cgroup
+# (needs root; skipped with the reason elsewhere).
+drills: $(STAMP)
+	$(BIN)/pytest -q -m drill tests
 
 proto: $(STAMP)
 	$(BIN)/python tools/genproto.py
