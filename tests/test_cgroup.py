@@ -22,6 +22,7 @@ import grpc
 import pytest
 
 from .cgroup_support import MemoryCgroup, NoCgroup
+from .go_support import build
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -85,6 +86,21 @@ def drive(port: int, process: subprocess.Popen[str], deadline: float) -> Run:
     return run
 
 
+@pytest.fixture(scope="module")
+def go_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go binaries, growserver among them (skip without Go; fail under
+    MEMCONTRACT_REQUIRE_GO=1)."""
+    return build(tmp_path_factory.mktemp("gobin"))
+
+
+def binary(language: str, request: pytest.FixtureRequest) -> Path | None:
+    if language == "python":
+        return None
+    path: Path = request.getfixturevalue("go_bin") / "growserver"
+    assert path.is_file(), "go build ./cmd/... made no growserver"
+    return path
+
+
 def server_argv(language: str, dry_run: bool, go_binary: Path | None) -> list[str]:
     if language == "python":
         return [sys.executable, "-m", "tests.growserver", *(["--dry-run"] if dry_run else [])]
@@ -112,9 +128,11 @@ def run_in_cgroup(language: str, dry_run: bool, go_binary: Path | None = None) -
         pytest.skip(f"no memory cgroup can be created here: {e}")
 
 
-@pytest.mark.parametrize("language", ["python"])
-def test_a_budget_above_the_cgroup_limit_sheds_before_the_oom_killer(language: str) -> None:
-    run = run_in_cgroup(language, dry_run=False)
+@pytest.mark.parametrize("language", ["python", "go"])
+def test_a_budget_above_the_cgroup_limit_sheds_before_the_oom_killer(
+    language: str, request: pytest.FixtureRequest
+) -> None:
+    run = run_in_cgroup(language, dry_run=False, go_binary=binary(language, request))
     assert run.exit_code is None, f"the server died ({run.exit_code}): {run}"
     assert run.oom_kills in (0, -1), run
     assert run.codes["RESOURCE_EXHAUSTED"] >= 1 and 3 in run.levels, run
@@ -122,8 +140,10 @@ def test_a_budget_above_the_cgroup_limit_sheds_before_the_oom_killer(language: s
     assert float(run.usage_at_first_shed.rstrip("%")) < 90, run
 
 
-@pytest.mark.parametrize("language", ["python"])
-def test_the_same_server_in_dry_run_is_oom_killed(language: str) -> None:
-    run = run_in_cgroup(language, dry_run=True)
+@pytest.mark.parametrize("language", ["python", "go"])
+def test_the_same_server_in_dry_run_is_oom_killed(
+    language: str, request: pytest.FixtureRequest
+) -> None:
+    run = run_in_cgroup(language, dry_run=True, go_binary=binary(language, request))
     assert run.exit_code == -signal.SIGKILL, run  # the negative control: the kernel killed it
     assert run.codes["RESOURCE_EXHAUSTED"] == 0, run
