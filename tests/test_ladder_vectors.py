@@ -47,6 +47,7 @@ def test_memory_ladder_steps_the_shared_sequence(case: dict[str, Any]) -> None:
         interval=case["interval_s"],
         promised_rate_bytes_per_sec=case["promised_mib_per_s"] * MIB,
         live_exit=case["live_exit"],
+        recycles=case["recycles"],
     )
 
     def mib(value: float | None) -> int | None:

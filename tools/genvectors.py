@@ -219,9 +219,22 @@ MEMORY_CASES: list[dict[str, object]] = [
         "expect": [(1, N), (2, N), (3, N), (3, N), (3, N), (0, 152), (3, N)],
     },
     {
-        "name": "used memory at the hard limit (the budget without a cgroup): no live exit",
+        "name": "used memory at the budget without a cgroup (on_stuck half_open): live exit",
         "capacity_mib": 100,
         "samples": [(0.5 * i, 99, 10, N) for i in range(8)],
+        "expect": [(1, N), (2, N), (3, N), (3, N), (3, N), (0, 99), (0, 99), (0, 99)],
+    },
+    {
+        "name": "used memory at the budget with on_stuck recycle: no live exit (recycle's case)",
+        "capacity_mib": 100,
+        "recycles": True,
+        "samples": [(0.5 * i, 99, 10, N) for i in range(8)],
+        "expect": [(1, N), (2, N)] + [(3, N)] * 6,
+    },
+    {
+        "name": "used memory at a cgroup limit: no live exit",
+        "capacity_mib": 100,
+        "samples": [(0.5 * i, 99, 10, 100) for i in range(8)],
         "expect": [(1, N), (2, N)] + [(3, N)] * 6,
     },
     {
@@ -246,6 +259,7 @@ def memory_case(case: dict[str, object]) -> dict[str, object]:
         "interval_s": 0.5,
         "promised_mib_per_s": 100,
         "live_exit": case.get("live_exit", True),
+        "recycles": case.get("recycles", False),
         "samples": [
             {"t": t, "used_mib": used, "live_mib": live, "limit_mib": limit}
             for t, used, live, limit in samples

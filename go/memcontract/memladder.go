@@ -104,6 +104,7 @@ type memoryLadder struct {
 	growth   growth
 	promised float64 // bytes/s
 	liveExit bool
+	recycles bool // on_stuck: recycle: the live exit waits at the budget too
 	heapL1   float64
 	confirm3 int
 
@@ -121,6 +122,7 @@ func newMemoryLadder(m *memcontractv1.ModuleContract, liveExit bool) *memoryLadd
 		growth:   growth{interval: float64(max(m.GetSampleIntervalMs(), 1)) / 1000},
 		promised: m.GetAllocRateMbPerSec() * MiB,
 		liveExit: liveExit,
+		recycles: onStuck(m) == OnStuckRecycle,
 		heapL1:   m.GetLadder().GetHeap().GetLevel1(),
 		confirm3: int(max(m.GetLadder().GetConfirm().GetLevel3(), 1)),
 	}
@@ -144,6 +146,9 @@ func (l *memoryLadder) step(s memorySample) memoryStep {
 		hard = float64(s.limitBytes)
 	}
 	atHardLimit := nearLimit || float64(s.used) >= (1-atLimitFraction)*hard
+	// The live exit waits at a cgroup limit (any growth is level 3 again at
+	// once), and at the budget under on_stuck: recycle (its case).
+	holds := atHardLimit && (s.limitBytes > 0 || l.recycles)
 	reentry := l.checkPlateau(s.used, capacity)
 	usage := float64(s.used) / capacity
 	if l.plateau > 0 && l.hasLiveRatio {
@@ -161,7 +166,7 @@ func (l *memoryLadder) step(s memorySample) memoryStep {
 	case nearLimit:
 		l.flat, l.usedAt3, l.hasUsedAt3 = 0, s.used, true
 	case l.ladder.Level() == LevelCritical:
-		if l.leaveOnLive(s, capacity, rateRatio, atHardLimit) {
+		if l.leaveOnLive(s, capacity, rateRatio, holds) {
 			usage = float64(s.live) / capacity
 		}
 	default:
@@ -192,7 +197,7 @@ func (l *memoryLadder) checkPlateau(used uint64, capacity float64) bool {
 
 // leaveOnLive counts flat samples at level 3 and leaves on live memory when
 // it is low.
-func (l *memoryLadder) leaveOnLive(s memorySample, capacity, rateRatio float64, atHardLimit bool) bool {
+func (l *memoryLadder) leaveOnLive(s memorySample, capacity, rateRatio float64, holds bool) bool {
 	flat := l.hasUsedAt3 && math.Abs(float64(s.used)-float64(l.usedAt3)) <= flatTolerance*capacity
 	if flat {
 		l.flat++
@@ -200,7 +205,7 @@ func (l *memoryLadder) leaveOnLive(s memorySample, capacity, rateRatio float64, 
 		l.flat = 0
 	}
 	l.usedAt3, l.hasUsedAt3 = s.used, true
-	if !l.liveExit || !s.hasLive || atHardLimit || l.flat < l.confirm3 || float64(s.live)/capacity >= l.heapL1 {
+	if !l.liveExit || !s.hasLive || holds || l.flat < l.confirm3 || float64(s.live)/capacity >= l.heapL1 {
 		return false
 	}
 	l.plateau = s.used

@@ -23,6 +23,7 @@ func TestMemoryLadderSharedCases(t *testing.T) {
 			IntervalS    float64  `json:"interval_s"`
 			PromisedMiBS float64  `json:"promised_mib_per_s"`
 			LiveExit     bool     `json:"live_exit"`
+			Recycles     bool     `json:"recycles"`
 			Levels       []Level  `json:"levels"`
 			PlateauMiB   []*int64 `json:"plateau_mib"`
 			Samples      []struct {
@@ -42,6 +43,9 @@ func TestMemoryLadderSharedCases(t *testing.T) {
 			m := DefaultModule("api")
 			m.SampleIntervalMs = uint32(tc.IntervalS * 1000)
 			m.AllocRateMbPerSec = tc.PromisedMiBS
+			if tc.Recycles {
+				m.OnStuck = OnStuckRecycle
+			}
 			l := newMemoryLadder(m, tc.LiveExit)
 			var levels []Level
 			var plateaus []int64

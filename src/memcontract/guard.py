@@ -45,7 +45,7 @@ from .actions import (
 )
 from .allocations import AllocationReport
 from .calls import CallCounter
-from .contract import Contract, ModuleContract
+from .contract import ON_STUCK_RECYCLE, Contract, ModuleContract
 from .errors import GuardStateError
 from .ladder import MemoryLadder, MemorySample
 from .peers import PeerTable
@@ -153,6 +153,7 @@ class Guard:
             interval=self.module.sample_interval,
             promised_rate_bytes_per_sec=self.module.alloc_rate_bytes_per_sec,
             live_exit="live_exit" not in set(disable),
+            recycles=self.module.on_stuck == ON_STUCK_RECYCLE,
         )
         self._at_hard_limit = False
         self._callbacks: list[TransitionCallback] = []

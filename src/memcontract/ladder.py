@@ -202,6 +202,8 @@ class MemoryLadder:
        is level 3 again at once (the plateau is dropped); used memory falling below the level-1
        threshold by itself drops the plateau.
 
+    The live exit waits while used memory is at a cgroup limit, and at the budget when
+    ``recycles`` (``on_stuck: recycle``: retained memory there is what recycling is for).
     ``live_exit=False`` leaves level 3 on used memory only (as before; for comparisons).
     """
 
@@ -212,8 +214,10 @@ class MemoryLadder:
         interval: float,
         promised_rate_bytes_per_sec: float,
         live_exit: bool = True,
+        recycles: bool = False,
     ) -> None:
         self.config = config
+        self.recycles = recycles
         self.ladder = Ladder(config)
         self.growth = Growth(interval)
         self._promised = promised_rate_bytes_per_sec
@@ -244,6 +248,9 @@ class MemoryLadder:
         )
         hard = sample.limit_bytes if sample.limit_bytes is not None else capacity
         at_hard_limit = near_limit or sample.used_bytes >= (1 - AT_LIMIT_FRACTION) * hard
+        # The live exit waits at a cgroup limit (any growth is level 3 again at once), and at
+        # the budget when on_stuck is recycle (retained memory there is the recycle case).
+        holds = at_hard_limit and (sample.limit_bytes is not None or self.recycles)
         reentry = self._check_plateau(sample.used_bytes, capacity)
         usage = sample.used_bytes / capacity
         if self.plateau_bytes is not None and self._live_ratio is not None:
@@ -258,7 +265,7 @@ class MemoryLadder:
         elif near_limit:
             self._flat, self._used_at_3 = 0, sample.used_bytes
         elif self.ladder.level == Level.CRITICAL:
-            if self._leave_on_live(sample, capacity, rate_ratio, at_hard_limit):
+            if self._leave_on_live(sample, capacity, rate_ratio, holds):
                 usage = sample.live_bytes / capacity if sample.live_bytes is not None else usage
         else:
             self._flat, self._used_at_3 = 0, None
@@ -285,7 +292,7 @@ class MemoryLadder:
         return False
 
     def _leave_on_live(
-        self, sample: MemorySample, capacity: int, rate_ratio: float, at_hard_limit: bool
+        self, sample: MemorySample, capacity: int, rate_ratio: float, holds: bool
     ) -> bool:
         """At level 3: count flat samples; leave on live memory when it is low."""
         used, last = sample.used_bytes, self._used_at_3
@@ -296,7 +303,7 @@ class MemoryLadder:
         if (
             not self.live_exit
             or live is None
-            or at_hard_limit
+            or holds
             or self._flat < self.config.confirm.level3
             or live / capacity >= self.config.heap.level1
         ):
