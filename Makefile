@@ -42,6 +42,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
+# Slow real-world drills, left out of `make test`: e.g. a server in a real memory cgroup
+# (needs root; skipped with the reason elsewhere).
+drills: $(STAMP)
+	$(BIN)/pytest -q -m drill tests
+
 proto: $(STAMP)
 	$(BIN)/python tools/genproto.py
 

@@ -1,19 +1,20 @@
-"""Level 3 must end (issue 9): the example server overloaded, with and without the fix.
+"""Level 3 must end (issues 9 and 22): the example server overloaded, with and without leaving
+level 3 on live memory.
 
 Each round starts a fresh example inventory server (sync by default; ``--aio``) under the example
 contract with ``max_heap_mb: 96``, runs 24 concurrent ``Report`` callers for 10 s while ``Ping``
 runs at 100/s (``examples/python/overload.py``), then calls ``GetStock`` every 0.2 s until one
 succeeds or ``--watch`` seconds pass. Rounds alternate between
 
-* ``without``: the guard with ``disable={"recover"}`` — level 3 sheds until usage falls below
-  its threshold (the behavior before the fix; the one ``gc.collect()`` + ``malloc_trim(0)`` on
-  entering level 3 is kept), and
-* ``with``: the default guard (release when usage stalls, then half-open shedding).
+* ``without``: the guard with ``disable={"live_exit"}`` — level 3 is left on used memory only
+  (release when usage stalls, then half-open shedding: the behavior before issue 22), and
+* ``with``: the default guard (level 3 also left on live memory, design §4).
 
 Printed per variant (median over rounds, and every round): seconds from the load's end to the
-first successful non-core call (``>W`` when none within the watch), the peak RSS over the
-budget, RSS when the load ended and at the end of the watch (MiB), and the calls shed during
-the load. Usage: python bench/recovery.py [--rounds 2] [--watch 30] [--aio] [--quick]
+first successful non-core call and to the first call whose trailers say level 1 or below
+(``>W`` when none within the watch), the peak RSS over the budget, RSS when the load ended,
+used and live memory at the end of the watch (MiB, from the pressure message), and the calls
+shed during the load. Usage: python bench/recovery.py [--rounds 2] [--watch 30] [--aio] [--quick]
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+
+from memcontract import wire
+from memcontract.pressure import Pressure
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from examples.python.inventory_demo.v1 import inventory_demo_pb2 as pb  # noqa: E402
 from examples.python.inventory_demo.v1 import inventory_demo_pb2_grpc as pb_grpc  # noqa: E402
 from examples.python.overload import first_success, overload  # noqa: E402
 
@@ -48,7 +54,7 @@ def serve(contract: str, variant: str, aio: bool) -> int:
     from examples.python.server import run_aio, run_sync
     from memcontract import Contract, Guard
 
-    disable = {"recover"} if variant == "without" else set()
+    disable = {"live_exit"} if variant == "without" else set()
     guard = Guard(Contract.load(contract, module="inventory"), disable=disable)
     inventory = Inventory(guard)
     if aio:
@@ -62,6 +68,9 @@ def serve(contract: str, variant: str, aio: bool) -> int:
 class Round:
     variant: str
     recovered_after: float | None  # seconds from the load's end to the first OK GetStock
+    level1_after: float | None  # seconds from the load's end to the first level <= 1
+    used_at_rest: float  # MiB, the pressure message's used bytes at the end of the watch
+    live_at_rest: float  # MiB, its live bytes (nan where unknown)
     peak_ratio: float  # peak RSS / budget
     rss_at_end: float  # MiB when the load ended
     rss_after: float  # MiB at the end of the watch
@@ -94,11 +103,13 @@ def one_round(variant: str, contract: str, args: argparse.Namespace) -> Round:
                 load = overload(stub, callers=args.callers, seconds=args.seconds)
                 at_end = rss_mb(proc.pid)
                 watch = first_success(stub, load.ended_at, limit=args.watch)
-                if watch.first_ok is not None:  # let RSS settle as long in both variants
-                    time.sleep(max(0.0, args.watch - (time.monotonic() - load.ended_at)))
+                level1, rest = watch_level(stub, load.ended_at, args.watch)
             return Round(
                 variant,
                 watch.first_ok,
+                level1,
+                rest.used_bytes / MIB,
+                float("nan") if rest.live_bytes is None else rest.live_bytes / MIB,
                 rss_mb(proc.pid, "VmHWM") / BUDGET_MB,
                 at_end,
                 rss_mb(proc.pid),
@@ -108,6 +119,29 @@ def one_round(variant: str, contract: str, args: argparse.Namespace) -> Round:
         finally:
             proc.kill()
             proc.wait(10)
+
+
+MIB = 1024 * 1024
+
+
+def watch_level(stub: Any, since: float, limit: float) -> tuple[float | None, Pressure]:
+    """Call ``GetStock`` every 0.2 s until ``limit`` s after ``since``: when its trailers first
+    said level 1 or below, and the last pressure they carried (the state at rest)."""
+    first: float | None = None
+    last = Pressure()
+    while (now := time.monotonic()) - since < limit:
+        try:
+            _, call = stub.GetStock.with_call(pb.GetStockRequest(sku="sku-0001"), timeout=5)
+            trailers = call.trailing_metadata()
+        except grpc.RpcError as err:
+            trailers = err.trailing_metadata()  # type: ignore[attr-defined]
+        seen = wire.decode(trailers).pressure
+        if seen is not None:
+            last = seen
+            if first is None and seen.level <= 1:
+                first = now - since
+        time.sleep(0.2)  # pacing the probe calls
+    return first, last
 
 
 def seconds_text(value: float | None, watch: float) -> str:
@@ -141,7 +175,9 @@ def main() -> int:
                 r = rounds[-1]
                 print(
                     f"round {i + 1} {variant:7s}: first non-core OK "
-                    f"{seconds_text(r.recovered_after, args.watch)} s after the load; "
+                    f"{seconds_text(r.recovered_after, args.watch)} s, level <= 1 "
+                    f"{seconds_text(r.level1_after, args.watch)} s after the load; "
+                    f"at rest used {r.used_at_rest:.0f} MiB, live {r.live_at_rest:.0f} MiB; "
                     f"peak RSS {r.peak_ratio:.2f}x budget; RSS {r.rss_at_end:.0f} MiB at the "
                     f"load's end, {r.rss_after:.0f} MiB {args.watch:.0f} s later; {r.shed} shed",
                     flush=True,
@@ -151,17 +187,22 @@ def main() -> int:
         f"\n{kind} server, {BUDGET_MB} MiB budget, {args.callers} Report callers for "
         f"{args.seconds:.0f} s + Ping 100/s; median of {args.rounds} round(s):"
     )
-    print(f"{'variant':8s} {'first OK after load':>20s} {'peak/budget':>12s} "
-          f"{'RSS at end':>11s} {'RSS later':>10s}")  # fmt: skip
+    header = f"{'variant':8s} {'first OK after load':>20s} {'level<=1 after':>15s} "
+    header += f"{'peak/budget':>12s} {'RSS at end':>11s} {'RSS later':>10s} {'live later':>11s}"
+    print(header)
     for variant in VARIANTS:
         mine = [r for r in rounds if r.variant == variant]
         waits = [r.recovered_after for r in mine]
         wait = None if None in waits else statistics.median(w for w in waits if w is not None)
+        backs = [r.level1_after for r in mine]
+        back = None if None in backs else statistics.median(b for b in backs if b is not None)
         print(
             f"{variant:8s} {seconds_text(wait, args.watch) + ' s':>20s} "
+            f"{seconds_text(back, args.watch) + ' s':>15s} "
             f"{statistics.median(r.peak_ratio for r in mine):>11.2f}x "
             f"{statistics.median(r.rss_at_end for r in mine):>7.0f} MiB "
-            f"{statistics.median(r.rss_after for r in mine):>6.0f} MiB"
+            f"{statistics.median(r.rss_after for r in mine):>6.0f} MiB "
+            f"{statistics.median(r.live_at_rest for r in mine):>7.0f} MiB"
         )
     return 0
 

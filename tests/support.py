@@ -73,6 +73,9 @@ def pressure_json(p: Pressure) -> dict[str, Any]:
         "contract_version": p.contract_version,
         "module": p.module,
         "sampled_at_unix_ms": round(p.sampled_at * 1000),
+        "live_bytes": p.live_bytes,
+        "plateau_bytes": p.plateau_bytes,
+        "live_source": p.live_source,
     }
 
 
@@ -88,6 +91,9 @@ def pressure_from_json(j: dict[str, Any]) -> Pressure:
         contract_version=str(j["contract_version"]),
         module=str(j["module"]),
         sampled_at=int(j["sampled_at_unix_ms"]) / 1000,
+        live_bytes=None if j.get("live_bytes") is None else int(j["live_bytes"]),
+        plateau_bytes=None if j.get("plateau_bytes") is None else int(j["plateau_bytes"]),
+        live_source=str(j.get("live_source", "")),
     )
 
 

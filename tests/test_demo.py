@@ -1,6 +1,7 @@
-"""`make demo` end to end (shortened; the full run is a drill): the example server reaches level 3,
-sheds non-core calls, keeps serving Ping, serves non-core calls again after the load, and says so in
-its last line; and a demo that cannot reach level 3 says that instead and exits 1."""
+"""`make demo` end to end (shortened): the example server reaches level 3, sheds non-core
+calls, keeps serving Ping, serves non-core calls again after the load, is back at level 1
+or below, and says so in its last line; and a demo that cannot reach level 3 says that
+instead and exits 1."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from memcontract.loadtest.report.jsonfmt import SCHEMA
 ROOT = Path(__file__).resolve().parent.parent
 SUCCESS = re.compile(
     r"demo: peak level 3, non-core shed (\d+), core success ([\d.]+)%, non-core served again "
-    r"(\d+) s after the load stopped; report (\S+)\.json (\S+)\.html"
+    r"(\d+) s, back to level 1 in (\d+) s after the load stopped; report (\S+)\.json (\S+)\.html"
 )
 
 
@@ -56,9 +57,10 @@ def check_demo(tmp_path: Path, *args: str, timeout: float = 110) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     match = SUCCESS.fullmatch(lines[-1])
     assert match, lines[-1]
-    shed, core, served = int(match[1]), float(match[2]), int(match[3])
+    shed, core, served, back = int(match[1]), float(match[2]), int(match[3]), int(match[4])
     assert shed > 0 and core >= 90.0 and 1 <= served <= 20
-    assert match[4] == match[5] == str(name)
+    assert 1 <= back <= 15  # level 1 or below within 15 s of the load's end
+    assert match[5] == match[6] == str(name)
     # plain lines (stdout is not a terminal): one per second, level 3 among them
     assert any(re.search(r"\| usage +[\d.]+% level 3$", line) for line in lines)
     assert any("the load stopped" in line for line in lines)

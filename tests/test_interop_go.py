@@ -564,6 +564,9 @@ def random_pressures(n: int, seed: int = 20240601) -> list[Pressure]:
                 contract_version=rng.choice(["", "v1", "v1.2", "c-7_x.Y"]),
                 module=rng.choice(["", "inventory", "order"]),
                 sampled_at=rng.choice([0, 1_800_000_000_250, rng.randrange(2**41)]) / 1000,
+                live_bytes=rng.choice([None, 0, rng.randrange(2**40)]),
+                live_source=rng.choice(["", "pymalloc+mallinfo2", "gc/heap/live+stacks"]),
+                plateau_bytes=rng.choice([None, rng.randrange(1, 2**40)]),
             )
         )
     return out

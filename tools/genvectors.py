@@ -88,6 +88,23 @@ STATES = {
             12.5, 13421772800, 1024 * MIB, 0.0, 0.0, Level.CRITICAL, "v9", "batch", 1800000005.0
         ),
     ),
+    "plateau": (
+        "level 3 left on live memory: usage is live / capacity, used bytes and the plateau kept",
+        Pressure(
+            0.21875,
+            241172480,
+            256 * MIB,
+            0.0,
+            0.0,
+            Level.NORMAL,
+            "v1.2",
+            "inventory",
+            1800000007.5,
+            live_bytes=56 * MIB,
+            live_source="pymalloc+mallinfo2",
+            plateau_bytes=240 * MIB,
+        ),
+    ),
     "no_version": (
         "no contract version: x-memory-contract omitted",
         Pressure(0.0, 0, 3 * MIB + 17, 0.0, 0.0, Level.NORMAL, "", "", 0.0),
@@ -133,6 +150,125 @@ PARSE_CASES: list[tuple[str, str | bytes, bool, object]] = [
 ]
 
 
+# The memory ladder (used and live memory, design §4) under the default ladder, one case per
+# rule. The expected levels and plateaus are written here by hand (not computed), so that a
+# change of behavior shows up in both languages' tests. Each sample: (t seconds, used MiB,
+# live MiB or None, limit MiB or None); each expected: (level, plateau MiB or None).
+N = None
+MEMORY_CASES: list[dict[str, object]] = [
+    {
+        "name": "flat level 3 with low live memory: straight to live's level, plateau kept, "
+        "re-entry above plateau + 5 %",
+        "capacity_mib": 100,
+        "samples": [(0.5 * i, u, 20, N) for i, u in enumerate([97] * 8 + [101, 103])],
+        "expect": [(1, N), (2, N), (3, N), (3, N), (3, N), *[(0, 97)] * 4, (3, N)],
+    },
+    {
+        "name": "live memory unknown: level 3 is held on used memory",
+        "capacity_mib": 100,
+        "samples": [(0.5 * i, 97, N, N) for i in range(8)],
+        "expect": [(1, N), (2, N)] + [(3, N)] * 6,
+    },
+    {
+        "name": "live memory above the level-1 threshold: no exit",
+        "capacity_mib": 100,
+        "samples": [(0.5 * i, 97, 85, N) for i in range(8)],
+        "expect": [(1, N), (2, N)] + [(3, N)] * 6,
+    },
+    {
+        "name": "used memory not flat (2 % steps): no exit",
+        "capacity_mib": 100,
+        "samples": [(0.5 * i, 96 if i % 2 else 98, 20, N) for i in range(8)],
+        "expect": [(1, N), (2, N)] + [(3, N)] * 6,
+    },
+    {
+        "name": "used memory falls below the level-1 threshold by itself: plateau dropped",
+        "capacity_mib": 100,
+        "samples": [(0.5 * i, u, 20, N) for i, u in enumerate([97] * 6 + [70, 90, 92])],
+        "expect": [(1, N), (2, N), (3, N), (3, N), (3, N), (0, 97), (0, N), (1, N), (2, N)],
+    },
+    {
+        "name": "hard limit: level 3 at once when used + growth x (3 intervals + 2 s) reaches it",
+        "capacity_mib": 160,
+        "samples": [(0.5 * i, 20 + 10 * i, N, 160) for i in range(8)],
+        "expect": [(0, N)] * 7 + [(3, N)],
+    },
+    {
+        "name": "hard limit: the sampler's lag widens the margin",
+        "capacity_mib": 160,
+        "samples": [(0.0, 45, N, 160), (0.5, 55, N, 160), (1.5, 65, N, 160), (2.5, 85, N, 160)],
+        "expect": [(0, N), (0, N), (0, N), (3, N)],
+    },
+    {
+        "name": "a stopped process: a long gap restarts the growth baseline, a sample too close "
+        "to the last one leaves the rate alone",
+        "capacity_mib": 160,
+        "samples": [
+            (0.0, 40, N, 160),
+            (0.5, 40, N, 160),
+            (10.5, 100, N, 160),
+            (10.55, 130, N, 160),
+            (11.0, 101, N, 160),
+        ],
+        "expect": [(0, N), (0, N), (0, N), (1, N), (1, N)],
+    },
+    {
+        "name": "plateau recorded, then growth towards the hard limit: level 3 at once",
+        "capacity_mib": 160,
+        "samples": [(0.5 * i, u, 30, 160) for i, u in enumerate([152] * 6 + [156])],
+        "expect": [(1, N), (2, N), (3, N), (3, N), (3, N), (0, 152), (3, N)],
+    },
+    {
+        "name": "used memory at the budget without a cgroup (on_stuck half_open): live exit",
+        "capacity_mib": 100,
+        "samples": [(0.5 * i, 99, 10, N) for i in range(8)],
+        "expect": [(1, N), (2, N), (3, N), (3, N), (3, N), (0, 99), (0, 99), (0, 99)],
+    },
+    {
+        "name": "used memory at the budget with on_stuck recycle: no live exit (recycle's case)",
+        "capacity_mib": 100,
+        "recycles": True,
+        "samples": [(0.5 * i, 99, 10, N) for i in range(8)],
+        "expect": [(1, N), (2, N)] + [(3, N)] * 6,
+    },
+    {
+        "name": "used memory at a cgroup limit: no live exit",
+        "capacity_mib": 100,
+        "samples": [(0.5 * i, 99, 10, 100) for i in range(8)],
+        "expect": [(1, N), (2, N)] + [(3, N)] * 6,
+    },
+    {
+        "name": "live exit turned off: level 3 held on used memory",
+        "capacity_mib": 100,
+        "live_exit": False,
+        "samples": [(0.5 * i, 97, 20, N) for i in range(8)],
+        "expect": [(1, N), (2, N)] + [(3, N)] * 6,
+    },
+]
+
+
+def memory_case(case: dict[str, object]) -> dict[str, object]:
+    """One memory-ladder case in its JSON form."""
+    samples = case["samples"]
+    expect = case["expect"]
+    assert isinstance(samples, list) and isinstance(expect, list)
+    assert len(samples) == len(expect), case["name"]
+    return {
+        "name": case["name"],
+        "capacity_mib": case["capacity_mib"],
+        "interval_s": 0.5,
+        "promised_mib_per_s": 100,
+        "live_exit": case.get("live_exit", True),
+        "recycles": case.get("recycles", False),
+        "samples": [
+            {"t": t, "used_mib": used, "live_mib": live, "limit_mib": limit}
+            for t, used, live, limit in samples
+        ],
+        "levels": [level for level, _ in expect],
+        "plateau_mib": [plateau for _, plateau in expect],
+    }
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -166,6 +302,17 @@ def main() -> None:
         (OUT / f"{name}.json").write_text(text)
     cases = [parse_case(*c) for c in PARSE_CASES]
     (OUT / "parse.json").write_text(json.dumps({"cases": cases}, indent=2) + "\n")
+    memory = {
+        "description": "The memory ladder (design §4) under the default ladder (heap "
+        "0.80/0.90/0.95, alloc_rate 1.0/1.5/2.0 x promised (100 MiB/s: quiet here), "
+        "confirm 1/2/3, recover_after 5): "
+        "samples of used, live (null: unknown) and the hard limit (null: none), MiB, at t "
+        "seconds; the level and the retained plateau (MiB, null: none) after each. Read by "
+        "tests/test_ladder_vectors.py and the Go ladder test.",
+        "cases": [memory_case(c) for c in MEMORY_CASES],
+    }
+    text = json.dumps(memory, indent=1) + "\n"
+    (OUT / "ladder" / "memory.json").write_text(text)
 
 
 if __name__ == "__main__":

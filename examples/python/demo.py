@@ -16,13 +16,14 @@ the calls' trailers (a ``rich`` table on a terminal, a plain line otherwise). It
 seconds after the first non-core success that follows the load (or when the watch ends) and
 ends with one line (here folded)::
 
-    demo: peak level 3, non-core shed N, core success P%, non-core served again T s after the
-    load stopped; report NAME.json NAME.html
+    demo: peak level 3, non-core shed N, core success P%, non-core served again S s, back to
+    level 1 in T s after the load stopped; report NAME.json NAME.html
 
 ``NAME.json``/``.csv``/``.html`` are the three streams merged exactly (the harness's ``merge``);
 ``NAME.report.json``, ``NAME.ping.json`` and ``NAME.getstock.json`` are the streams apart.
-When level 3 is not reached, non-core calls are not served again, or the core method fails,
-the line starts with ``demo: FAILED:``, says which, and the exit status is 1.
+When level 3 is not reached, non-core calls are not served again, the server is not back at
+level 1 or below after the load (its trailers say), or the core method fails, the line starts
+with ``demo: FAILED:``, says which, and the exit status is 1.
 
 From the repository root::
 
@@ -257,26 +258,42 @@ class Watch:
     load_s: float
     shed_seen: bool = False
     served_again: int | None = None
+    #: The first second at or after the end of the load whose trailers said level 1 or below.
+    back: int | None = None
+
+    @property
+    def done(self) -> bool:
+        """Non-core calls served again and the server back at level 1 or below."""
+        return self.served_again is not None and self.back is not None
 
     def see(self, key: str, second: Second) -> bool:
-        """Feed one stream's second; True the first time it shows non-core service again."""
-        if key == PING or self.served_again is not None:
+        """Feed one stream's second; True the first time the watch is :attr:`done`."""
+        if self.done:
             return False
-        if second.codes.get(SHED, 0):
+        if key != PING and second.codes.get(SHED, 0):
             self.shed_seen = True
-        if key != PROBE or not self.shed_seen or second.second < self.load_s:
+        if not self.shed_seen or second.second < self.load_s:
             return False
-        if second.codes.get("OK", 0) == 0:
-            return False
-        self.served_again = second.second
-        return True
+        if self.back is None and second.level is not None and second.level <= 1:
+            self.back = second.second
+        if key == PROBE and self.served_again is None and second.codes.get("OK", 0):
+            self.served_again = second.second
+        return self.done
 
     @property
     def seconds_after_load(self) -> float | None:
-        """Seconds from the end of the load to the end of that second (whole seconds)."""
-        if self.served_again is None:
-            return None
-        return self.served_again + 1 - self.load_s
+        """Seconds from the end of the load to the end of the second non-core calls were
+        served again (whole seconds)."""
+        return self._after_load(self.served_again)
+
+    @property
+    def back_after_load(self) -> float | None:
+        """Seconds from the end of the load to the end of the second the server was back at
+        level 1 or below."""
+        return self._after_load(self.back)
+
+    def _after_load(self, second: int | None) -> float | None:
+        return None if second is None else second + 1 - self.load_s
 
 
 async def run_streams(
@@ -296,8 +313,9 @@ async def run_streams(
                 loop.call_later(plan.linger_s, stop.set)
                 board.mark(
                     second.second,
-                    f"non-core calls served again {watch.seconds_after_load:g} s after the load "
-                    f"stopped; {plan.linger_s:g} s more, then stop",
+                    f"non-core calls served again {watch.seconds_after_load:g} s, back to level 1 "
+                    f"in {watch.back_after_load:g} s after the load stopped; "
+                    f"{plan.linger_s:g} s more, then stop",
                 )
             board.add(key, second)
 
@@ -305,7 +323,7 @@ async def run_streams(
 
     board.mark(
         math.ceil(plan.load_s) - 1,
-        "the load stopped: waiting for non-core calls to be served again",
+        "the load stopped: waiting for non-core calls to be served again, and level 1",
     )
     ready = StartTogether(len(specs))
 
@@ -503,6 +521,7 @@ class Outcome:
     core_ok: int
     served_again_s: float | None
     watch_s: float
+    back_s: float | None = None
 
     @property
     def core_success(self) -> float:
@@ -520,17 +539,24 @@ class Outcome:
             failed.append(f"core success under {CORE_SUCCESS_MIN:g}%")
         if self.noncore_shed and self.served_again_s is None:
             failed.append("non-core calls not served again")
+        if self.noncore_shed and self.back_s is None:
+            failed.append("not back at level 1 after the load")
         return failed
 
     def line(self, name: str) -> str:
         """The demo's last line (``demo: FAILED: ...`` when :meth:`failures` is not empty)."""
         level = "-" if self.peak_level is None else str(self.peak_level)
+        back = (
+            f"back to level 1 in {self.back_s:g} s after the load stopped"
+            if self.back_s is not None
+            else f"not back to level 1 within {self.watch_s:g} s after the load stopped"
+        )
         if self.served_again_s is not None:
-            served = f"non-core served again {self.served_again_s:g} s after the load stopped"
+            served = f"non-core served again {self.served_again_s:g} s, {back}"
         elif self.noncore_shed == 0:
             served = "non-core never shed"
         else:
-            served = f"non-core not served again within {self.watch_s:g} s after the load stopped"
+            served = f"non-core not served again, {back}"
         text = (
             f"peak level {level}, non-core shed {self.noncore_shed}, "
             f"core success {percent(self.core_success)}%, {served}; "
@@ -561,6 +587,7 @@ def outcome(reports: Mapping[str, Report], watch: Watch, plan: Plan) -> Outcome:
         core_ok=ping.count("OK"),
         served_again_s=watch.seconds_after_load,
         watch_s=plan.watch_s,
+        back_s=watch.back_after_load,
     )
 
 

@@ -35,10 +35,11 @@ const (
 const maxValueLen = 64
 
 var (
-	usageRE    = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?%?$`)
-	capacityRE = regexp.MustCompile(`^[0-9]{1,12}$`)
-	contractRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
-	levelRE    = regexp.MustCompile(`^[0-3]$`)
+	usageRE      = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?%?$`)
+	capacityRE   = regexp.MustCompile(`^[0-9]{1,12}$`)
+	contractRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+	levelRE      = regexp.MustCompile(`^[0-3]$`)
+	liveSourceRE = regexp.MustCompile(`^[A-Za-z0-9._+/-]{0,32}$`)
 )
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
@@ -178,6 +179,9 @@ func parsePressureBin(b []byte) (Pressure, bool) {
 	}
 	// A peer far over its budget is read as 1000 %, as x-memory-usage carries it.
 	p.UsageRatio = math.Min(p.UsageRatio, maxUsagePercent/100)
+	if !liveSourceRE.MatchString(p.LiveSource) {
+		p.LiveSource = "" // a name only: anything else is not ours, and is dropped
+	}
 	return p, true
 }
 

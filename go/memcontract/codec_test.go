@@ -30,6 +30,9 @@ type vector struct {
 		ContractVersion      string  `json:"contract_version"`
 		Module               string  `json:"module"`
 		SampledAtUnixMs      int64   `json:"sampled_at_unix_ms"`
+		LiveBytes            *uint64 `json:"live_bytes"`
+		PlateauBytes         *uint64 `json:"plateau_bytes"`
+		LiveSource           string  `json:"live_source"`
 	} `json:"pressure"`
 	Metadata [][2]string `json:"metadata"`
 	ORCA     string      `json:"orca"`
@@ -45,6 +48,13 @@ func (v *vector) pressure() Pressure {
 		Level:                Level(v.Pressure.Level),
 		ContractVersion:      v.Pressure.ContractVersion,
 		Module:               v.Pressure.Module,
+		LiveSource:           v.Pressure.LiveSource,
+	}
+	if v.Pressure.LiveBytes != nil {
+		p.LiveBytes, p.HasLive = *v.Pressure.LiveBytes, true
+	}
+	if v.Pressure.PlateauBytes != nil {
+		p.PlateauBytes = *v.Pressure.PlateauBytes
 	}
 	if ms := v.Pressure.SampledAtUnixMs; ms != 0 {
 		p.SampledAt = time.UnixMilli(ms)

@@ -50,6 +50,17 @@ func (l *breachLadder) Instant(heapRatio, allocRateRatio float64) Level {
 	return LevelNormal
 }
 
+// force puts level in force now, without confirmations (a hard limit is
+// near).
+func (l *breachLadder) force(level Level) { l.level, l.below = level, 0 }
+
+// settle puts in force, at once, the highest level a signal is at or above
+// now (leaving level 3 on live memory: no one-step-at-a-time descent).
+func (l *breachLadder) settle(heapRatio, allocRateRatio float64) {
+	l.streaks = [2][3]int{}
+	l.level, l.below = l.Instant(heapRatio, allocRateRatio), 0
+}
+
 // Observe feeds one sample and returns the level in force after it.
 func (l *breachLadder) Observe(heapRatio, allocRateRatio float64) Level {
 	values := [2]float64{heapRatio, allocRateRatio}

@@ -48,7 +48,9 @@ func (l Level) Valid() bool { return l >= LevelNormal && l <= LevelCritical }
 // the proto message memcontract.v1.MemoryPressure; the level is the ladder
 // level 0..3 (the proto's BreachLevel minus one).
 type Pressure struct {
-	// UsageRatio is used memory over the effective capacity (may exceed 1).
+	// UsageRatio is the usage the ladder weighs and peers are told: used
+	// memory over the effective capacity (may exceed 1), or live memory over
+	// it while a retained plateau is recorded (PlateauBytes > 0).
 	UsageRatio float64 `json:"usage_ratio"`
 	// UsedBytes is the used memory in bytes.
 	UsedBytes uint64 `json:"used_bytes"`
@@ -67,6 +69,25 @@ type Pressure struct {
 	// SampledAt is when the sample was taken; it travels with millisecond
 	// precision.
 	SampledAt time.Time `json:"-"`
+	// LiveBytes is live memory in bytes: what the program holds (the Go
+	// heap's live objects and the stacks), not what the runtime retains.
+	// Meaningful only when HasLive.
+	LiveBytes uint64 `json:"-"`
+	// HasLive reports whether live memory is known.
+	HasLive bool `json:"-"`
+	// LiveSource names where LiveBytes comes from ("gc/heap/live+stacks").
+	LiveSource string `json:"live_source"`
+	// PlateauBytes is the retained plateau: used memory when level 3 was
+	// left on live memory; 0 when none is recorded.
+	PlateauBytes uint64 `json:"-"`
+}
+
+// LiveRatio returns live memory over capacity, and whether it is known.
+func (p Pressure) LiveRatio() (float64, bool) {
+	if !p.HasLive || p.CapacityBytes == 0 {
+		return 0, false
+	}
+	return float64(p.LiveBytes) / float64(p.CapacityBytes), true
 }
 
 // SampledAtUnixMilli returns SampledAt in Unix milliseconds, 0 for the zero
@@ -91,7 +112,18 @@ func (p Pressure) Proto() *memcontractv1.MemoryPressure {
 		Module:               p.Module,
 		SampledAt:            &timestamppb.Timestamp{Seconds: ms / 1000, Nanos: int32(ms%1000) * 1e6},
 		AllocRateRatio:       p.AllocRateRatio,
+		LiveBytes:            optional(p.HasLive, p.LiveBytes),
+		PlateauBytes:         optional(p.PlateauBytes > 0, p.PlateauBytes),
+		LiveSource:           p.LiveSource,
 	}
+}
+
+// optional returns &v when present, else nil (an absent proto3 optional).
+func optional(present bool, v uint64) *uint64 {
+	if !present {
+		return nil
+	}
+	return &v
 }
 
 // pressureFromProto converts a MemoryPressure message. It fails when the
@@ -115,6 +147,10 @@ func pressureFromProto(m *memcontractv1.MemoryPressure) (Pressure, error) {
 		Level:                lvl,
 		ContractVersion:      m.GetContractVersion(),
 		Module:               m.GetModule(),
+		LiveBytes:            m.GetLiveBytes(),
+		HasLive:              m.LiveBytes != nil,
+		LiveSource:           m.GetLiveSource(),
+		PlateauBytes:         m.GetPlateauBytes(),
 	}
 	if ts := m.GetSampledAt(); ts != nil && (ts.GetSeconds() != 0 || ts.GetNanos() != 0) {
 		p.SampledAt = ts.AsTime()
@@ -128,6 +164,8 @@ func (p Pressure) MarshalJSON() ([]byte, error) {
 	type plain Pressure
 	return json.Marshal(struct {
 		plain
-		SampledAtUnixMs int64 `json:"sampled_at_unix_ms"`
-	}{plain(p), p.SampledAtUnixMilli()})
+		SampledAtUnixMs int64   `json:"sampled_at_unix_ms"`
+		LiveBytes       *uint64 `json:"live_bytes"`
+		PlateauBytes    *uint64 `json:"plateau_bytes"`
+	}{plain(p), p.SampledAtUnixMilli(), optional(p.HasLive, p.LiveBytes), optional(p.PlateauBytes > 0, p.PlateauBytes)})
 }

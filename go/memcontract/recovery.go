@@ -20,7 +20,16 @@ const (
 // nothing growing, hand freed memory back to the OS; when it stalls again,
 // shed half-open (admit firstFraction of non-core calls, doubling every
 // sample usage does not climb) or recycle; when usage climbs, shed every
-// non-core call again. The level and usage peers see are never touched.
+// non-core call again. The level and usage peers see are never touched here.
+//
+// Where live memory is known it decides: half-open never opens while live
+// memory is at or above the level-3 heap threshold, and recycle fires only
+// while used memory is at the hard limit (the cgroup limit, else the budget)
+// with live memory below the level-1 threshold. Where it is unknown, used
+// memory alone decides, as before.
+//
+// update only decides: the release and the recycle hook it asks for are
+// returned as effects, which the Sampler runs outside its lock.
 const (
 	// recoveryTolerance: a change in usage ratio smaller than this between
 	// samples is noise.
@@ -49,8 +58,11 @@ type recovery struct {
 	recycles     bool
 	stallSamples int
 	release      func()
-	recycle      func(Pressure) bool // nil: nobody recycles the process
+	recycle      func(Pressure) // nil: nobody recycles the process
 	dryRun       bool
+	liveLow      float64 // below it (level-1 heap threshold), live memory is low
+	liveHigh     float64 // at or above it (level-3 heap threshold), half-open stays shut
+	effects      []func()
 
 	phase              recoveryPhase
 	fraction           float64
@@ -58,8 +70,11 @@ type recovery struct {
 	still, releasesRun int
 }
 
-func newRecovery(m *memcontractv1.ModuleContract, recycle func(Pressure) bool) *recovery {
+func newRecovery(m *memcontractv1.ModuleContract, recycle func(Pressure)) *recovery {
+	heap := m.GetLadder().GetHeap()
 	return &recovery{
+		liveLow:      heap.GetLevel1(),
+		liveHigh:     heap.GetLevel3(),
 		recycles:     onStuck(m) == OnStuckRecycle,
 		stallSamples: max(2, int(m.GetLadder().GetConfirm().GetLevel3())),
 		release:      debug.FreeOSMemory,
@@ -77,9 +92,16 @@ func onStuck(m *memcontractv1.ModuleContract) string {
 	return OnStuckHalfOpen
 }
 
-// update feeds one sample and returns the fraction of non-core calls to
-// admit, 0 to 1.
-func (r *recovery) update(p Pressure) float64 {
+// update feeds one sample (atHardLimit: used memory is at the hard limit)
+// and returns the fraction of non-core calls to admit, 0 to 1, and the
+// effects (release, recycle) to run outside the sampler's lock.
+func (r *recovery) update(p Pressure, atHardLimit bool) (float64, []func()) {
+	r.effects = nil
+	fraction := r.decide(p, atHardLimit)
+	return fraction, r.effects
+}
+
+func (r *recovery) decide(p Pressure, atHardLimit bool) float64 {
 	usage := p.UsageRatio
 	if p.Level < LevelCritical {
 		r.phase, r.fraction = phaseClosed, 0
@@ -91,6 +113,11 @@ func (r *recovery) update(p Pressure) float64 {
 	}
 	climbing := usage > r.last+recoveryTolerance || p.AllocRateRatio >= growthRatio
 	r.last = usage
+	if r.phase == phaseHalfOpen && r.liveIsHigh(p) {
+		logger.Infof("memcontract: live memory above the level-3 threshold: shedding every call")
+		r.shed(usage)
+		return 0
+	}
 	if climbing {
 		if r.phase == phaseHalfOpen {
 			logger.Infof("memcontract: usage climbing again at level 3: shedding every call")
@@ -113,7 +140,7 @@ func (r *recovery) update(p Pressure) float64 {
 		if r.phase == phaseShedding {
 			r.stalled(p)
 		} else {
-			r.stuck(p)
+			r.stuck(p, atHardLimit)
 		}
 	}
 	return r.fraction
@@ -127,15 +154,40 @@ func (r *recovery) shed(usage float64) {
 func (r *recovery) stalled(p Pressure) {
 	r.phase = phaseReleased
 	logger.Infof("memcontract: level 3 usage stalled at %.1f%% with nothing growing: handing freed memory back", p.UsageRatio*100)
+	r.handBack()
+}
+
+func (r *recovery) handBack() {
 	if !r.dryRun {
 		r.releasesRun++
-		r.release()
+		r.effects = append(r.effects, r.release)
 	}
 }
 
-func (r *recovery) stuck(p Pressure) {
-	if r.recycles && !r.dryRun && r.recycle != nil && r.recycle(p) {
+func (r *recovery) liveIsHigh(p Pressure) bool {
+	live, ok := p.LiveRatio()
+	return ok && live >= r.liveHigh
+}
+
+// retained reports whether recycling is the way out: live memory unknown
+// (used alone decides), or used at the hard limit with live memory low.
+func (r *recovery) retained(p Pressure, atHardLimit bool) bool {
+	live, ok := p.LiveRatio()
+	return !ok || (atHardLimit && live < r.liveLow)
+}
+
+func (r *recovery) stuck(p Pressure, atHardLimit bool) {
+	if r.recycles && !r.dryRun && r.recycle != nil && r.retained(p, atHardLimit) {
 		r.phase = phaseRecycling
+		logger.Warningf("memcontract: %s stuck at level 3 (usage %.1f%%, memory retained): recycling", p.Module, p.UsageRatio*100)
+		recycle := r.recycle
+		r.effects = append(r.effects, func() { recycle(p) })
+		return
+	}
+	if r.liveIsHigh(p) {
+		// The calls in flight hold the memory: admitting more would take it
+		// over the limit. Stay shed; hand back again.
+		r.handBack()
 		return
 	}
 	if r.recycles && r.recycle == nil {

@@ -7,6 +7,16 @@ import (
 
 func atLevel3(usage float64) Pressure { return Pressure{UsageRatio: usage, Level: LevelCritical} }
 
+// step feeds r one sample (not at the hard limit) and runs its effects, as
+// the Sampler does after unlocking.
+func step(r *recovery, p Pressure) float64 {
+	fraction, effects := r.update(p, false)
+	for _, effect := range effects {
+		effect()
+	}
+	return fraction
+}
+
 // TestRecoveryMatchesPython steps the sequence of Python's Recovery
 // docstring and wants the same fractions.
 func TestRecoveryMatchesPython(t *testing.T) {
@@ -15,7 +25,7 @@ func TestRecoveryMatchesPython(t *testing.T) {
 	r.release = func() { released++ }
 	var got []float64
 	for _, u := range []float64{1.2, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1} {
-		got = append(got, r.update(atLevel3(u)))
+		got = append(got, step(r, atLevel3(u)))
 	}
 	want := []float64{0, 0, 0, 0, 0, 0, 0, 0.125, 0.25, 0.5}
 	if !slices.Equal(got, want) {
@@ -24,10 +34,10 @@ func TestRecoveryMatchesPython(t *testing.T) {
 	if released != 1 {
 		t.Errorf("released %d times, want once when level 3 stalled", released)
 	}
-	if f := r.update(atLevel3(1.2)); f != 0 {
+	if f := step(r, atLevel3(1.2)); f != 0 {
 		t.Errorf("climbing again: fraction %v, want 0", f)
 	}
-	if f := r.update(Pressure{UsageRatio: 0.5, Level: LevelDegraded}); f != 0 || r.phase != phaseClosed {
+	if f := step(r, Pressure{UsageRatio: 0.5, Level: LevelDegraded}); f != 0 || r.phase != phaseClosed {
 		t.Errorf("below level 3: fraction %v, phase %v", f, r.phase)
 	}
 }
@@ -38,7 +48,7 @@ func TestRecoveryGrowthKeepsShedding(t *testing.T) {
 	for range 20 {
 		p := atLevel3(1.1)
 		p.AllocRateRatio = 0.5 // still growing: not stuck
-		if f := r.update(p); f != 0 {
+		if f := step(r, p); f != 0 {
 			t.Fatalf("fraction %v while memory grows, want 0", f)
 		}
 	}
@@ -47,11 +57,11 @@ func TestRecoveryGrowthKeepsShedding(t *testing.T) {
 func TestRecoveryRecyclesWhenAsked(t *testing.T) {
 	m := DefaultModule("api")
 	recycles := 0
-	r := newRecovery(m, func(Pressure) bool { recycles++; return true })
+	r := newRecovery(m, func(Pressure) { recycles++ })
 	r.recycles = true // on_stuck: recycle
 	r.release = func() {}
 	for range 12 {
-		if f := r.update(atLevel3(1.1)); f != 0 {
+		if f := step(r, atLevel3(1.1)); f != 0 {
 			t.Fatalf("fraction %v while recycling, want 0", f)
 		}
 	}
@@ -64,7 +74,7 @@ func TestRecoveryRecyclesWhenAsked(t *testing.T) {
 	r2.release = func() {}
 	var last float64
 	for range 8 {
-		last = r2.update(atLevel3(1.1))
+		last = step(r2, atLevel3(1.1))
 	}
 	if last == 0 {
 		t.Error("on_stuck recycle without a hook never went half-open")
@@ -109,7 +119,7 @@ func TestHalfOpenServerAdmitsTheFraction(t *testing.T) {
 func TestSamplerGoesHalfOpenWhenStuck(t *testing.T) {
 	restoreGC(t)
 	probe := &fakeProbe{used: 990 * MiB, capacity: 1000 * MiB}
-	s := NewSampler("v1", DefaultModule("api"), WithProbe(probe), WithoutActions(ActionCollectGarbage))
+	s := NewSampler("v1", DefaultModule("api"), WithProbe(probe), WithClock(fakeClock()), WithoutActions(ActionCollectGarbage))
 	var fractions []float64
 	for range 12 {
 		s.SampleOnce()

@@ -3,7 +3,6 @@ package memcontract
 import (
 	"context"
 	"io"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,30 +11,41 @@ import (
 )
 
 // Sampler is the Go guard: a Source that reads a Probe every
-// sample_interval_ms against the module's budget, runs the breach ladder and
-// takes Go's own actions at the ladder's levels (see Action). Pressure
-// returns the cached snapshot (no system call).
+// sample_interval_ms against the module's budget, runs the memory ladder
+// (used and live memory, see memladder.go) and takes Go's own actions at the
+// ladder's levels (see Action). Pressure returns the snapshot published with
+// an atomic pointer (no lock, no system call). Actions, recovery effects and
+// hooks run outside the sampler's lock; the recycle hook runs on a goroutine
+// of its own, so it may block or stop the server.
 type Sampler struct {
-	module   *memcontractv1.ModuleContract
-	version  string
-	probe    Probe
-	closer   io.Closer // the probe the sampler made, closed by Stop
-	now      func() time.Time
-	ladder   *breachLadder
-	actions  *actionRunner
-	recovery *recovery
-	hooks    []func(old, new Level, p Pressure)
+	module  *memcontractv1.ModuleContract
+	version string
+	probe   Probe
+	closer  io.Closer // the probe the sampler made, closed by Stop
+	now     func() time.Time
+	actions *actionRunner
+	hooks   []func(old, new Level, p Pressure)
 
-	mu    sync.RWMutex
-	p     Pressure
-	admit float64
-	rate  rateEstimator
+	snapshot atomic.Pointer[samplerSnapshot]
+
+	mu       sync.Mutex // the sampling state below; never held while anything runs
+	ladder   *memoryLadder
+	recovery *recovery
+
+	actMu sync.Mutex // serializes the actions' effects (one sample's at a time)
 
 	failures atomic.Int64
+	inHook   atomic.Int32 // transition hooks running now
 
 	runMu   sync.Mutex
 	cancel  context.CancelFunc
 	stopped chan struct{}
+}
+
+// samplerSnapshot is what calls read: the pressure and the admitted fraction.
+type samplerSnapshot struct {
+	p     Pressure
+	admit float64
 }
 
 // SamplerOption configures NewSampler.
@@ -48,6 +58,7 @@ type samplerOptions struct {
 	disabled map[string]bool
 	hooks    []func(old, new Level, p Pressure)
 	recycle  func(Pressure)
+	noLive   bool
 }
 
 // WithProbe reads memory from p instead of a SystemProbe.
@@ -77,12 +88,20 @@ func WithTransitionHook(f func(old, new Level, p Pressure)) SamplerOption {
 }
 
 // WithRecycle sets what a stuck level 3 does under on_stuck: recycle (the
-// Go twin of Python's guard.on_recycle): f is called once per episode, on
-// the sampling goroutine, and should start draining the server (health
-// NOT_SERVING, GracefulStop) and exit for a supervisor to restart the
-// process. Without it, on_stuck: recycle sheds half-open.
+// Go twin of Python's guard.on_recycle): f is called once per episode, on a
+// goroutine of its own (it may block, call GracefulStop or Stop), and
+// should start draining the server (health NOT_SERVING, GracefulStop) and
+// exit for a supervisor to restart the process. Where live memory is known
+// it fires only while used memory is at the hard limit with live memory
+// low. Without it, on_stuck: recycle sheds half-open.
 func WithRecycle(f func(p Pressure)) SamplerOption {
 	return func(o *samplerOptions) { o.recycle = f }
+}
+
+// WithoutLiveExit leaves level 3 on used memory only, never on live memory
+// (for comparisons, as Python's disable={"live_exit"}).
+func WithoutLiveExit() SamplerOption {
+	return func(o *samplerOptions) { o.noLive = true }
 }
 
 // NewSampler returns a Sampler for module m of a contract with the given
@@ -99,37 +118,29 @@ func NewSampler(version string, m *memcontractv1.ModuleContract, opts ...Sampler
 		o.probe, closer = sp, sp
 	}
 	s := &Sampler{closer: closer,
-		module: m, version: version, probe: o.probe, now: o.now, ladder: newBreachLadder(m), hooks: o.hooks,
+		module: m, version: version, probe: o.probe, now: o.now, hooks: o.hooks,
+		ladder:  newMemoryLadder(m, !o.noLive),
 		actions: newActionRunner(defaultActions(m, o.disabled), m.GetDryRun()),
 	}
-	var recycle func(Pressure) bool
+	var recycle func(Pressure)
 	if o.recycle != nil {
-		recycle = func(p Pressure) bool {
-			runHook("recycle hook", func() { o.recycle(p) })
-			return true
+		recycle = func(p Pressure) {
+			go runHook("recycle hook", func() { o.recycle(p) })
 		}
 	}
 	s.recovery = newRecovery(m, recycle)
-	s.p = Pressure{ContractVersion: version, Module: m.GetName(), CapacityBytes: s.budget()}
+	s.snapshot.Store(&samplerSnapshot{p: Pressure{ContractVersion: version, Module: m.GetName(), CapacityBytes: s.budget()}})
 	s.SampleOnce()
 	return s
 }
 
 // Pressure returns the latest sample.
-func (s *Sampler) Pressure() Pressure {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.p
-}
+func (s *Sampler) Pressure() Pressure { return s.snapshot.Load().p }
 
 // AdmitFraction returns the fraction of non-core calls a Server admits at
 // level 3: 0 while shedding, more once level 3 is stuck on memory retained
 // but not used (half-open, see on_stuck). The level itself is unchanged.
-func (s *Sampler) AdmitFraction() float64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.admit
-}
+func (s *Sampler) AdmitFraction() float64 { return s.snapshot.Load().admit }
 
 // ProbeFailures returns the number of samples whose probe read failed.
 func (s *Sampler) ProbeFailures() int64 { return s.failures.Load() }
@@ -166,17 +177,21 @@ func (s *Sampler) Start() {
 
 // Stop stops the sampling started by Start, releases every engaged action
 // (the GC settings are restored) and closes the probe the sampler made. It
-// is safe to call more than once; SampleOnce still works afterwards.
+// is safe to call more than once, and from a hook; SampleOnce still works
+// afterwards.
 func (s *Sampler) Stop() {
 	s.runMu.Lock()
-	defer s.runMu.Unlock()
-	if s.cancel != nil {
-		s.cancel()
-		<-s.stopped
-		s.cancel = nil
+	cancel, stopped := s.cancel, s.stopped
+	s.cancel = nil
+	s.runMu.Unlock()
+	if cancel != nil {
+		cancel()
+		if !s.onSamplingGoroutine() {
+			<-stopped
+		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.actMu.Lock()
+	defer s.actMu.Unlock()
 	s.actions.releaseAll()
 	if s.closer != nil {
 		_ = s.closer.Close()
@@ -187,45 +202,62 @@ func (s *Sampler) budget() uint64 {
 	return uint64(s.module.GetMaxHeapMb() * MiB)
 }
 
-// SampleOnce takes one sample, runs the ladder and the actions, and returns
-// the pressure in force. A failed read is counted and holds the level.
+// SampleOnce takes one sample, runs the ladder, then (outside the lock) the
+// actions, the recovery's effects and the hooks, and returns the pressure in
+// force. A failed read is counted and holds the level.
 func (s *Sampler) SampleOnce() Pressure {
 	r, err := s.probe.Read(s.budget())
-	s.mu.Lock()
 	if err != nil {
 		s.failures.Add(1)
 		logger.Warningf("memcontract: memory read failed (level held): %v", err)
-		p := s.p
-		s.mu.Unlock()
-		return p
+		return s.Pressure()
 	}
-	now := s.now()
-	rate := s.rate.update(now, r.UsedBytes)
-	var ratio, rateRatio float64
-	if r.CapacityBytes > 0 {
-		ratio = float64(r.UsedBytes) / float64(r.CapacityBytes)
-	}
-	if promised := s.module.GetAllocRateMbPerSec() * MiB; promised > 0 {
-		rateRatio = rate / promised
-	}
-	old := s.p.Level
-	lvl := s.ladder.Observe(ratio, rateRatio)
-	s.p = Pressure{
-		UsageRatio: ratio, UsedBytes: r.UsedBytes, CapacityBytes: r.CapacityBytes,
-		AllocRateBytesPerSec: rate, AllocRateRatio: rateRatio, Level: lvl,
-		ContractVersion: s.version, Module: s.module.GetName(), SampledAt: now,
-	}
-	p := s.p
-	s.actions.update(p)
-	s.admit = s.recovery.update(p)
+	s.mu.Lock()
+	old := s.Pressure().Level
+	p, atHardLimit := s.evaluate(r)
+	admit, effects := s.recovery.update(p, atHardLimit)
+	s.snapshot.Store(&samplerSnapshot{p: p, admit: admit})
 	s.mu.Unlock()
-	if lvl != old {
+
+	s.actMu.Lock()
+	s.actions.update(p)
+	s.actMu.Unlock()
+	for _, effect := range effects {
+		runHook("recovery", effect)
+	}
+	if p.Level != old {
 		for _, h := range s.hooks {
-			runHook("transition hook", func() { h(old, lvl, p) })
+			s.inHook.Add(1)
+			runHook("transition hook", func() { h(old, p.Level, p) })
+			s.inHook.Add(-1)
 		}
 	}
 	return p
 }
+
+// evaluate runs the memory ladder over a reading (called with s.mu held).
+func (s *Sampler) evaluate(r Reading) (Pressure, bool) {
+	now := s.now()
+	hasLive := r.HasLive && r.LiveBytes <= r.UsedBytes // more live than used: implausible
+	step := s.ladder.step(memorySample{
+		at: now, used: r.UsedBytes, capacity: r.CapacityBytes,
+		live: r.LiveBytes, hasLive: hasLive, limitBytes: r.LimitBytes,
+	})
+	p := Pressure{
+		UsageRatio: step.usageRatio, UsedBytes: r.UsedBytes, CapacityBytes: r.CapacityBytes,
+		AllocRateBytesPerSec: step.allocRate, AllocRateRatio: step.allocRateRatio, Level: step.level,
+		ContractVersion: s.version, Module: s.module.GetName(), SampledAt: now,
+		PlateauBytes: step.plateau,
+	}
+	if hasLive {
+		p.LiveBytes, p.HasLive, p.LiveSource = r.LiveBytes, true, r.LiveSource
+	}
+	return p, step.atHardLimit
+}
+
+// onSamplingGoroutine reports whether a hook is running on the sampling
+// goroutine (then Stop, called from it, must not wait for that goroutine).
+func (s *Sampler) onSamplingGoroutine() bool { return s.inHook.Load() > 0 }
 
 // runHook runs a user hook; a panic is logged, never raised.
 func runHook(what string, f func()) {
@@ -235,23 +267,4 @@ func runHook(what string, f func()) {
 		}
 	}()
 	f()
-}
-
-// rateEstimator is the smoothed growth rate of used memory (bytes/s, never
-// negative): an EWMA of deltas with alpha 0.5, as Python's RateEstimator.
-type rateEstimator struct {
-	rate   float64
-	last   uint64
-	lastAt time.Time
-}
-
-func (e *rateEstimator) update(now time.Time, used uint64) float64 {
-	if !e.lastAt.IsZero() && now.After(e.lastAt) {
-		instant := math.Max(0, (float64(used)-float64(e.last))/now.Sub(e.lastAt).Seconds())
-		e.rate = 0.5*instant + 0.5*e.rate
-	}
-	if e.lastAt.IsZero() || now.After(e.lastAt) {
-		e.last, e.lastAt = used, now
-	}
-	return e.rate
 }

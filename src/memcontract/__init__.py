@@ -8,10 +8,11 @@
 
 from .contract import Contract, ModuleContract
 from .errors import ContractError, GuardStateError, MemcontractError
-from .guard import Guard, Snapshot
+from .guard import Guard
 from .peer import peer_pressure
 from .pressure import Level, Pressure
 from .probe import Probe, Reading
+from .publish import Snapshot
 
 __version__ = "0.1.0"
 

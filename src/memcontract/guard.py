@@ -26,7 +26,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
@@ -46,12 +45,14 @@ from .actions import (
 )
 from .allocations import AllocationReport
 from .calls import CallCounter
-from .contract import Contract, ModuleContract
+from .contract import ON_STUCK_RECYCLE, Contract, ModuleContract
 from .errors import GuardStateError
-from .ladder import ALLOC_RATE, HEAP, Ladder
+from .ladder import MemoryLadder, MemorySample
 from .peers import PeerTable
 from .pressure import Level, Pressure
-from .probe import Probe, Reading
+from .probe import LiveWatch, Probe, Reading
+from .publish import Publisher
+from .publish import Snapshot as Snapshot  # re-exported: callers import it from here
 from .recovery import Recovery, release_memory
 from .telemetry import HOOK_ERRORS, PROBE_FAILURES, RECYCLES, Telemetry
 
@@ -83,37 +84,6 @@ class _SystemClock:
         return time.monotonic()
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What a call reads: the pressure and its wire forms, encoded once per sample.
-
-    Attributes:
-        pressure: the last sample.
-        request_metadata: keys a client adds to outgoing calls.
-        trailing_metadata: keys (and the ORCA report) a server adds to its trailers.
-        shed_trailers: ``trailing_metadata`` plus ``grpc-retry-pushback-ms``.
-        critical: level 3 (in dry run too: then calls are only counted as would-be sheds).
-        shedding: level 3 and not dry run: non-core calls are shed.
-        shed_details: the status details of a shed call.
-        admit: at level 3, the fraction of non-core calls admitted anyway (0 to 1): above 0
-            while level 3 is stuck on retained memory and sheds half-open (see
-            :mod:`memcontract.recovery`). The level and usage peers see are unchanged.
-        rps, eps: calls and errors per second the server interceptors counted over the last
-            sample, as measured (the ORCA report carries them per ``orca.rates``).
-    """
-
-    pressure: Pressure
-    request_metadata: wire.Metadata
-    trailing_metadata: wire.Metadata
-    shed_trailers: wire.Metadata
-    critical: bool
-    shedding: bool
-    shed_details: str
-    admit: float = 0.0
-    rps: float = 0.0
-    eps: float = 0.0
-
-
 def _reading_problem(reading: Reading) -> str | None:
     """What makes a reading unusable (a bad reading holds the level, like a failed read)."""
     used, capacity = reading.used_bytes, reading.capacity_bytes
@@ -121,6 +91,10 @@ def _reading_problem(reading: Reading) -> str | None:
         return f"used_bytes must be a non-negative integer, got {used!r}"
     if type(capacity) is not int or capacity <= 0:
         return f"capacity_bytes must be a positive integer, got {capacity!r}"
+    for name in ("live_bytes", "limit_bytes"):
+        value = getattr(reading, name)
+        if value is not None and (type(value) is not int or value < 0):
+            return f"{name} must be a non-negative integer or None, got {value!r}"
     for name in ("alloc_rate_bytes_per_sec", "psi_some_avg10", "gc_pause_p99_ms"):
         value = getattr(reading, name)
         if value is not None and not (isinstance(value, int | float) and 0 <= value < math.inf):
@@ -143,24 +117,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class RateEstimator:
-    """Smoothed growth rate of used memory (bytes/s, never negative): an EWMA of deltas."""
-
-    def __init__(self, alpha: float = 0.5) -> None:
-        self.alpha = alpha
-        self.rate = 0.0
-        self._last: tuple[float, int] | None = None
-
-    def update(self, now: float, used_bytes: int) -> float:
-        """Feed a reading taken at monotonic time ``now``; return the smoothed rate."""
-        if self._last is not None and now > self._last[0]:
-            instant = max(0.0, (used_bytes - self._last[1]) / (now - self._last[0]))
-            self.rate = self.alpha * instant + (1 - self.alpha) * self.rate
-        if self._last is None or now > self._last[0]:
-            self._last = (now, used_bytes)
-        return self.rate
-
-
 class Guard:
     """Keeps a process inside its memory contract (docs/design.md §4).
 
@@ -171,7 +127,8 @@ class Guard:
         actions: replaces the default actions (see :meth:`default_actions`).
         disable: names of default actions to leave out, e.g. ``{"sample_allocations"}``;
             ``"recover"`` leaves out level 3's way out (:mod:`memcontract.recovery`): level 3
-            then sheds until usage falls below its threshold.
+            then sheds until usage falls below its threshold; ``"live_exit"`` leaves level 3
+            on used memory only, never on live memory (:class:`memcontract.ladder.MemoryLadder`).
         meter_provider, tracer_provider: OpenTelemetry providers (default: the global ones).
     """
 
@@ -191,8 +148,14 @@ class Guard:
         self._owns_probe = probe is None
         self._probe = probe
         self._clock: Clock = clock or _SystemClock()
-        self._ladder = Ladder(self.module.ladder)
-        self._rate = RateEstimator()
+        self._memory = MemoryLadder(
+            self.module.ladder,
+            interval=self.module.sample_interval,
+            promised_rate_bytes_per_sec=self.module.alloc_rate_bytes_per_sec,
+            live_exit="live_exit" not in set(disable),
+            recycles=self.module.on_stuck == ON_STUCK_RECYCLE,
+        )
+        self._at_hard_limit = False
         self._callbacks: list[TransitionCallback] = []
         self._recycle_callbacks: list[RecycleCallback] = []
         self._sample_lock = threading.Lock()
@@ -205,6 +168,7 @@ class Guard:
         # The thread taking a sample now (its callbacks may call stop(): see there).
         self._sampling_thread: int | None = None
         self._stop_after_sample = False
+        self._publisher = Publisher(self.module, self.calls, clock=self._clock.monotonic)
         budget = self.module.max_heap_bytes
         self.snapshot = self._publish(
             Pressure(
@@ -355,6 +319,8 @@ class Guard:
         self._guarded("actions", self._actions.update, pressure)
         if pressure.level != old:
             self._guarded("transition", self._transition, old, pressure)
+            if isinstance(self._probe, LiveWatch):
+                self._guarded("probe", self._probe.watch_live, pressure.level)
         return pressure
 
     def _guarded(self, step: str, fn: Callable[..., object], *args: object) -> None:
@@ -400,32 +366,50 @@ class Guard:
 
     def _evaluate(self, reading: Reading) -> Pressure:
         capacity = max(1, reading.capacity_bytes)
-        rate = reading.alloc_rate_bytes_per_sec
-        if rate is None:
-            rate = self._rate.update(self._clock.monotonic(), reading.used_bytes)
-        usage = reading.used_bytes / capacity
-        rate_ratio = rate / self.module.alloc_rate_bytes_per_sec
-        level = self._ladder.step({HEAP: usage, ALLOC_RATE: rate_ratio})
+        live = self._plausible_live(reading)
+        step = self._memory.step(
+            MemorySample(
+                now=self._clock.monotonic(),
+                used_bytes=reading.used_bytes,
+                capacity_bytes=capacity,
+                live_bytes=live,
+                limit_bytes=reading.limit_bytes,
+                alloc_rate_bytes_per_sec=reading.alloc_rate_bytes_per_sec,
+            )
+        )
+        self._at_hard_limit = step.at_hard_limit
         return Pressure(
-            usage_ratio=usage,
+            usage_ratio=step.usage_ratio,
             used_bytes=reading.used_bytes,
             capacity_bytes=capacity,
-            alloc_rate_bytes_per_sec=rate,
-            alloc_rate_ratio=rate_ratio,
-            level=level,
+            alloc_rate_bytes_per_sec=step.alloc_rate_bytes_per_sec,
+            alloc_rate_ratio=step.alloc_rate_ratio,
+            level=step.level,
             contract_version=self.contract.version,
             module=self.module.name,
             sampled_at=self._clock.time(),
             psi_some_avg10=reading.psi_some_avg10,
             gc_pause_p99_ms=reading.gc_pause_p99_ms,
+            live_bytes=live,
+            live_source=reading.live_source,
+            plateau_bytes=step.plateau_bytes,
         )
+
+    def _plausible_live(self, reading: Reading) -> int | None:
+        """Live bytes, or None where unknown or implausible (more live than used: a source
+        that counts what is not resident), counted as a failure of source "live"."""
+        live = reading.live_bytes
+        if live is not None and live > reading.used_bytes:
+            self._count_failure("live", f"live {live} > used {reading.used_bytes} bytes")
+            return None
+        return live
 
     def _admit(self, pressure: Pressure) -> float:
         """The fraction of non-core calls admitted at level 3 (0 when anything goes wrong)."""
         if self._recovery is None:
             return 0.0
         try:
-            return self._recovery.update(pressure)
+            return self._recovery.update(pressure, at_hard_limit=self._at_hard_limit)
         except Exception:
             self.telemetry.add(HOOK_ERRORS, 1, {"hook": "recover"})
             log.exception("memcontract: level 3 recovery failed")
@@ -456,32 +440,7 @@ class Guard:
                 log.exception("memcontract: %s callback %r failed", hook, callback)
 
     def _publish(self, pressure: Pressure, admit: float = 0.0) -> Snapshot:
-        rps, eps = self.calls.rates(self._clock.monotonic())
-        orca = self.module.orca
-        reported_rps, reported_eps = orca.reported_rates(rps, eps, pressure.usage_ratio)
-        trailers = wire.encode_trailers(
-            pressure,
-            rps=reported_rps,
-            eps=reported_eps,
-            application_utilization=orca.reports_memory,
-        )
-        pushback = (wire.RETRY_PUSHBACK, str(self.module.retry_pushback_ms))
-        return Snapshot(
-            pressure=pressure,
-            request_metadata=trailers[:-1],
-            trailing_metadata=trailers,
-            shed_trailers=(*trailers, pushback),
-            critical=pressure.level == Level.CRITICAL,
-            shedding=pressure.level == Level.CRITICAL and not self.module.dry_run,
-            shed_details=(
-                f"memory pressure: module {self.module.name} at level {int(pressure.level)} "
-                f"(usage {wire.format_usage(pressure.usage_ratio)}); "
-                f"retry after {self.module.retry_pushback_ms} ms"
-            ),
-            admit=admit,
-            rps=rps,
-            eps=eps,
-        )
+        return self._publisher.publish(pressure, admit)
 
     def _transition(self, old: Level, pressure: Pressure) -> None:
         new = pressure.level

@@ -26,7 +26,9 @@ class Pressure:
     """One sample of a process's memory state; immutable, cheap to share between threads.
 
     Attributes:
-        usage_ratio: used / capacity (0 and up; above 1.0 means over budget).
+        usage_ratio: the usage the ladder weighs and peers are told (``x-memory-usage``, ORCA):
+            used / capacity (0 and up; above 1.0 means over budget), or live / capacity while a
+            retained plateau is recorded (``plateau_bytes``; design §4).
         used_bytes: resident memory, or the cgroup working set when the cgroup limit binds.
         capacity_bytes: the effective budget, bytes: min(contract, cgroup limit, physical).
         alloc_rate_bytes_per_sec: smoothed growth rate of used memory, bytes/s, never negative.
@@ -37,6 +39,13 @@ class Pressure:
         sampled_at: when the sample was taken, Unix seconds.
         psi_some_avg10: memory PSI "some avg10" (percent) where readable, else ``None``.
         gc_pause_p99_ms: p99 of GC pauses over the window, milliseconds, else ``None``.
+        live_bytes: memory the program holds (allocated objects, not what the allocators
+            retain), bytes, or ``None`` where unknown (design §3).
+        live_source: where ``live_bytes`` comes from (e.g. ``"pymalloc+mallinfo2"``); empty
+            where no source exists.
+        plateau_bytes: the used bytes recorded when level 3 was left on live memory (memory
+            the process retains but does not use), or ``None``: while recorded, the usage
+            peers see is the live ratio.
     """
 
     usage_ratio: float = 0.0
@@ -50,6 +59,21 @@ class Pressure:
     sampled_at: float = 0.0
     psi_some_avg10: float | None = None
     gc_pause_p99_ms: float | None = None
+    live_bytes: int | None = None
+    live_source: str = ""
+    plateau_bytes: int | None = None
+
+    @property
+    def used_ratio(self) -> float:
+        """Used memory over capacity (``usage_ratio`` is this unless a plateau is recorded)."""
+        return self.used_bytes / self.capacity_bytes if self.capacity_bytes > 0 else 0.0
+
+    @property
+    def live_ratio(self) -> float | None:
+        """Live memory over capacity, or ``None`` where live memory is unknown."""
+        if self.live_bytes is None or self.capacity_bytes <= 0:
+            return None
+        return self.live_bytes / self.capacity_bytes
 
     @property
     def capacity_mib(self) -> int:

@@ -19,6 +19,7 @@ import psutil
 
 from . import _cgroup
 from ._gcpause import GcPauseMonitor
+from ._live import LiveMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,11 @@ class Reading:
         alloc_rate_bytes_per_sec: a growth rate the probe measured itself; ``None`` lets the
             guard estimate it from successive ``used_bytes``.
         failed_sources: names of sources that failed during this reading (counted by the guard).
+        live_bytes: memory the program holds, bytes, or ``None`` where unknown (design §3).
+            The guard treats a value above ``used_bytes`` as unknown (and counts it).
+        live_source: where ``live_bytes`` comes from, e.g. ``"pymalloc+mallinfo2"``.
+        limit_bytes: the hard limit the kernel enforces (the cgroup memory limit), bytes, or
+            ``None`` without one; the budget is not a hard limit.
     """
 
     used_bytes: int
@@ -41,6 +47,9 @@ class Reading:
     gc_pause_p99_ms: float | None = None
     alloc_rate_bytes_per_sec: float | None = None
     failed_sources: tuple[str, ...] = ()
+    live_bytes: int | None = None
+    live_source: str = ""
+    limit_bytes: int | None = None
 
 
 @runtime_checkable
@@ -56,6 +65,15 @@ class Probe(Protocol):
         ...
 
 
+@runtime_checkable
+class LiveWatch(Protocol):
+    """A probe whose live-memory reads follow the level (the guard tells it on each change)."""
+
+    def watch_live(self, level: int) -> None:
+        """The level in force is now ``level`` (0-3): read live memory more closely at >= 2."""
+        ...
+
+
 _log = logging.getLogger("memcontract.probe")
 
 
@@ -66,7 +84,9 @@ class SystemProbe:
     memory)``; ``used_bytes`` is the process RSS, or the cgroup's working set (usage minus
     inactive file cache, as kubelet and the OOM killer count it) when the cgroup limit is the
     smallest of the three. It also reports memory PSI ``some avg10`` (the own v2 cgroup's, else
-    the host's) and the p99 GC pause, from a ``gc.callbacks`` hook installed here.
+    the host's) and the p99 GC pause, from a ``gc.callbacks`` hook installed here, and live
+    memory where it can be read (:mod:`memcontract._live`: pymalloc blocks + glibc in use;
+    ``describe()["live_unknown"]`` says why not elsewhere).
 
     Cgroup paths are resolved once, when built (and again every ``refresh_every`` seconds if
     set); a read only opens the few small files they name. Only the RSS read may raise; a
@@ -99,7 +119,13 @@ class SystemProbe:
         self._logged: set[str] = set()
         self._resolve()
         self._gc = GcPauseMonitor()
+        self._live = LiveMeter(root=root)
         _LIVE_PROBES.add(self)
+
+    def watch_live(self, level: int) -> None:
+        """Read glibc's part of live memory every sample at level 2 and above (see
+        :mod:`memcontract._live` for its cost), at most every few seconds below."""
+        self._live.watch(level >= 2)
 
     def _after_fork_in_child(self) -> None:
         # The descriptor names the parent's /proc/<pid>/statm (it was resolved when opened),
@@ -157,6 +183,8 @@ class SystemProbe:
             "cgroup_error": self._cgroup_error,
             "physical_bytes": self._physical_bytes,
             "psi_source": self._psi_file,
+            "live_source": self._live.source,
+            "live_unknown": self._live.reason,
         }
 
     def read(self, budget_bytes: int) -> Reading:
@@ -179,6 +207,9 @@ class SystemProbe:
             psi_some_avg10=psi,
             gc_pause_p99_ms=self._gc.p99_ms(),
             failed_sources=tuple(failed),
+            live_bytes=self._live.read(),
+            live_source=self._live.source,
+            limit_bytes=limit.limit_bytes,
         )
 
     def _read_rss(self) -> int:

@@ -15,6 +15,14 @@ stays; ``gc.collect()`` then hands back 17 to 31 MiB (25 ms of CPU) and glibc's
 3. **Stuck**: stalled again after the release: with ``on_stuck: half_open`` admit a fraction
    of non-core calls, :data:`FIRST_FRACTION` at first, doubling every sample usage does not
    climb, up to all of them; with ``on_stuck: recycle`` ask the process to recycle itself.
+   Where live memory is known (design §3) it decides: half-open never opens while live memory
+   is at or above the level-3 threshold (the calls hold the memory: shedding is what keeps
+   usage from climbing), and ``recycle`` fires only while used memory is at the hard limit
+   (the cgroup limit, else the budget) and live memory is below the level-1 threshold
+   (retained memory, which shedding cannot shrink). Low live memory away from the limit
+   leaves level 3 through the ladder instead (:class:`memcontract.ladder.MemoryLadder`).
+   Where live memory is unknown (musl, ``PYTHONMALLOC=malloc``, a preloaded jemalloc or
+   tcmalloc, free-threaded builds) half-open and recycle work as described, on used memory.
    While half-open and flat, release again, every ``stall_samples`` samples at first, then
    twice as long each time (up to :data:`MAX_RELEASE_WAIT` samples): memory freed when the
    load ends is handed back soon after, and level 3 can end.
@@ -22,7 +30,7 @@ stays; ``gc.collect()`` then hands back 17 to 31 MiB (25 ms of CPU) and glibc's
    every non-core call (fraction 0), and the watch starts over.
 
 Everything ends when the level drops below 3. The level and the usage peers see are never
-touched: only what the server admits changes.
+touched here: only what the server admits changes.
 
 >>> from memcontract.contract import ModuleContract
 >>> from memcontract.pressure import Pressure, Level
@@ -145,6 +153,8 @@ class Recovery:
     ) -> None:
         self.recycles = module.on_stuck == ON_STUCK_RECYCLE
         self.stall_samples = max(2, module.ladder.confirm.level3)
+        self._live_low = module.ladder.heap.level1  # below it, live memory is low
+        self._live_high = module.ladder.heap.level3  # at or above it, half-open stays shut
         self._release = release
         self._recycle = recycle
         self._dry_run = dry_run
@@ -154,8 +164,12 @@ class Recovery:
         self._still = 0
         self._wait = self.stall_samples  # samples without falling before the next step
 
-    def update(self, pressure: Pressure) -> float:
-        """Feed one sample; return the fraction of non-core calls to admit (0 to 1)."""
+    def update(self, pressure: Pressure, *, at_hard_limit: bool = False) -> float:
+        """Feed one sample; return the fraction of non-core calls to admit (0 to 1).
+
+        ``at_hard_limit``: used memory is at the hard limit (see
+        :attr:`memcontract.ladder.MemoryStep.at_hard_limit`).
+        """
         usage = pressure.usage_ratio
         if pressure.level < Level.CRITICAL:
             self.phase, self.fraction = Phase.CLOSED, 0.0
@@ -165,6 +179,10 @@ class Recovery:
             return 0.0
         climbing = usage > self._last + TOLERANCE or pressure.alloc_rate_ratio >= GROWTH_RATIO
         self._last = usage
+        if self.phase is Phase.HALF_OPEN and self._live_is_high(pressure):
+            log.info("memcontract: live memory above the level-3 threshold: shedding every call")
+            self._shed(usage)
+            return 0.0
         if climbing:
             if self.phase is Phase.HALF_OPEN:
                 log.info("memcontract: usage climbing again at level 3: shedding every call")
@@ -182,7 +200,7 @@ class Recovery:
             if self.phase is Phase.SHEDDING:
                 self._stalled(pressure)
             elif self.phase is Phase.RELEASED:
-                self._stuck(pressure)
+                self._stuck(pressure, at_hard_limit)
             else:  # half-open and flat: hand back what the admitted calls freed, less often
                 self._wait = min(2 * self._wait, MAX_RELEASE_WAIT)
                 self._hand_back()
@@ -207,9 +225,31 @@ class Recovery:
         )
         self._hand_back()
 
-    def _stuck(self, pressure: Pressure) -> None:
-        if self.recycles and not self._dry_run and self._recycle and self._recycle(pressure):
+    def _live_is_high(self, pressure: Pressure) -> bool:
+        live = pressure.live_ratio
+        return live is not None and live >= self._live_high
+
+    def _retained(self, pressure: Pressure, at_hard_limit: bool) -> bool:
+        """Whether recycling is the way out: live memory unknown (used alone decides, as it
+        always did), or used memory at the hard limit while live memory is low."""
+        live = pressure.live_ratio
+        return live is None or (at_hard_limit and live < self._live_low)
+
+    def _stuck(self, pressure: Pressure, at_hard_limit: bool) -> None:
+        if (
+            self.recycles
+            and not self._dry_run
+            and self._recycle
+            and self._retained(pressure, at_hard_limit)
+            and self._recycle(pressure)
+        ):
             self.phase = Phase.RECYCLING
+            return
+        if self._live_is_high(pressure):
+            # The calls in flight hold the memory: admitting more would take it over the
+            # limit. Stay shed; hand back again later (less often), as half-open does.
+            self._wait = min(2 * self._wait, MAX_RELEASE_WAIT)
+            self._hand_back()
             return
         self.phase, self.fraction = Phase.HALF_OPEN, FIRST_FRACTION
         log.warning(

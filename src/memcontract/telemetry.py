@@ -1,7 +1,8 @@
 """Telemetry through the OpenTelemetry API only (the user brings the SDK), plus plain counts.
 
 Gauges (observed from the guard's snapshot): ``memcontract.memory.usage_ratio`` (1),
-``memcontract.memory.used`` (By), ``memcontract.memory.capacity`` (By), ``memcontract.level`` (1),
+``memcontract.memory.used`` (By), ``memcontract.memory.live`` (By, only where live memory is
+known), ``memcontract.memory.capacity`` (By), ``memcontract.level`` (1),
 and the non-essential ``memcontract.memory.alloc_rate`` (By/s), ``memcontract.memory.psi``
 (%) and ``memcontract.gc.pause_p99`` (ms), which stop reporting while telemetry is paused
 (level 2). Counters: see :data:`COUNTERS`. A span event marks each level transition.
@@ -93,6 +94,13 @@ class Telemetry:
             True,
         )
         gauge("memcontract.memory.used", "By", "Used memory", lambda p: p.used_bytes, True)
+        gauge(
+            "memcontract.memory.live",
+            "By",
+            "Live memory: what the program holds, not what its allocators retain",
+            lambda p: p.live_bytes,
+            True,
+        )
         gauge(
             "memcontract.memory.capacity",
             "By",

@@ -25,7 +25,14 @@ class FakeProbe:
     Usage is relative to the capacity: the contract budget unless ``capacity_mb`` is set
     (a smaller cgroup limit, say). ``alloc_rate_mb`` reports a growth rate directly (default 0);
     with ``estimate_rate=True`` the probe reports none and the guard estimates it from the
-    successive used bytes, as with the system probe.
+    successive used bytes, as with the system probe. ``live`` (a ratio of capacity) or
+    ``live_mb`` set live memory for the next reads (unknown unless given, on every ``set``);
+    ``limit_mb`` a hard (cgroup) limit, kept until changed (0 removes it).
+
+    >>> probe = FakeProbe().set(used_mb=90, live_mb=20, limit_mb=160)
+    >>> reading = probe.read(1024 * MIB)
+    >>> reading.live_bytes // MIB, reading.limit_bytes // MIB
+    (20, 160)
     """
 
     def __init__(self, *, estimate_rate: bool = False) -> None:
@@ -36,6 +43,9 @@ class FakeProbe:
         self.alloc_rate_bytes_per_sec: float | None = None
         self.psi_some_avg10: float | None = None
         self.gc_pause_p99_ms: float | None = None
+        self.live: float | None = None
+        self.live_bytes: int | None = None
+        self.limit_bytes: int | None = None
         self.failing = False
         self.reads = 0
         self.closed = False
@@ -49,6 +59,9 @@ class FakeProbe:
         alloc_rate_mb: float | None = None,
         psi: float | None = None,
         gc_pause_p99_ms: float | None = None,
+        live: float | None = None,
+        live_mb: float | None = None,
+        limit_mb: float | None = None,
     ) -> FakeProbe:
         """Set what the next reads return (usage ratio, or used MiB); clears a failure."""
         if usage is not None:
@@ -60,6 +73,10 @@ class FakeProbe:
         self.alloc_rate_bytes_per_sec = (alloc_rate_mb or 0.0) * MIB
         self.psi_some_avg10 = psi
         self.gc_pause_p99_ms = gc_pause_p99_ms
+        self.live = live
+        self.live_bytes = None if live_mb is None else int(live_mb * MIB)
+        if limit_mb is not None:
+            self.limit_bytes = int(limit_mb * MIB) or None
         self.failing = False
         return self
 
@@ -78,12 +95,18 @@ class FakeProbe:
             used = self.used_bytes
         else:
             used = round((self.usage or 0.0) * capacity)
+        live = self.live_bytes
+        if self.live is not None:
+            live = round(self.live * capacity)
         return Reading(
             used_bytes=used,
             capacity_bytes=capacity,
             psi_some_avg10=self.psi_some_avg10,
             gc_pause_p99_ms=self.gc_pause_p99_ms,
             alloc_rate_bytes_per_sec=None if self.estimate_rate else self.alloc_rate_bytes_per_sec,
+            live_bytes=live,
+            live_source="" if live is None else "fake",
+            limit_bytes=self.limit_bytes,
         )
 
     def close(self) -> None:

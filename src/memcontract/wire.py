@@ -48,6 +48,7 @@ _USAGE_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?%?")
 _CAPACITY_RE = re.compile(r"[0-9]{1,12}")
 _VERSION_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _LEVEL_RE = re.compile(r"[0-3]")
+_LIVE_SOURCE_RE = re.compile(r"[A-Za-z0-9._+/-]{0,32}")
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 
@@ -70,6 +71,9 @@ def to_proto(p: Pressure) -> memcontract_pb2.MemoryPressure:
         contract_version=p.contract_version,
         module=p.module,
         alloc_rate_ratio=p.alloc_rate_ratio,
+        live_bytes=p.live_bytes,
+        plateau_bytes=p.plateau_bytes,
+        live_source=p.live_source,
     )
     millis = round(p.sampled_at * 1000)
     msg.sampled_at.seconds, msg.sampled_at.nanos = millis // 1000, (millis % 1000) * 1_000_000
@@ -89,6 +93,9 @@ def from_proto(msg: memcontract_pb2.MemoryPressure) -> Pressure:
         contract_version=msg.contract_version,
         module=msg.module,
         sampled_at=ts.seconds + ts.nanos / 1e9,
+        live_bytes=msg.live_bytes if msg.HasField("live_bytes") else None,
+        live_source=msg.live_source,
+        plateau_bytes=msg.plateau_bytes if msg.HasField("plateau_bytes") else None,
     )
 
 
@@ -215,6 +222,8 @@ def parse_pressure_bin(value: Any) -> Pressure | None:
         return None
     if msg.usage_ratio > MAX_USAGE_PERCENT / 100:
         msg.usage_ratio = MAX_USAGE_PERCENT / 100
+    if not _LIVE_SOURCE_RE.fullmatch(msg.live_source):
+        msg.live_source = ""  # a name only: anything else is not ours, and is dropped
     return from_proto(msg)
 
 

@@ -10,12 +10,12 @@ from rich.table import Table
 from rich.text import Text
 
 from memcontract import wire
-from memcontract.pressure import MIB
+from memcontract.pressure import MIB, Pressure
 from memcontract.v1 import memcontract_pb2 as pb
 
 from .collect import TargetState
 
-_NUMERIC = ("usage", "capacity", "growth")
+_NUMERIC = ("usage", "used", "live", "capacity", "growth")
 _LEVEL_STYLE = {0: "green", 1: "yellow", 2: "dark_orange", 3: "bold red"}
 
 
@@ -45,22 +45,25 @@ def render_table(
     # The target is what a reader looks for: never cut (the others may wrap).
     widest = max((len(s.target) + 9 for s in states), default=10)
     table.add_column("target", no_wrap=True, min_width=min(widest, 40))
-    for name in ("usage", "capacity", "level", "growth", "contract", "module", "at level"):
+    columns = ("usage", "used", "live", "capacity", "level", "growth", "contract", "module")
+    for name in (*columns, "at level"):
         table.add_column(name, justify="right" if name in _NUMERIC else "left")
     for state in states:
         p = state.pressure
         if state.error is not None:
             cell = Text(state.target + "\n")
             cell.append(state.error, style="red")
-            table.add_row(cell, *([""] * 7))
+            table.add_row(cell, *([""] * 9))
             continue
         if p is None:
-            table.add_row(state.target + "\nconnecting…", *([""] * 7))
+            table.add_row(state.target + "\nconnecting…", *([""] * 9))
             continue
         level = int(p.level)
         table.add_row(
             state.target + ("" if state.source == "watch" else " (health)"),
             wire.format_usage(p.usage_ratio),
+            _used_text(p),
+            "-" if p.live_bytes is None else f"{p.live_bytes / MIB:.0f} MiB",
             f"{p.capacity_bytes / MIB:.0f} MiB",
             Text(f"{level} {p.level.name}", style=_LEVEL_STYLE[level]),
             f"{p.alloc_rate_bytes_per_sec / MIB:.1f} MiB/s" if state.source == "watch" else "-",
@@ -72,6 +75,14 @@ def render_table(
         return table
     reports = [_report_text(s) for s in states if s.allocations is not None]
     return Group(table, *reports)
+
+
+def _used_text(p: Pressure) -> str:
+    """Used MiB, and the retained plateau while one is recorded (usage is then live)."""
+    used = f"{p.used_bytes / MIB:.0f} MiB"
+    if p.plateau_bytes is None:
+        return used
+    return f"{used} (retained {p.plateau_bytes / MIB:.0f})"
 
 
 def _report_text(state: TargetState) -> Text:
@@ -114,6 +125,9 @@ def state_json(state: TargetState) -> dict[str, Any]:
             contract_version=p.contract_version,
             module=p.module,
             sampled_at=p.sampled_at,
+            live_bytes=p.live_bytes,
+            live_source=p.live_source,
+            plateau_bytes=p.plateau_bytes,
         )
     if state.allocations is not None:
         out["allocations"] = _report_json(state.allocations)

@@ -109,8 +109,18 @@ type MemoryPressure struct {
 	SampledAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=sampled_at,json=sampledAt,proto3" json:"sampled_at,omitempty"`
 	// Growth rate over the contract's alloc_rate_mb_per_sec, ratio.
 	AllocRateRatio float64 `protobuf:"fixed64,9,opt,name=alloc_rate_ratio,json=allocRateRatio,proto3" json:"alloc_rate_ratio,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Live memory, bytes: what the program holds (allocated objects, not what its
+	// allocators retain). Absent where it cannot be read (see live_source).
+	LiveBytes *uint64 `protobuf:"varint,10,opt,name=live_bytes,json=liveBytes,proto3,oneof" json:"live_bytes,omitempty"`
+	// The retained plateau, bytes: used memory when level 3 was left on live
+	// memory. While present, usage_ratio (and x-memory-usage, ORCA) is live memory
+	// over capacity; used_bytes stays what the kernel counts.
+	PlateauBytes *uint64 `protobuf:"varint,11,opt,name=plateau_bytes,json=plateauBytes,proto3,oneof" json:"plateau_bytes,omitempty"`
+	// Where live_bytes comes from, e.g. "pymalloc+mallinfo2" (Python) or
+	// "gc/heap/live+stacks" (Go); empty where live memory is unknown.
+	LiveSource    string `protobuf:"bytes,12,opt,name=live_source,json=liveSource,proto3" json:"live_source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MemoryPressure) Reset() {
@@ -204,6 +214,27 @@ func (x *MemoryPressure) GetAllocRateRatio() float64 {
 		return x.AllocRateRatio
 	}
 	return 0
+}
+
+func (x *MemoryPressure) GetLiveBytes() uint64 {
+	if x != nil && x.LiveBytes != nil {
+		return *x.LiveBytes
+	}
+	return 0
+}
+
+func (x *MemoryPressure) GetPlateauBytes() uint64 {
+	if x != nil && x.PlateauBytes != nil {
+		return *x.PlateauBytes
+	}
+	return 0
+}
+
+func (x *MemoryPressure) GetLiveSource() string {
+	if x != nil {
+		return x.LiveSource
+	}
+	return ""
 }
 
 // Contract is a memory_contract.yaml file.
@@ -1104,7 +1135,7 @@ var File_memcontract_v1_memcontract_proto protoreflect.FileDescriptor
 
 const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\n" +
-	" memcontract/v1/memcontract.proto\x12\x0ememcontract.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x03\n" +
+	" memcontract/v1/memcontract.proto\x12\x0ememcontract.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x04\n" +
 	"\x0eMemoryPressure\x12\x1f\n" +
 	"\vusage_ratio\x18\x01 \x01(\x01R\n" +
 	"usageRatio\x12\x1d\n" +
@@ -1117,7 +1148,15 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x06module\x18\a \x01(\tR\x06module\x129\n" +
 	"\n" +
 	"sampled_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tsampledAt\x12(\n" +
-	"\x10alloc_rate_ratio\x18\t \x01(\x01R\x0eallocRateRatio\"^\n" +
+	"\x10alloc_rate_ratio\x18\t \x01(\x01R\x0eallocRateRatio\x12\"\n" +
+	"\n" +
+	"live_bytes\x18\n" +
+	" \x01(\x04H\x00R\tliveBytes\x88\x01\x01\x12(\n" +
+	"\rplateau_bytes\x18\v \x01(\x04H\x01R\fplateauBytes\x88\x01\x01\x12\x1f\n" +
+	"\vlive_source\x18\f \x01(\tR\n" +
+	"liveSourceB\r\n" +
+	"\v_live_bytesB\x10\n" +
+	"\x0e_plateau_bytes\"^\n" +
 	"\bContract\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x128\n" +
 	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\xbf\x04\n" +
@@ -1253,6 +1292,7 @@ func file_memcontract_v1_memcontract_proto_init() {
 	if File_memcontract_v1_memcontract_proto != nil {
 		return
 	}
+	file_memcontract_v1_memcontract_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -49,6 +49,9 @@ type pressureJSON struct {
 	ContractVersion      string  `json:"contract_version"`
 	Module               string  `json:"module"`
 	SampledAtUnixMs      int64   `json:"sampled_at_unix_ms"`
+	LiveBytes            *uint64 `json:"live_bytes"`
+	PlateauBytes         *uint64 `json:"plateau_bytes"`
+	LiveSource           string  `json:"live_source"`
 }
 
 func (j pressureJSON) pressure() memcontract.Pressure {
@@ -61,6 +64,13 @@ func (j pressureJSON) pressure() memcontract.Pressure {
 		Level:                memcontract.Level(j.Level),
 		ContractVersion:      j.ContractVersion,
 		Module:               j.Module,
+		LiveSource:           j.LiveSource,
+	}
+	if j.LiveBytes != nil {
+		p.LiveBytes, p.HasLive = *j.LiveBytes, true
+	}
+	if j.PlateauBytes != nil {
+		p.PlateauBytes = *j.PlateauBytes
 	}
 	if j.SampledAtUnixMs != 0 {
 		p.SampledAt = time.UnixMilli(j.SampledAtUnixMs)

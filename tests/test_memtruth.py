@@ -1,0 +1,247 @@
+"""Used and live memory (design §3, §4), stepped with FakeProbe and FakeClock: level 3 left on
+live memory with a retained plateau (and what peers are told meanwhile), entered at once before
+a hard limit, half-open shut while live memory is high, recycle only at the hard limit with live
+memory low, implausible live memory ignored; and the live meter of this very process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from xds.data.orca.v3 import orca_load_report_pb2
+
+from memcontract import Level, _live, wire
+from memcontract.pressure import MIB
+from memcontract.probe import SystemProbe
+from memcontract.recovery import Phase, Released
+from memcontract.telemetry import PROBE_FAILURES, RECYCLES
+
+from .support import Rig, make_contract
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def releases(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count releases without a real gc.collect() per sample."""
+    calls: list[int] = []
+
+    def fake(telemetry: object = None) -> Released:
+        calls.append(1)
+        return Released(0, None, 0.0)
+
+    monkeypatch.setattr("memcontract.guard.release_memory", fake)
+    monkeypatch.setattr("memcontract.actions.release_memory", fake)
+    return calls
+
+
+def to_level3(rig: Rig, **probe_kw: object) -> None:
+    for _ in range(3):
+        rig.step(0.97, **probe_kw)
+    assert rig.guard.level == Level.CRITICAL
+
+
+def test_flat_used_and_low_live_leave_level3_and_peers_see_live() -> None:
+    rig = Rig(make_contract())
+    to_level3(rig, live=0.20)
+    assert [rig.step(0.97, live=0.20) for _ in range(3)] == [3, 3, 0]
+    p = rig.guard.pressure
+    assert (p.usage_ratio, p.used_bytes, p.plateau_bytes) == (0.20, 97 * MIB, 97 * MIB)
+    assert p.live_bytes == 20 * MIB and p.live_source == "fake"
+    md = dict(rig.guard.snapshot.trailing_metadata)
+    assert md[wire.USAGE] == "20%" and md[wire.LEVEL] == "0"
+    sent = wire.parse_pressure_bin(md[wire.PRESSURE_BIN])
+    assert sent is not None
+    assert (sent.used_bytes, sent.plateau_bytes, sent.live_bytes) == (97 * MIB, 97 * MIB, 20 * MIB)
+    orca = orca_load_report_pb2.OrcaLoadReport.FromString(md[wire.ORCA_BIN])  # type: ignore[arg-type]
+    assert orca.application_utilization == pytest.approx(0.20)
+    assert not rig.guard.snapshot.shedding
+
+
+def test_used_climbing_past_the_plateau_is_level3_again_at_once() -> None:
+    rig = Rig(make_contract())
+    to_level3(rig, live=0.20)
+    for _ in range(3):
+        rig.step(0.97, live=0.20)
+    assert rig.step(1.01, live=0.25) == 0  # within the 5 % tolerance
+    assert rig.step(1.03, live=0.30) == 3  # the retained memory is used up
+    assert rig.guard.pressure.plateau_bytes is None
+    assert rig.guard.pressure.usage_ratio == 1.03  # used is the truth again
+    assert rig.guard.snapshot.shedding
+
+
+def test_live_exit_can_be_turned_off() -> None:
+    rig = Rig(make_contract(), disable={"live_exit"})
+    to_level3(rig, live=0.20)
+    assert [rig.step(0.97, live=0.20) for _ in range(5)] == [3] * 5
+
+
+def test_live_above_used_is_unknown_and_counted() -> None:
+    rig = Rig(make_contract())
+    to_level3(rig, live=0.99)  # more live than used: a source that counts what is not resident
+    assert rig.guard.pressure.live_bytes is None
+    assert rig.guard.telemetry.by_attribute[(PROBE_FAILURES, "source", "live")] == 3
+    assert [rig.step(0.97, live=0.99) for _ in range(4)] == [3] * 4
+
+
+def test_growth_towards_a_hard_limit_enters_level3_at_once() -> None:
+    rig = Rig(make_contract(max_heap_mb=1024, alloc_rate_mb_per_sec=100), estimate_rate=True)
+    levels = []
+    for used in range(20, 100, 10):  # 20 MiB/s at 0.5 s samples in a 160 MiB cgroup
+        rig.probe.set(used_mb=used, capacity_mb=160, limit_mb=160)
+        rig.clock.advance(0.5)
+        levels.append(int(rig.guard.sample_once().level))
+    # margin = 20 MiB/s x (3 x 0.5 s + 2 s) = 70 MiB: level 3 once used reaches 90 MiB
+    assert levels == [0] * 7 + [3]
+
+
+def test_a_long_gap_between_samples_is_not_growth() -> None:
+    rig = Rig(make_contract(), estimate_rate=True)
+    rig.probe.set(used_mb=40)
+    rig.guard.sample_once()
+    rig.clock.advance(10.0)  # stopped (SIGSTOP) and continued
+    rig.probe.set(used_mb=70)
+    assert rig.guard.sample_once().alloc_rate_bytes_per_sec == 0.0
+    rig.clock.advance(0.01)  # the next sample right after: too close to measure growth
+    rig.probe.set(used_mb=75)
+    p = rig.guard.sample_once()
+    assert (p.alloc_rate_bytes_per_sec, p.level) == (0.0, Level.NORMAL)
+
+
+def test_half_open_stays_shut_while_live_is_above_the_level3_threshold() -> None:
+    rig = Rig(make_contract())
+    to_level3(rig, live=0.96)
+    for _ in range(12):
+        rig.step(0.97, live=0.96)
+        assert rig.guard.snapshot.admit == 0.0
+    assert rig.guard.level == Level.CRITICAL
+
+
+def test_half_open_opens_below_the_level3_threshold() -> None:
+    rig = Rig(make_contract())
+    to_level3(rig, live=0.85)  # above level 1: no exit, below level 3: half-open allowed
+    for _ in range(6):
+        rig.step(0.97, live=0.85)
+    assert rig.guard.snapshot.admit > 0.0
+    rig.step(0.97, live=0.96)  # the calls hold memory again: shut at once
+    assert rig.guard.snapshot.admit == 0.0
+
+
+def recycle_rig(**fields: object) -> tuple[Rig, list[object]]:
+    rig = Rig(make_contract(on_stuck="recycle", **fields))
+    recycled: list[object] = []
+    rig.guard.on_recycle(recycled.append)
+    return rig, recycled
+
+
+def test_recycle_fires_at_the_hard_limit_with_live_low() -> None:
+    rig, recycled = recycle_rig()
+    to_level3(rig, live=0.10)
+    for _ in range(8):
+        rig.step(0.99, live=0.10)  # at the budget (no cgroup): the live exit is barred
+    assert len(recycled) == 1 and rig.guard.telemetry.counts[RECYCLES] == 1
+    assert rig.guard._recovery.phase is Phase.RECYCLING  # type: ignore[union-attr]
+
+
+def test_recycle_does_not_fire_while_live_is_high() -> None:
+    rig, recycled = recycle_rig()
+    to_level3(rig, live=0.97)
+    for _ in range(8):
+        rig.step(0.99, live=0.97)
+    assert recycled == [] and rig.guard.snapshot.admit == 0.0
+
+
+def test_recycle_without_live_memory_fires_when_stuck_as_before() -> None:
+    rig, recycled = recycle_rig()
+    to_level3(rig)
+    for _ in range(8):
+        rig.step(0.97)
+    assert len(recycled) == 1
+
+
+# --- the live meter of this process ----------------------------------------------------------
+
+
+def test_this_process_reads_live_memory_below_its_rss() -> None:
+    with SystemProbe() as probe:
+        reading = probe.read(1 << 40)
+        assert probe.describe()["live_unknown"] is None
+    assert reading.live_source == "pymalloc+mallinfo2"
+    assert reading.live_bytes is not None and 0 < reading.live_bytes <= reading.used_bytes
+
+
+def test_the_block_size_is_calibrated_from_pymalloc_stats() -> None:
+    size = _live.bytes_per_block()
+    assert size is not None and 16 <= size <= 512
+
+
+def test_glibc_is_read_every_sample_only_when_watched_closely() -> None:
+    now = [0.0]
+    meter = _live.LiveMeter(clock=lambda: now[0])
+    calls: list[int] = []
+    real = meter._mallinfo2
+    assert real is not None
+
+    def counted() -> object:
+        calls.append(1)
+        return real()
+
+    meter._mallinfo2 = counted  # type: ignore[assignment]
+    for _ in range(5):
+        meter.read()
+        now[0] += 0.5
+    assert len(calls) == 1  # below level 2: at most every 5 s
+    meter.watch(True)
+    for _ in range(5):
+        meter.read()
+        now[0] += 0.5
+    assert len(calls) == 6  # level 2 and above: every sample
+    meter.last_cost = 0.012  # a fragmented heap: 12 ms a read
+    for _ in range(11):
+        meter.read()
+        now[0] += 0.5
+    assert len(calls) == 6  # at most every 500 x 12 ms = 6 s
+    meter.read()
+    assert len(calls) == 7
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"PYTHONMALLOC": "malloc"}, "pymalloc is off"),
+        ({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}, "jemalloc is preloaded"),
+    ],
+)
+def test_live_memory_is_unknown_where_the_numbers_would_lie(
+    env: dict[str, str], reason: str
+) -> None:
+    code = "from memcontract import _live; print(_live.unknown_reason())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip().startswith(reason)
+
+
+def test_foreign_stderr_lines_are_not_lost_while_calibrating(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    real = sys._debugmallocstats
+
+    def noisy() -> None:
+        os.write(2, b"another thread's warning\n")
+        real()
+
+    sys._debugmallocstats = noisy  # type: ignore[assignment]
+    try:
+        assert _live.bytes_per_block() is not None
+    finally:
+        sys._debugmallocstats = real  # type: ignore[assignment]
+    err = capfd.readouterr().err
+    assert err == "another thread's warning\n"
