@@ -164,6 +164,7 @@ class MemoryClientInterceptor(
         if trailers and side.last_bin is not None:
             key, value = trailers[-1]
             if key == _PRESSURE_BIN and value == side.last_bin and side.clock() < side.fresh_until:
+                side.peers.record_calm(side.target, side.last_instance)
                 return call
         side.record(trailers)
         return call

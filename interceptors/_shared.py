@@ -202,6 +202,7 @@ class ClientSide:
         # a few times per ttl instead of on every call. Public for the sync adapter, which
         # makes that check inline (last_bin is only ever set for a trusted callee).
         self.last_bin: object = None
+        self.last_instance = 0
         self.fresh_until = 0.0
 
     def learn_target(self, target: str | bytes | None) -> None:
@@ -223,11 +224,12 @@ class ClientSide:
         return tuple((k, v) for k, v in safe_metadata(metadata) if k not in wire.KEYS) + ours
 
     def fails_fast(self, method: str | bytes) -> bool:
-        """Whether a call fails locally: the target reports level 3 and the method is not core."""
-        if self.peers.blocked(self.target) and not self.is_core(method):
-            self.telemetry.add(FAST_FAILS, 1)
-            return True
-        return False
+        """Whether a call fails locally: the method is not core and the target's backends all
+        report level 3 (:meth:`PeerTable.fails_fast`; its probe goes out)."""
+        if self.is_core(method) or not self.peers.fails_fast(self.target):
+            return False
+        self.telemetry.add(FAST_FAILS, 1)
+        return True
 
     def pushback_ms(self) -> int:
         """Milliseconds left in the target's fail-fast window (at least 1)."""
@@ -235,7 +237,8 @@ class ClientSide:
         return max(1, round(entry * 1000))
 
     def record(self, trailers: Sequence[tuple[str, Any]] | None) -> None:
-        """Read the callee's keys (and any pushback) from trailers into the peer table.
+        """Read the callee's keys (and any pushback) from trailers into the peer table: every
+        finished call is an answer, one without keys (or none valid) a calm one.
 
         A callee the trust policy does not trust is not read at all (counted as untrusted when
         its trailers carry our keys): it can neither block this channel nor steer routing.
@@ -257,16 +260,20 @@ class ClientSide:
                         if key == _PRESSURE_BIN:
                             raw = value
             if raw is not None and raw == self.last_bin and self.clock() < self.fresh_until:
+                self.peers.record_calm(self.target, self.last_instance)
                 return
             self.last_bin = None
             decoded = decode(trailers)
-            count_invalid(self.telemetry, decoded.invalid)
+            if decoded.invalid:
+                count_invalid(self.telemetry, decoded.invalid)
             pressure = decoded.pressure
             if pressure is None:
+                self.peers.record_calm(self.target)
                 return
-            self.peers.record(self.target, pressure, _pushback(trailers))
+            instance = decoded.instance_id
+            self.peers.record(self.target, pressure, _pushback(trailers), instance)
             if raw is not None and not decoded.invalid and pressure.level != Level.CRITICAL:
-                self.last_bin = raw
+                self.last_bin, self.last_instance = raw, instance
                 self.fresh_until = self.clock() + self.peers.ttl / 4
         except Exception:  # a hook never breaks an RPC
             self.telemetry.add(HOOK_ERRORS, 1, {"hook": "client.record"})

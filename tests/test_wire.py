@@ -188,3 +188,13 @@ def test_the_decode_memos_are_bounded_in_bytes(key: str, size: int) -> None:
     # Values within the limits are memoized; 4,000 distinct ones must not all be kept.
     held = _held_after_decoding(key, size, 4000)
     assert held < 3 * 256 * 1024, held
+
+
+def test_the_bin_names_the_instance_and_a_message_without_one_names_none() -> None:
+    p = Pressure(usage_ratio=0.5, level=Level.ALERT)
+    assert wire.decode(wire.encode(p, instance_id=2**64 - 1)).instance_id == 2**64 - 1
+    named = wire.decode(wire.encode(p, instance_id=7))
+    assert named.instance_id == 7 and named.pressure == p
+    assert wire.decode(wire.encode(p)).instance_id == 0
+    text_only = tuple(pair for pair in wire.encode(p, 7) if pair[0] != wire.PRESSURE_BIN)
+    assert wire.decode(text_only).instance_id == 0

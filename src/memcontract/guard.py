@@ -48,6 +48,7 @@ from .allocations import AllocationReport
 from .calls import CallCounter
 from .contract import Contract, ModuleContract
 from .errors import GuardStateError
+from .instance import instance_id
 from .ladder import ALLOC_RATE, HEAP, Ladder
 from .peers import PeerTable
 from .pressure import Level, Pressure
@@ -464,6 +465,7 @@ class Guard:
             rps=reported_rps,
             eps=reported_eps,
             application_utilization=orca.reports_memory,
+            instance_id=instance_id(),
         )
         pushback = (wire.RETRY_PUSHBACK, str(self.module.retry_pushback_ms))
         return Snapshot(
@@ -540,6 +542,8 @@ class Guard:
         self._stop_after_sample = False
         self.telemetry.reset_after_fork()
         self._caches.reset_after_fork()
+        # The child is another instance: its trailers name it from its first call on.
+        self.snapshot = self._publish(self.snapshot.pressure, self.snapshot.admit)
         if "peers" in self.__dict__:  # a cached_property, made on first use
             self.peers.reset_after_fork()
         if self._thread is not None and not stopped:

@@ -58,8 +58,9 @@ def format_usage(usage_ratio: float) -> str:
     return (text[:-2] if text.endswith(".0") else text) + "%"
 
 
-def to_proto(p: Pressure) -> memcontract_pb2.MemoryPressure:
-    """The ``memcontract.v1.MemoryPressure`` message of a pressure."""
+def to_proto(p: Pressure, instance_id: int = 0) -> memcontract_pb2.MemoryPressure:
+    """The ``memcontract.v1.MemoryPressure`` message of a pressure, from backend ``instance_id``
+    (0: not named)."""
     msg = memcontract_pb2.MemoryPressure(
         usage_ratio=p.usage_ratio,
         used_bytes=p.used_bytes,
@@ -69,6 +70,7 @@ def to_proto(p: Pressure) -> memcontract_pb2.MemoryPressure:
         contract_version=p.contract_version,
         module=p.module,
         alloc_rate_ratio=p.alloc_rate_ratio,
+        instance_id=instance_id,
     )
     millis = round(p.sampled_at * 1000)
     msg.sampled_at.seconds, msg.sampled_at.nanos = millis // 1000, (millis % 1000) * 1_000_000
@@ -120,8 +122,9 @@ def orca_report(
     return data
 
 
-def encode(p: Pressure) -> Metadata:
-    """The request metadata for ``p``: the four text keys and ``x-memory-pressure-bin``."""
+def encode(p: Pressure, instance_id: int = 0) -> Metadata:
+    """The request metadata for ``p``: the four text keys and ``x-memory-pressure-bin``
+    (naming ``instance_id`` when not 0)."""
     md: list[tuple[str, str | bytes]] = [
         (USAGE, format_usage(p.usage_ratio)),
         (CAPACITY, str(p.capacity_bytes // MIB)),
@@ -129,25 +132,32 @@ def encode(p: Pressure) -> Metadata:
     if p.contract_version:
         md.append((CONTRACT, p.contract_version))
     md.append((LEVEL, str(int(p.level))))
-    md.append((PRESSURE_BIN, to_proto(p).SerializeToString(deterministic=True)))
+    md.append((PRESSURE_BIN, to_proto(p, instance_id).SerializeToString(deterministic=True)))
     return tuple(md)
 
 
 def encode_trailers(
-    p: Pressure, *, rps: float = 0.0, eps: float = 0.0, application_utilization: bool = True
+    p: Pressure,
+    *,
+    rps: float = 0.0,
+    eps: float = 0.0,
+    application_utilization: bool = True,
+    instance_id: int = 0,
 ) -> Metadata:
     """The server's trailing metadata for ``p``: :func:`encode` plus the ORCA report (see
     :func:`orca_load_report` for ``rps``, ``eps`` and ``application_utilization``)."""
     report = orca_report(p, rps=rps, eps=eps, application_utilization=application_utilization)
-    return (*encode(p), (ORCA_BIN, report))
+    return (*encode(p, instance_id), (ORCA_BIN, report))
 
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """What :func:`decode` found: the peer's pressure (or ``None``) and the invalid keys."""
+    """What :func:`decode` found: the peer's pressure (or ``None``), the invalid keys, and the
+    instance the peer named in its ``-bin`` value (0: none)."""
 
     pressure: Pressure | None
     invalid: tuple[str, ...] = ()
+    instance_id: int = 0
 
 
 _NOTHING = Decoded(None)
@@ -198,6 +208,12 @@ def parse_pressure_bin(value: Any) -> Pressure | None:
     """A serialized ``MemoryPressure`` with a known level, a finite non-negative usage and
     allocation rates, and a valid contract version, else ``None``. A usage above 1000 % is
     read as 1000 %, as ``x-memory-usage`` carries it."""
+    parsed = parse_named_pressure_bin(value)
+    return None if parsed is None else parsed[0]
+
+
+def parse_named_pressure_bin(value: Any) -> tuple[Pressure, int] | None:
+    """:func:`parse_pressure_bin` and the instance id the message names (0: none)."""
     if not isinstance(value, bytes) or len(value) > MAX_BIN_BYTES:
         return None
     msg = memcontract_pb2.MemoryPressure()
@@ -214,7 +230,7 @@ def parse_pressure_bin(value: Any) -> Pressure | None:
         return None
     if msg.usage_ratio > MAX_USAGE_PERCENT / 100:
         msg.usage_ratio = MAX_USAGE_PERCENT / 100
-    return from_proto(msg)
+    return from_proto(msg), msg.instance_id
 
 
 _TEXT_PARSERS = {
@@ -294,7 +310,7 @@ def _parse(key: str, value: Any) -> Any:
     hit = _PARSED.get(pair)
     if hit is not None:
         return None if hit is _INVALID else hit
-    parsed = _TEXT_PARSERS.get(key, parse_pressure_bin)(value)
+    parsed = _TEXT_PARSERS.get(key, parse_named_pressure_bin)(value)
     _PARSED.put(pair, _INVALID if parsed is None else parsed, _PAIR_COST + len(key) + len(value))
     return parsed
 
@@ -346,13 +362,13 @@ def _decode_pairs(pairs: Iterable[tuple[str, Any]]) -> Decoded:
             invalid.append(key)
         else:
             found[key] = parsed
+    if PRESSURE_BIN in found:
+        pressure, instance = found[PRESSURE_BIN]
+        return Decoded(pressure, tuple(invalid), instance)
     return Decoded(_assemble(found), tuple(invalid))
 
 
 def _assemble(found: dict[str, Any]) -> Pressure | None:
-    if PRESSURE_BIN in found:
-        pressure: Pressure = found[PRESSURE_BIN]
-        return pressure
     if USAGE not in found and LEVEL not in found:
         return None
     # Text keys carry no used bytes or rates: those stay 0 ("not reported"), as in Go.

@@ -144,7 +144,7 @@ class Director:
     @staticmethod
     def weight(upstream: Upstream) -> float:
         """An upstream's routing weight from its last report (none: as a calm one)."""
-        if upstream.side.peers.blocked(upstream.target):
+        if upstream.side.peers.blocked_for(upstream.target) > 0:  # until its probe is due
             return 0.0
         p = upstream.pressure()
         if p is None:

@@ -24,7 +24,7 @@ BREACH_LEVEL_DEGRADED: BreachLevel
 BREACH_LEVEL_CRITICAL: BreachLevel
 
 class MemoryPressure(_message.Message):
-    __slots__ = ("usage_ratio", "used_bytes", "capacity_bytes", "alloc_rate_bytes_per_sec", "level", "contract_version", "module", "sampled_at", "alloc_rate_ratio")
+    __slots__ = ("usage_ratio", "used_bytes", "capacity_bytes", "alloc_rate_bytes_per_sec", "level", "contract_version", "module", "sampled_at", "alloc_rate_ratio", "instance_id")
     USAGE_RATIO_FIELD_NUMBER: _ClassVar[int]
     USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class MemoryPressure(_message.Message):
     MODULE_FIELD_NUMBER: _ClassVar[int]
     SAMPLED_AT_FIELD_NUMBER: _ClassVar[int]
     ALLOC_RATE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     usage_ratio: float
     used_bytes: int
     capacity_bytes: int
@@ -43,7 +44,8 @@ class MemoryPressure(_message.Message):
     module: str
     sampled_at: _timestamp_pb2.Timestamp
     alloc_rate_ratio: float
-    def __init__(self, usage_ratio: _Optional[float] = ..., used_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., alloc_rate_bytes_per_sec: _Optional[float] = ..., level: _Optional[_Union[BreachLevel, str]] = ..., contract_version: _Optional[str] = ..., module: _Optional[str] = ..., sampled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., alloc_rate_ratio: _Optional[float] = ...) -> None: ...
+    instance_id: int
+    def __init__(self, usage_ratio: _Optional[float] = ..., used_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., alloc_rate_bytes_per_sec: _Optional[float] = ..., level: _Optional[_Union[BreachLevel, str]] = ..., contract_version: _Optional[str] = ..., module: _Optional[str] = ..., sampled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., alloc_rate_ratio: _Optional[float] = ..., instance_id: _Optional[int] = ...) -> None: ...
 
 class Contract(_message.Message):
     __slots__ = ("version", "modules")
