@@ -80,7 +80,7 @@ def _coroutine(side: ServerSide, method: str, behavior: Any, peer_bound: bool) -
         snapshot = guard.snapshot
         if snapshot.critical and side.sheds(snapshot, method):
             await _shed(context, snapshot)
-        ctx = AioContext(context, snapshot.trailing_metadata)
+        ctx = AioContext(context, side.trailers(context, snapshot))
         token = None
         try:
             if peer_bound:
@@ -109,7 +109,7 @@ def _async_generator(side: ServerSide, method: str, behavior: Any, peer_bound: b
         snapshot = guard.snapshot
         if snapshot.critical and side.sheds(snapshot, method):
             await _shed(context, snapshot)
-        ctx = AioContext(context, snapshot.trailing_metadata)
+        ctx = AioContext(context, side.trailers(context, snapshot))
         token = None
         try:
             if not peer_bound:

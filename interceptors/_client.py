@@ -140,7 +140,7 @@ class MemoryClientInterceptor(
                     details.method,
                     details.timeout,
                     # A call with no metadata of its own (nearly all) sends the snapshot's tuple.
-                    side.outgoing(metadata) if metadata else side.guard.snapshot.request_metadata,
+                    side.outgoing(metadata) if metadata else side.ours(),
                     details.credentials,
                     wait_for_ready,
                     compression,

@@ -34,7 +34,8 @@ class SyncContext:
     def __init__(self, context: Any, ours: Metadata) -> None:
         self._context = context
         self._ours = ours
-        context.set_trailing_metadata(ours)
+        if ours:
+            context.set_trailing_metadata(ours)
 
     def set_trailing_metadata(self, trailing_metadata: Any) -> None:
         """Set the handler's trailers; memcontract's are kept beside them."""
@@ -70,7 +71,7 @@ def make_sync_behavior(
             peer, snapshot, shed = side.admit(method, context)
             if shed:
                 _shed(context, snapshot)
-            return peer, SyncContext(context, snapshot.trailing_metadata)
+            return peer, SyncContext(context, side.trailers(context, snapshot))
 
         if response_streaming:
 
@@ -109,8 +110,11 @@ def make_sync_behavior(
             if snapshot.critical and side.sheds(snapshot, method):
                 _shed(context, snapshot)
             ours = snapshot.trailing_metadata
+            if snapshot.wire.quiet:
+                ours = side.trailers(context, snapshot)
             if merge_at_end:
-                context.set_trailing_metadata(ours)
+                if ours:
+                    context.set_trailing_metadata(ours)
                 ctx = context
             else:
                 ctx = SyncContext(context, ours)
@@ -123,7 +127,7 @@ def make_sync_behavior(
             finally:
                 if token is not None:
                     unbind(token)
-                if merge_at_end:
+                if merge_at_end and ours:
                     try:
                         theirs = context._state.trailing_metadata
                     except AttributeError:

@@ -5,6 +5,7 @@ beyond what the adapters pass in; everything read per call is a cached snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -13,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from memcontract import wire
+from memcontract.calm import REFRESH_S, WireVersion
 from memcontract.guard import Guard, Snapshot
 from memcontract.peers import PeerTable, TrustPolicy
 from memcontract.pressure import Level, Pressure
@@ -33,6 +35,8 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 Wrapped = TypeVar("Wrapped")
 _MAX_METHODS = 4096
 _MAX_PEERS = 4096
+MAX_CALLERS = 10_000
+"""Connections a quiet server remembers having told its keys (the oldest told goes first)."""
 
 
 class CoreMethods:
@@ -85,6 +89,27 @@ class ServerSide:
         self.count_error = guard.calls.count_error
         self._credit = 0.0  # half-open admission at level 3 (see sheds)
         self._trusted_peers: dict[str, bool] = {}
+        # Quiet: per connection (context.peer()), the version last told and until when it
+        # holds; insertion order is the order told, so the first entry is the oldest.
+        self._told: dict[str, tuple[WireVersion, float]] = {}
+
+    def trailers(self, context: Any, snapshot: Snapshot) -> Metadata:
+        """Our trailers for this call. Not quiet: the snapshot's, on every call. Quiet (calm is
+        free, :mod:`memcontract.calm`): only on a connection's first call, after a change, and
+        every ``REFRESH_S`` per connection; otherwise none."""
+        version = snapshot.wire
+        if not version.quiet:
+            return snapshot.trailing_metadata
+        peer = context.peer()
+        told = self._told.get(peer)
+        if told is not None and told[0] is version and snapshot.published_at < told[1]:
+            return ()
+        self._told.pop(peer, None)
+        self._told[peer] = (version, snapshot.published_at + REFRESH_S)
+        if len(self._told) > MAX_CALLERS:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del self._told[next(iter(self._told))]  # another thread may be at it too
+        return snapshot.trailing_metadata
 
     def caller_pressure(self, metadata: Any, context: Any) -> Pressure | None:
         """The caller's reported pressure if it is trusted and valid; invalid keys counted.
@@ -204,6 +229,17 @@ class ClientSide:
         self.last_bin: object = None
         self.last_instance = 0
         self.fresh_until = 0.0
+        self._told: WireVersion | None = None  # what this channel's calls last carried
+
+    def ours(self) -> Metadata:
+        """This process's keys for the next call: every call's unless quiet; quiet, once per
+        change on this channel (calm is free, :mod:`memcontract.calm`)."""
+        snapshot = self.guard.snapshot
+        version = snapshot.wire
+        if version.quiet and version is self._told:
+            return ()
+        self._told = version
+        return snapshot.request_metadata
 
     def learn_target(self, target: str | bytes | None) -> None:
         """Key this channel by ``target``, its own target as grpcio reports it (once)."""
@@ -218,7 +254,7 @@ class ClientSide:
 
     def outgoing(self, metadata: Iterable[tuple[str, Any]] | None) -> Metadata:
         """The call's metadata plus this process's keys (any stale copies of ours dropped)."""
-        ours = self.guard.snapshot.request_metadata
+        ours = self.ours()
         if not metadata:
             return ours
         return tuple((k, v) for k, v in safe_metadata(metadata) if k not in wire.KEYS) + ours

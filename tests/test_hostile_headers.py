@@ -134,4 +134,4 @@ def test_hostile_headers_over_the_wire(
     if not trusted:
         assert calls.peers[-1] is None  # the handler never sees an untrusted caller's pressure
     assert rig.guard.telemetry.counts[SHEDS] == 0
-    assert trailers["x-memory-level"] == "0"
+    assert trailers.get("x-memory-level", "0") == "0"  # absent (calm is free) or said

@@ -46,6 +46,7 @@ from .actions import (
 )
 from .allocations import AllocationReport
 from .calls import CallCounter
+from .calm import FIRST_VERSION, WireVersion, version_of
 from .contract import Contract, ModuleContract
 from .errors import GuardStateError
 from .instance import instance_id
@@ -101,6 +102,9 @@ class Snapshot:
             :mod:`memcontract.recovery`). The level and usage peers see are unchanged.
         rps, eps: calls and errors per second the server interceptors counted over the last
             sample, as measured (the ORCA report carries them per ``orca.rates``).
+        wire: what the keys say, versioned: while ``wire.quiet`` they travel only on a change
+            (:mod:`memcontract.calm`).
+        published_at: when this snapshot was published, monotonic seconds.
     """
 
     pressure: Pressure
@@ -113,6 +117,8 @@ class Snapshot:
     admit: float = 0.0
     rps: float = 0.0
     eps: float = 0.0
+    wire: WireVersion = FIRST_VERSION
+    published_at: float = 0.0
 
 
 def _reading_problem(reading: Reading) -> str | None:
@@ -457,6 +463,7 @@ class Guard:
                 log.exception("memcontract: %s callback %r failed", hook, callback)
 
     def _publish(self, pressure: Pressure, admit: float = 0.0) -> Snapshot:
+        previous: Snapshot | None = getattr(self, "snapshot", None)  # None: the first one
         rps, eps = self.calls.rates(self._clock.monotonic())
         orca = self.module.orca
         reported_rps, reported_eps = orca.reported_rates(rps, eps, pressure.usage_ratio)
@@ -483,6 +490,8 @@ class Guard:
             admit=admit,
             rps=rps,
             eps=eps,
+            wire=version_of(previous.wire if previous else None, pressure, self.module),
+            published_at=self._clock.monotonic(),
         )
 
     def _transition(self, old: Level, pressure: Pressure) -> None:
