@@ -7,13 +7,12 @@ from typing import Any
 
 import grpc
 
-from memcontract import wire
+from memcontract.caller import bind_caller_pressure, unbind_caller_pressure
 from memcontract.guard import Guard, Snapshot
-from memcontract.peer import bind, bind_peer_pressure, unbind, unbind_peer_pressure
-from memcontract.peers import TrustPolicy
 from memcontract.pressure import Pressure
-from memcontract.wire import decode
+from memcontract.trust import TrustPolicy
 
+from ._memo import decode
 from ._shared import (
     SHED_CODE,
     HandlerCache,
@@ -97,10 +96,7 @@ def make_sync_behavior(
             except AttributeError:
                 metadata = context.invocation_metadata()
             if trust_all:
-                # decode()'s own first step, inline: the same caller's same metadata again.
-                seen, decoded = wire._LAST
-                if metadata != seen:
-                    decoded = decode(metadata)
+                decoded = decode(metadata)
                 peer = decoded.pressure
                 if decoded.invalid:
                     count_invalid(telemetry, decoded.invalid)
@@ -118,7 +114,7 @@ def make_sync_behavior(
                 ctx = context
             else:
                 ctx = SyncContext(context, ours)
-            token = None if peer is None else bind(peer)
+            token = None if peer is None else bind_caller_pressure(peer)
             try:
                 return behavior(request, ctx)
             except BaseException:  # abort() raises too: every failed call is counted
@@ -126,7 +122,7 @@ def make_sync_behavior(
                 raise
             finally:
                 if token is not None:
-                    unbind(token)
+                    unbind_caller_pressure(token)
                 if merge_at_end and ours:
                     try:
                         theirs = context._state.trailing_metadata
@@ -148,19 +144,19 @@ def _shed(context: Any, snapshot: Snapshot) -> None:
 def _iterate(behavior: Any, request: Any, context: Any, peer: Pressure | None) -> Iterator[Any]:
     # The caller's pressure is bound around each step, not across yields: the server may pull
     # successive items on different threads (aio runs sync generators in an executor).
-    token = bind_peer_pressure(peer)
+    token = bind_caller_pressure(peer)
     try:
         responses = iter(behavior(request, context))
     finally:
-        unbind_peer_pressure(token)
+        unbind_caller_pressure(token)
     while True:
-        token = bind_peer_pressure(peer)
+        token = bind_caller_pressure(peer)
         try:
             item = next(responses)
         except StopIteration:
             return
         finally:
-            unbind_peer_pressure(token)
+            unbind_caller_pressure(token)
         yield item
 
 

@@ -14,9 +14,9 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from memcontract import wire
+from memcontract.callees import CalleeTable
 from memcontract.calm import REFRESH_S, WireVersion
 from memcontract.guard import Guard, Snapshot
-from memcontract.peers import PeerTable, TrustPolicy
 from memcontract.pressure import Level, Pressure
 from memcontract.telemetry import (
     FAST_FAILS,
@@ -27,7 +27,9 @@ from memcontract.telemetry import (
     UNTRUSTED_PEERS,
     WOULD_SHED,
 )
-from memcontract.wire import decode
+from memcontract.trust import TrustPolicy
+
+from ._memo import decode
 
 log = logging.getLogger("memcontract.interceptors")
 
@@ -207,7 +209,7 @@ class ClientSide:
         self,
         guard: Guard,
         target: str | None,
-        peers: PeerTable | None,
+        peers: CalleeTable | None,
         trust: TrustPolicy | None = None,
     ) -> None:
         self.guard = guard
@@ -222,10 +224,9 @@ class ClientSide:
         # before calling fails_fast() (a call costs one truth test while nobody is).
         self.blocked_until = self.peers.blocked_until
         self.clock = self.peers.clock
-        # The callee resends the same -bin bytes until its sampler runs again: while they are
-        # unchanged (and not level 3) a call only checks them, and the table entry is refreshed
-        # a few times per ttl instead of on every call. Public for the sync adapter, which
-        # makes that check inline (last_bin is only ever set for a trusted callee).
+        # A callee at level 1 or 2 resends the same -bin bytes until its sampler runs again:
+        # while they are unchanged a call only checks them, and the table entry is refreshed a
+        # few times per ttl instead of on every call.
         self.last_bin: object = None
         self.last_instance = 0
         self.fresh_until = 0.0
@@ -261,7 +262,7 @@ class ClientSide:
 
     def fails_fast(self, method: str | bytes) -> bool:
         """Whether a call fails locally: the method is not core and the target's backends all
-        report level 3 (:meth:`PeerTable.fails_fast`; its probe goes out)."""
+        report level 3 (:meth:`CalleeTable.fails_fast`; its probe goes out)."""
         if self.is_core(method) or not self.peers.fails_fast(self.target):
             return False
         self.telemetry.add(FAST_FAILS, 1)

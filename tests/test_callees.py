@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memcontract import Level, Pressure
-from memcontract.peers import PeerTable
+from memcontract.callees import CalleeTable
 from memcontract.testing import FakeClock
 
 HOT = Pressure(usage_ratio=0.97, level=Level.CRITICAL)
@@ -14,9 +14,9 @@ A, B, C = 11, 22, 33
 T = "svc"
 
 
-def table(**kw: int) -> tuple[PeerTable, FakeClock]:
+def table(**kw: int) -> tuple[CalleeTable, FakeClock]:
     clock = FakeClock()
-    return PeerTable(ttl=2.0, clock=clock.monotonic, **kw), clock
+    return CalleeTable(ttl=2.0, clock=clock.monotonic, **kw), clock
 
 
 def test_the_only_instance_at_level_3_blocks_at_once_and_is_probed_once_per_window() -> None:

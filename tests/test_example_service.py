@@ -27,8 +27,8 @@ from memcontract.interceptors import aio_client_interceptors, client_interceptor
 
 from memcontract import Contract, Level
 from memcontract.cache import LOCAL_PRESSURE, PEER_PRESSURE
-from memcontract.peers import TrustPolicy
 from memcontract.telemetry import CACHE_DENIED, SHEDS
+from memcontract.trust import TrustPolicy
 
 from .support import Rig
 

@@ -16,8 +16,8 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memcontract.peers import TrustPolicy
 from memcontract.telemetry import INVALID_HEADERS, SHEDS, UNTRUSTED_PEERS
+from memcontract.trust import TrustPolicy
 from memcontract.v1 import memcontract_pb2
 
 from .grpc_support import Calls, call_sync, serve

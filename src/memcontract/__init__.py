@@ -6,12 +6,13 @@
 'api'
 """
 
+from .caller import peer_pressure
 from .contract import Contract, ModuleContract
 from .errors import ContractError, GuardStateError, MemcontractError
 from .guard import Guard, Snapshot
-from .peer import peer_pressure
 from .pressure import Level, Pressure
 from .probe import Probe, Reading
+from .trust import TrustPolicy
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "Probe",
     "Reading",
     "Snapshot",
+    "TrustPolicy",
     "__version__",
     "peer_pressure",
 ]

@@ -45,13 +45,13 @@ from .actions import (
     TightenGC,
 )
 from .allocations import AllocationReport
+from .callees import CalleeTable
 from .calls import CallCounter
 from .calm import FIRST_VERSION, WireVersion, version_of
 from .contract import Contract, ModuleContract
 from .errors import GuardStateError
 from .instance import instance_id
 from .ladder import ALLOC_RATE, HEAP, Ladder
-from .peers import PeerTable
 from .pressure import Level, Pressure
 from .probe import Probe, Reading
 from .recovery import Recovery, release_memory
@@ -281,14 +281,14 @@ class Guard:
     # -- extension points -------------------------------------------------------------------------
 
     @functools.cached_property
-    def peers(self) -> PeerTable:
+    def peers(self) -> CalleeTable:
         """The pressure each callee last reported to this process's client interceptors.
 
         Entries hold for four sample intervals (at least 2 s); a level-3 report without a
         pushback blocks its target for this contract's ``retry_pushback_ms``, and no report
         blocks it for longer than ``max_fail_fast_ms``.
         """
-        return PeerTable(
+        return CalleeTable(
             ttl=max(2.0, 4 * self.module.sample_interval),
             default_pushback_ms=self.module.retry_pushback_ms,
             max_fail_fast_ms=self.module.max_fail_fast_ms,
