@@ -67,6 +67,9 @@ type Pressure struct {
 	// SampledAt is when the sample was taken; it travels with millisecond
 	// precision.
 	SampledAt time.Time `json:"-"`
+	// Instance is the reporting process's instance id (0: not named); a
+	// Server and a Client stamp their own (Instance()) on what they send.
+	Instance uint64 `json:"instance_id,omitempty"`
 }
 
 // SampledAtUnixMilli returns SampledAt in Unix milliseconds, 0 for the zero
@@ -91,6 +94,7 @@ func (p Pressure) Proto() *memcontractv1.MemoryPressure {
 		Module:               p.Module,
 		SampledAt:            &timestamppb.Timestamp{Seconds: ms / 1000, Nanos: int32(ms%1000) * 1e6},
 		AllocRateRatio:       p.AllocRateRatio,
+		InstanceId:           p.Instance,
 	}
 }
 
@@ -115,6 +119,7 @@ func PressureFromProto(m *memcontractv1.MemoryPressure) (Pressure, error) {
 		Level:                lvl,
 		ContractVersion:      m.GetContractVersion(),
 		Module:               m.GetModule(),
+		Instance:             m.GetInstanceId(),
 	}
 	if ts := m.GetSampledAt(); ts != nil && (ts.GetSeconds() != 0 || ts.GetNanos() != 0) {
 		p.SampledAt = ts.AsTime()

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/orca"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -61,6 +62,9 @@ type Server struct {
 
 	creditMu sync.Mutex
 	credit   float64 // half-open admission at level 3 (see sheds)
+
+	quiet quietRule // calm is free: when the keys travel once per change
+	told  teller    // per connection (the caller's address)
 
 	// ORCA's rps_fractional and eps (fleet.go).
 	calls, errors atomic.Int64
@@ -112,6 +116,7 @@ func WithEarlyShed() ServerOption {
 // contract (core methods, retry pushback, dry run).
 func NewServer(src Source, m *memcontractv1.ModuleContract, opts ...ServerOption) *Server {
 	s := &Server{source: src, module: m, core: NewCoreMatcher(m.GetCoreMethods()), opts: serverOptions{trust: TrustAll()}}
+	s.quiet, s.told.max = quietRuleOf(m), maxTold
 	for _, o := range opts {
 		o(&s.opts)
 	}
@@ -203,6 +208,7 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 		s.invalidHeaders.Add(int64(invalid))
 	}
 	st := &callState{info: CallInfo{Method: method, Invalid: invalid, Own: s.source.Pressure()}}
+	st.info.Own.Instance = processInstance // the server names itself: clients tell backends apart
 	if peerOK {
 		if s.opts.trust.Trusts(ctx) {
 			st.info.Peer, st.info.PeerOK = peerP, true
@@ -211,7 +217,10 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 			s.untrusted.Add(1)
 		}
 	}
-	trailer := Encode(st.info.Own)
+	trailer := metadata.MD{}
+	if s.tells(ctx, st.info.Own) {
+		trailer = Encode(st.info.Own)
+	}
 	if s.sheds(st.info.Own, method) {
 		s.shed.Add(1)
 		trailer.Set(RetryPushbackKey, strconv.FormatUint(uint64(s.module.GetRetryPushbackMs()), 10))
@@ -220,7 +229,9 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 	}
 	// Trailers go out with every status: OK, error, decode failure and shed
 	// alike. Only the server's own level sheds: a caller's header never does.
-	_ = grpc.SetTrailer(ctx, trailer)
+	if len(trailer) > 0 {
+		_ = grpc.SetTrailer(ctx, trailer)
+	}
 	return context.WithValue(ctx, callStateKey{}, st), st
 }
 
@@ -335,6 +346,7 @@ func unknownService(_ any, stream grpc.ServerStream) error {
 // reads the cached snapshot.
 func (s *Server) TapHandle(ctx context.Context, info *tap.Info) (context.Context, error) {
 	own := s.source.Pressure()
+	own.Instance = processInstance
 	if !s.sheds(own, info.FullMethodName) {
 		return ctx, nil
 	}
@@ -375,4 +387,15 @@ func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 		}}
 	}
 	r.reg.RegisterService(&d, impl)
+}
+
+// tells reports whether this call's trailers carry the server's keys: every
+// call at level 1 and up; quiet, a connection's first call, after a change
+// and every RefreshInterval (calm is free).
+func (s *Server) tells(ctx context.Context, own Pressure) bool {
+	from, ok := peer.FromContext(ctx)
+	if !ok || from.Addr == nil {
+		return true
+	}
+	return s.told.tells(from.Addr.String(), s.quiet.version(own), own.SampledAt, RefreshInterval)
 }

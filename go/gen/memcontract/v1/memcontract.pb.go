@@ -109,8 +109,12 @@ type MemoryPressure struct {
 	SampledAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=sampled_at,json=sampledAt,proto3" json:"sampled_at,omitempty"`
 	// Growth rate over the contract's alloc_rate_mb_per_sec, ratio.
 	AllocRateRatio float64 `protobuf:"fixed64,9,opt,name=alloc_rate_ratio,json=allocRateRatio,proto3" json:"alloc_rate_ratio,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The reporting process's instance: random per process (a forked child draws
+	// its own), so that a client can tell the backends behind one channel apart.
+	// 0: not named (a peer that predates the field, or text keys only).
+	InstanceId    uint64 `protobuf:"fixed64,10,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MemoryPressure) Reset() {
@@ -202,6 +206,13 @@ func (x *MemoryPressure) GetSampledAt() *timestamppb.Timestamp {
 func (x *MemoryPressure) GetAllocRateRatio() float64 {
 	if x != nil {
 		return x.AllocRateRatio
+	}
+	return 0
+}
+
+func (x *MemoryPressure) GetInstanceId() uint64 {
+	if x != nil {
+		return x.InstanceId
 	}
 	return 0
 }
@@ -1104,7 +1115,7 @@ var File_memcontract_v1_memcontract_proto protoreflect.FileDescriptor
 
 const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\n" +
-	" memcontract/v1/memcontract.proto\x12\x0ememcontract.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x03\n" +
+	" memcontract/v1/memcontract.proto\x12\x0ememcontract.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x03\n" +
 	"\x0eMemoryPressure\x12\x1f\n" +
 	"\vusage_ratio\x18\x01 \x01(\x01R\n" +
 	"usageRatio\x12\x1d\n" +
@@ -1117,7 +1128,10 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\x06module\x18\a \x01(\tR\x06module\x129\n" +
 	"\n" +
 	"sampled_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tsampledAt\x12(\n" +
-	"\x10alloc_rate_ratio\x18\t \x01(\x01R\x0eallocRateRatio\"^\n" +
+	"\x10alloc_rate_ratio\x18\t \x01(\x01R\x0eallocRateRatio\x12\x1f\n" +
+	"\vinstance_id\x18\n" +
+	" \x01(\x06R\n" +
+	"instanceId\"^\n" +
 	"\bContract\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x128\n" +
 	"\amodules\x18\x02 \x03(\v2\x1e.memcontract.v1.ModuleContractR\amodules\"\xbf\x04\n" +
