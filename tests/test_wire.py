@@ -33,18 +33,21 @@ def test_vectors_exist() -> None:
 def test_vector_encodes_exactly(path: pathlib.Path) -> None:
     vec = json.loads(path.read_text())
     p = pressure_from_json(vec["pressure"])
+    instance = vec.get("instance_id", 0)
     expected = tuple((k, _wire_value(k, v)) for k, v in vec["metadata"])
-    assert wire.encode(p) == expected
+    assert wire.encode(p, instance) == expected
     assert wire.orca_report(p) == base64.b64decode(vec["orca"])
-    assert wire.encode_trailers(p) == (*expected, (wire.ORCA_BIN, base64.b64decode(vec["orca"])))
+    orca = (wire.ORCA_BIN, base64.b64decode(vec["orca"]))
+    assert wire.encode_trailers(p, instance_id=instance) == (*expected, orca)
 
 
 @pytest.mark.parametrize("path", STATE_FILES, ids=lambda p: p.stem)
 def test_vector_round_trips(path: pathlib.Path) -> None:
     vec = json.loads(path.read_text())
     p = pressure_from_json(vec["pressure"])
-    decoded = wire.decode(wire.encode(p))
+    decoded = wire.decode(tuple((k, _wire_value(k, v)) for k, v in vec["metadata"]))
     assert decoded.invalid == ()
+    assert decoded.instance_id == vec.get("instance_id", 0)
     # read back as at most 1000 %, as x-memory-usage carries it
     assert decoded.pressure == dataclasses.replace(p, usage_ratio=min(p.usage_ratio, 10.0))
 
@@ -145,3 +148,12 @@ def test_the_bin_names_the_instance_and_a_message_without_one_names_none() -> No
     assert wire.decode(wire.encode(p)).instance_id == 0
     text_only = tuple(pair for pair in wire.encode(p, 7) if pair[0] != wire.PRESSURE_BIN)
     assert wire.decode(text_only).instance_id == 0
+
+
+ABSENT = json.loads((VECTORS / "calm" / "absent.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", ABSENT, ids=lambda c: c["description"])
+def test_absent_keys_read_as_calm(case: dict[str, object]) -> None:
+    metadata = tuple((k, _wire_value(k, v)) for k, v in case["metadata"])  # type: ignore[union-attr]
+    assert wire.decode(metadata) == wire.Decoded(None, (), 0)

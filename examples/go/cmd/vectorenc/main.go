@@ -46,6 +46,7 @@ type pressureJSON struct {
 	ContractVersion      string  `json:"contract_version"`
 	Module               string  `json:"module"`
 	SampledAtUnixMs      int64   `json:"sampled_at_unix_ms"`
+	InstanceID           uint64  `json:"instance_id"`
 }
 
 func (j pressureJSON) pressure() memcontract.Pressure {
@@ -58,6 +59,7 @@ func (j pressureJSON) pressure() memcontract.Pressure {
 		Level:                memcontract.Level(j.Level),
 		ContractVersion:      j.ContractVersion,
 		Module:               j.Module,
+		Instance:             j.InstanceID,
 	}
 	if j.SampledAtUnixMs != 0 {
 		p.SampledAt = time.UnixMilli(j.SampledAtUnixMs)
