@@ -109,7 +109,7 @@ def _async_generator(side: ServerSide, method: str, behavior: Any, peer_bound: b
         snapshot = guard.snapshot
         if snapshot.critical and side.sheds(snapshot, method):
             await _shed(context, snapshot)
-        ctx = AioContext(context, side.trailers(context, snapshot))
+        ctx = AioContext(context, snapshot.trailing_metadata)  # a stream: always (see _server)
         token = None
         try:
             if not peer_bound:

@@ -70,7 +70,10 @@ def make_sync_behavior(
             peer, snapshot, shed = side.admit(method, context)
             if shed:
                 _shed(context, snapshot)
-            return peer, SyncContext(context, side.trailers(context, snapshot))
+            # A streaming response carries the keys even while quiet (its trailers come once
+            # per stream) and tells no connection: the unary call after grpcurl's reflection
+            # stream still carries them.
+            return peer, SyncContext(context, snapshot.trailing_metadata)
 
         if response_streaming:
 

@@ -96,9 +96,10 @@ class ServerSide:
         self._told: dict[str, tuple[WireVersion, float]] = {}
 
     def trailers(self, context: Any, snapshot: Snapshot) -> Metadata:
-        """Our trailers for this call. Not quiet: the snapshot's, on every call. Quiet (calm is
-        free, :mod:`memcontract.calm`): only on a connection's first call, after a change, and
-        every ``REFRESH_S`` per connection; otherwise none."""
+        """Our trailers for this unary-response call. Not quiet: the snapshot's, on every
+        call. Quiet (calm is free, :mod:`memcontract.calm`): only on a connection's first such
+        call, after a change, and every ``REFRESH_S`` per connection; otherwise none.
+        (Streaming responses always carry them.)"""
         version = snapshot.wire
         if not version.quiet:
             return snapshot.trailing_metadata

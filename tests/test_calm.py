@@ -40,7 +40,7 @@ def rig_at(usage: float) -> Rig:
     return rig
 
 
-@pytest.mark.parametrize("arity", ["UnaryUnary", "UnaryStream"])
+@pytest.mark.parametrize("arity", ["UnaryUnary", "StreamUnary"])
 @pytest.mark.parametrize("server_kind", SERVERS, ids=SERVER_IDS)
 def test_a_quiet_server_tells_each_connection_once_per_change(
     server_kind: tuple[str, bool], arity: str
@@ -131,3 +131,20 @@ def test_a_calm_callee_that_says_nothing_never_blocks_and_its_instance_is_known(
     assert reported is not None and reported.usage_ratio == pytest.approx(0.42)
     client.clock.advance(client.guard.peers.ttl)
     assert client.guard.peers.get(address) is None  # expired: read as calm
+
+
+@pytest.mark.parametrize("server_kind", SERVERS, ids=SERVER_IDS)
+def test_a_streaming_response_always_carries_the_keys_and_tells_no_connection(
+    server_kind: tuple[str, bool],
+) -> None:
+    kind, wrapped = server_kind
+    rig = rig_at(0.42)
+    with (
+        serve(kind, rig.guard, Calls(), wrapped=wrapped) as address,
+        grpc.insecure_channel(address, options=OWN_CONNECTION) as channel,
+    ):
+        streams = [keys(call_sync(channel, "UnaryStream", b"ok")[2]) for _ in range(2)]
+        assert streams == ["42%", "42%"]
+        # the unary call after them (as grpcurl's after its reflection stream): the first
+        assert keys(call_sync(channel, "UnaryUnary", b"ok")[2]) == "42%"
+        assert keys(call_sync(channel, "UnaryUnary", b"ok")[2]) is None

@@ -197,8 +197,9 @@ func InvalidPeerValuesFromContext(ctx context.Context) int {
 
 // enter parses the caller's keys, snapshots the server's pressure, decides
 // whether to shed and sets the trailers (once per call: a context that
-// already holds the state is returned as it is).
-func (s *Server) enter(ctx context.Context, method string) (context.Context, *callState) {
+// already holds the state is returned as it is). A stream's trailers always
+// carry the keys (they come once per stream) and tell no connection.
+func (s *Server) enter(ctx context.Context, method string, stream bool) (context.Context, *callState) {
 	if st, ok := ctx.Value(callStateKey{}).(*callState); ok {
 		return ctx, st
 	}
@@ -218,7 +219,7 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 		}
 	}
 	trailer := metadata.MD{}
-	if s.tells(ctx, st.info.Own) {
+	if stream || s.tells(ctx, st.info.Own) {
 		trailer = Encode(st.info.Own)
 	}
 	if s.sheds(st.info.Own, method) {
@@ -303,7 +304,7 @@ func (s *Server) done(st *callState, err error) {
 // inside orca.CallMetricsServerOption (see ServerOptions).
 func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		ctx, st := s.enter(ctx, info.FullMethod)
+		ctx, st := s.enter(ctx, info.FullMethod, false)
 		defer func() { s.done(st, err) }()
 		s.recordORCA(ctx, st.info.Own)
 		if st.shed != nil {
@@ -317,7 +318,7 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // inside orca.CallMetricsServerOption (see ServerOptions).
 func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		ctx, st := s.enter(ss.Context(), info.FullMethod)
+		ctx, st := s.enter(ss.Context(), info.FullMethod, true)
 		defer func() { s.done(st, err) }()
 		s.recordORCA(ctx, st.info.Own)
 		if st.shed != nil {
@@ -382,7 +383,7 @@ func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	for i, m := range desc.Methods {
 		method, handler := "/"+desc.ServiceName+"/"+m.MethodName, m.Handler
 		d.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			ctx, _ = r.s.enter(ctx, method)
+			ctx, _ = r.s.enter(ctx, method, false)
 			return handler(srv, ctx, dec, interceptor)
 		}}
 	}
