@@ -14,7 +14,8 @@ demo: $(STAMP)
 
 test: lint typecheck gotest pytest
 
-# Long runs and soaks (tests marked `drill`), kept out of `make test`'s time budget; CI runs both.
+# Long runs, soaks and real-world drills (tests marked `drill`: e.g. a server in a real memory
+# cgroup, which needs root), kept out of `make test`'s time budget; CI runs both.
 drills: $(STAMP)
 	$(BIN)/pytest -q -m drill
 
@@ -41,11 +42,6 @@ typecheck: $(STAMP)
 # Drills are deselected here (pyproject.toml's addopts: -m 'not drill').
 pytest: $(STAMP)
 	$(BIN)/pytest -q
-
-# Slow real-world drills, left out of `make test`: e.g. a server in a real memory cgroup
-# (needs root; skipped with the reason elsewhere).
-drills: $(STAMP)
-	$(BIN)/pytest -q -m drill tests
 
 proto: $(STAMP)
 	$(BIN)/python tools/genproto.py

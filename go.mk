@@ -79,7 +79,18 @@ gomclint:
 	cd $(GOLINT) && $(GO) build -o $(GOBIN)/memcontractlint ./cmd/memcontractlint
 	set -e; for m in $(GOMODS); do (cd $$m && $(GO) vet -vettool=$(GOBIN)/memcontractlint ./...); done
 
-gotest: godrift golint govet gounit gobuild gomclint
+gotest: godrift golint govet gounit gobuild gomclint grpcurl
+
+# grpcurl, for the test that a calm service still shows its keys on a connection's first call
+# (tests/test_grpcurl.py); the version the issue named as latest, pinned.
+GRPCURL_VERSION := v1.9.4
+
+$(GOBIN)/.grpcurl@%:
+	GOBIN=$(GOBIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$*
+	touch $@
+
+.PHONY: grpcurl
+grpcurl: $(GOBIN)/.grpcurl@$(GRPCURL_VERSION)
 
 # ghz, the reference load generator bench/harness.py compares `memcontract loadtest` with.
 GHZ_VERSION := v0.121.0

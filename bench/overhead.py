@@ -1,13 +1,18 @@
 """What memcontract's interceptors cost per call, against bare grpcio and a pass-through floor.
 
-A 100-byte unary echo over 127.0.0.1, sync (grpcio) and aio (grpc.aio), four variants:
+A 100-byte unary echo over 127.0.0.1, sync (grpcio) and aio (grpc.aio), six variants:
 
 * ``bare``: no interceptors on either side;
+* ``noop``: a pass-through interceptor pair (the client's passes the call on, the server's wraps
+  the handler once per method and calls it): the least any interceptor costs;
 * ``floor``: the cheapest interceptors that carry the same information: the client adds the
   four ``x-memory-*`` text keys (constants) to each call, the server wraps the handler so it
   sets the same four keys as trailers;
 * ``memcontract``: ``client_interceptor`` / ``aio_client_interceptors`` and
-  ``server_interceptor`` / ``aio_server_interceptor``;
+  ``server_interceptor`` / ``aio_server_interceptor``, both processes calm (level 0, below the
+  level-1 thresholds: keys travel only when they change);
+* ``pressured``: the same at level 1 (a guard over a ``FakeProbe`` at 85 % usage, client and
+  server alike): every call carries the keys both ways;
 * ``wrapped``: ``wrap_server`` (registration-time wrapping, the opt-in path) on the server and
   memcontract's client interceptor.
 
@@ -40,9 +45,9 @@ Usage::
 The guard may log that it entered level 1 at start (the growth of imports); that level changes
 nothing per call (only level 3 sheds or fails fast).
 
-Targets (issue 3): Must: memcontract <= 1.05x floor CPU per call and <= 1.08x floor p50 (sync
-and aio). Target: memcontract <= 1.10x bare CPU per call. PASS/MISS is printed for each; the
-exit status is 0 either way (a benchmark, not a test).
+Targets (issue 23 item 3): calm: Must memcontract <= 1.10x bare CPU per call, target <= 1.03x
+the no-op pair; pressured: Must <= 1.05x the floor's CPU per call (sync and aio). PASS/MISS is
+printed for each; the exit status is 0 either way (a benchmark, not a test).
 """
 
 from __future__ import annotations
@@ -73,12 +78,14 @@ from memcontract.interceptors import (
 )
 
 from memcontract import Contract, Guard
+from memcontract.testing import FakeProbe
 
 CONTRACT = "modules: [{name: bench, max_heap_mb: 4096, sample_interval_ms: 100}]"
 SERVICE = "bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
 PAYLOAD = bytes(range(100))
-VARIANTS = ("bare", "floor", "memcontract", "wrapped")
+VARIANTS = ("bare", "noop", "floor", "memcontract", "pressured", "wrapped")
+PRESSURED_USAGE = 0.85  # level 1 (the default ladder's level-1 threshold is 80 %)
 MODES = ("sync", "aio")
 TIMEOUT = 10.0
 SERVER_THREADS = 16
@@ -113,9 +120,19 @@ def make_guard() -> Guard:
     how = os.environ.get(LEAN_ENV)
     if how:
         publish = Guard._publish
-        Guard._publish = lambda self, p: _lean(publish(self, p), how)  # type: ignore[method-assign]
+        Guard._publish = lambda self, p, a=0.0: _lean(publish(self, p, a), how)  # type: ignore[method-assign]
     guard = Guard(Contract.from_yaml(CONTRACT))
     guard.start()
+    return guard
+
+
+def make_pressured_guard() -> Guard:
+    """A guard held at level 1: every call carries the keys."""
+    probe = FakeProbe()
+    probe.set(usage=PRESSURED_USAGE)
+    guard = Guard(Contract.from_yaml(CONTRACT), probe=probe, disable={"sample_allocations"})
+    guard.start()
+    assert guard.level == 1, guard.level
     return guard
 
 
@@ -166,6 +183,66 @@ class FloorServer(grpc.ServerInterceptor):  # type: ignore[misc]
             def behavior(request: Any, context: Any) -> Any:
                 context.set_trailing_metadata(FOUR_KEYS)
                 return inner(request, context)
+
+            wrapped = self._wrapped[handler_call_details.method] = handler._replace(
+                unary_unary=behavior
+            )
+        return wrapped
+
+
+class NoopClient(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Passes each call on unchanged."""
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(details, request)
+
+
+class NoopServer(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Wraps each unary handler (once per method) in a function that calls it."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, Any] = {}
+
+    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is None:
+            inner = handler.unary_unary
+
+            def behavior(request: Any, context: Any) -> Any:
+                return inner(request, context)
+
+            wrapped = self._wrapped[handler_call_details.method] = handler._replace(
+                unary_unary=behavior
+            )
+        return wrapped
+
+
+class AioNoopClient(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """aio twin of :class:`NoopClient`."""
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(details, request)
+
+
+class AioNoopServer(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """aio twin of :class:`NoopServer`."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[Any, Any] = {}
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is None:
+            inner = handler.unary_unary
+
+            async def behavior(request: Any, context: Any) -> Any:
+                return await inner(request, context)
 
             wrapped = self._wrapped[handler_call_details.method] = handler._replace(
                 unary_unary=behavior
@@ -238,16 +315,20 @@ def _control(ports: dict[str, int], on_quit: Callable[[], None]) -> None:
 
 
 def child_sync() -> None:
-    guard = make_guard()
+    guard, pressured = make_guard(), make_pressured_guard()
     servers: dict[str, Any] = {}
     for variant in VARIANTS:
         pool = futures.ThreadPoolExecutor(SERVER_THREADS)
         if variant == "bare":
             server = grpc.server(pool)
+        elif variant == "noop":
+            server = grpc.server(pool, interceptors=[NoopServer()])
         elif variant == "floor":
             server = grpc.server(pool, interceptors=[FloorServer()])
         elif variant == "memcontract":
             server = grpc.server(pool, interceptors=[server_interceptor(guard)])
+        elif variant == "pressured":
+            server = grpc.server(pool, interceptors=[server_interceptor(pressured)])
         else:
             server = wrap_server(grpc.server(pool), guard)
         server.add_generic_rpc_handlers((_generic(_sync_echo),))
@@ -259,18 +340,23 @@ def child_sync() -> None:
     for server in servers.values():
         server.stop(0).wait(5)
     guard.stop()
+    pressured.stop()
 
 
 async def _child_aio() -> None:
-    guard = make_guard()
+    guard, pressured = make_guard(), make_pressured_guard()
     servers: dict[str, Any] = {}
     for variant in VARIANTS:
         if variant == "bare":
             server = grpc.aio.server()
+        elif variant == "noop":
+            server = grpc.aio.server(interceptors=[AioNoopServer()])
         elif variant == "floor":
             server = grpc.aio.server(interceptors=[AioFloorServer()])
         elif variant == "memcontract":
             server = grpc.aio.server(interceptors=[aio_server_interceptor(guard)])
+        elif variant == "pressured":
+            server = grpc.aio.server(interceptors=[aio_server_interceptor(pressured)])
         else:
             server = wrap_server(grpc.aio.server(), guard)
         server.add_generic_rpc_handlers((_generic(_aio_echo),))
@@ -288,6 +374,7 @@ async def _child_aio() -> None:
     for server in servers.values():
         await server.stop(0)
     guard.stop()
+    pressured.stop()
 
 
 class Child:
@@ -403,16 +490,21 @@ def _sync_cpu(call: Callable[..., Any], seconds: float, concurrency: int, child:
     return sum(counts), client1 - client0, server1 - server0
 
 
-def run_sync(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
+def run_sync(args: argparse.Namespace, guards: tuple[Guard, Guard]) -> dict[str, list[Sample]]:
+    guard, pressured = guards
     child = Child("sync", args.server_cpu)
     channels: dict[str, grpc.Channel] = {}
     try:
         for variant in VARIANTS:
             channel = grpc.insecure_channel(f"127.0.0.1:{child.ports[variant]}")
-            if variant == "floor":
+            if variant == "noop":
+                channel = grpc.intercept_channel(channel, NoopClient())
+            elif variant == "floor":
                 channel = grpc.intercept_channel(channel, FloorClient())
             elif variant in ("memcontract", "wrapped"):
                 channel = grpc.intercept_channel(channel, client_interceptor(guard, variant))
+            elif variant == "pressured":
+                channel = grpc.intercept_channel(channel, client_interceptor(pressured, variant))
             channels[variant] = channel
         calls = {v: c.unary_unary(METHOD) for v, c in channels.items()}
         for variant in VARIANTS:  # warm up: connections, server threads, handler caches
@@ -475,16 +567,23 @@ async def _aio_cpu(
     return sum(counts), client1 - client0, server1 - server0
 
 
-async def _run_aio(args: argparse.Namespace, guard: Guard, child: Child) -> dict[str, list[Sample]]:
+async def _run_aio(
+    args: argparse.Namespace, guards: tuple[Guard, Guard], child: Child
+) -> dict[str, list[Sample]]:
+    guard, pressured = guards
     channels: dict[str, grpc.aio.Channel] = {}
     try:
         for variant in VARIANTS:
             target = f"127.0.0.1:{child.ports[variant]}"
             interceptors: list[Any] | None = None
-            if variant == "floor":
+            if variant == "noop":
+                interceptors = [AioNoopClient()]
+            elif variant == "floor":
                 interceptors = [AioFloorClient()]
             elif variant in ("memcontract", "wrapped"):
                 interceptors = aio_client_interceptors(guard, variant)
+            elif variant == "pressured":
+                interceptors = aio_client_interceptors(pressured, variant)
             channels[variant] = grpc.aio.insecure_channel(target, interceptors=interceptors)
         calls = {v: c.unary_unary(METHOD) for v, c in channels.items()}
         for variant in VARIANTS:
@@ -512,10 +611,10 @@ async def _run_aio(args: argparse.Namespace, guard: Guard, child: Child) -> dict
             await channel.close()
 
 
-def run_aio(args: argparse.Namespace, guard: Guard) -> dict[str, list[Sample]]:
+def run_aio(args: argparse.Namespace, guards: tuple[Guard, Guard]) -> dict[str, list[Sample]]:
     child = Child("aio", args.server_cpu)
     try:
-        return asyncio.run(_run_aio(args, guard, child))
+        return asyncio.run(_run_aio(args, guards, child))
     finally:
         child.close()
 
@@ -586,20 +685,13 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
             for v in VARIANTS
         }
         print()
-        for key, label in (("cpu", "cpu/call"), ("p50", "p50     ")):
-            bare, floor = med["bare"][key], med["floor"][key]
-            cells = [f"bare {bare * 1e6:.1f}us{_spread(samples['bare'], key)}"]
-            cells.append(
-                f"floor {floor * 1e6:.1f}us{_spread(samples['floor'], key)}"
-                f" ({_ratio_text(samples, 'floor', 'bare', key)} bare)"
-            )
-            for v in ("memcontract", "wrapped"):
-                cells.append(
-                    f"{v} {med[v][key] * 1e6:.1f}us{_spread(samples[v], key)}"
-                    f" ({_ratio_text(samples, v, 'floor', key)} floor,"
-                    f" {_ratio_text(samples, v, 'bare', key)} bare)"
-                )
-            print(f"{mode:4s}  {label}  " + "  ".join(cells))
+        for key, label in (("cpu", "cpu/call"), ("p50", "p50")):
+            print(f"{mode:4s}  {label}:")
+            for v in VARIANTS:
+                against = [b for b in ("bare", "noop", "floor") if b != v]
+                ratios = ", ".join(f"{_ratio_text(samples, v, b, key)} {b}" for b in against)
+                spread = _spread(samples[v], key)
+                print(f"        {v:11s} {med[v][key] * 1e6:7.1f}us{spread:5s} {ratios}")
         split = "  ".join(
             f"{v} {med[v]['client'] * 1e6:.1f}+{med[v]['server'] * 1e6:.1f}" for v in VARIANTS
         )
@@ -609,17 +701,20 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
         )
         print(f"{mode:4s}  calls/s at concurrency {args.concurrency}: {calls}")
         for v in ("memcontract", "wrapped"):
-            cpu_floor = _ratio(samples, v, "floor", "cpu")
-            p50_floor = _ratio(samples, v, "floor", "p50")
             cpu_bare = _ratio(samples, v, "bare", "cpu")
+            cpu_noop = _ratio(samples, v, "noop", "cpu")
             verdicts.append(
-                f"{mode:4s} {v:11s}  Must cpu/call <= 1.05x floor: {_verdict(cpu_floor <= 1.05)}"
-                f" (x{cpu_floor:.3f})   Must p50 <= 1.08x floor: {_verdict(p50_floor <= 1.08)}"
-                f" (x{p50_floor:.3f})   Target cpu/call <= 1.10x bare:"
-                f" {_verdict(cpu_bare <= 1.10)} (x{cpu_bare:.3f})"
+                f"{mode:4s} {v:11s} calm  Must cpu/call <= 1.10x bare: {_verdict(cpu_bare <= 1.10)}"
+                f" (x{cpu_bare:.3f})   Target cpu/call <= 1.03x noop:"
+                f" {_verdict(cpu_noop <= 1.03)} (x{cpu_noop:.3f})"
             )
+        cpu_floor = _ratio(samples, "pressured", "floor", "cpu")
+        verdicts.append(
+            f"{mode:4s} {'pressured':11s} level 1  Must cpu/call <= 1.05x floor:"
+            f" {_verdict(cpu_floor <= 1.05)} (x{cpu_floor:.3f})"
+        )
     print()
-    print("targets (issue 3; they apply to memcontract, wrapped is shown alongside):")
+    print("targets (issue 23 item 3; wrapped is shown alongside memcontract):")
     for line in verdicts:
         print("  " + line)
 
@@ -681,7 +776,7 @@ def main() -> None:
         os.environ[LEAN_ENV] = args.lean
     modes = [m for m in args.modes.split(",") if m]
     args.server_cpu = _pin(args)
-    guard = make_guard()
+    guards = (make_guard(), make_pressured_guard())
     results: dict[str, dict[str, list[Sample]]] = {}
     started = time.monotonic()
     try:
@@ -689,9 +784,10 @@ def main() -> None:
             print(
                 f"{mode}: server child started; warming up, then {args.rounds} rounds", flush=True
             )
-            results[mode] = run_sync(args, guard) if mode == "sync" else run_aio(args, guard)
+            results[mode] = run_sync(args, guards) if mode == "sync" else run_aio(args, guards)
     finally:
-        guard.stop()
+        for guard in guards:
+            guard.stop()
     report(results, args)
     print(f"\n(total {time.monotonic() - started:.0f} s)")
 

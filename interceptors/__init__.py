@@ -17,8 +17,9 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from memcontract.callees import CalleeTable
 from memcontract.guard import Guard
-from memcontract.peers import PeerTable, TrustPolicy
+from memcontract.trust import TrustPolicy
 
 from ._aio_client import make_aio_client_interceptors
 from ._aio_server import AioMemoryServerInterceptor
@@ -28,7 +29,11 @@ from ._server import MemoryServerInterceptor
 from ._services import add_pressure_services
 from ._wrap import wrap_server
 
+PeerTable = CalleeTable
+"""The former name of :class:`memcontract.callees.CalleeTable`, kept for existing callers."""
+
 __all__ = [
+    "CalleeTable",
     "FastFailure",
     "PeerTable",
     "TrustPolicy",
@@ -45,7 +50,9 @@ __all__ = [
 def server_interceptor(guard: Guard, *, trust: TrustPolicy | None = None) -> grpc.ServerInterceptor:
     """A grpcio server interceptor: sheds non-core calls at level 3 with ``RESOURCE_EXHAUSTED``,
     exposes the caller's pressure through ``memcontract.peer_pressure()``, and adds this
-    process's ``x-memory-*`` keys and ORCA report to every call's trailers.
+    process's ``x-memory-*`` keys and ORCA report to call trailers: every call at level 1 and
+    up; while calm, a connection's first call, after a change, and every 30 s
+    (:mod:`memcontract.calm`).
 
     Args:
         guard: the process's guard (its cached snapshot is read per call; no I/O).
@@ -66,20 +73,22 @@ def client_interceptor(
     guard: Guard,
     target: str | None = None,
     *,
-    peers: PeerTable | None = None,
+    peers: CalleeTable | None = None,
     trust: TrustPolicy | None = None,
 ) -> Any:
     """A grpcio client interceptor for one channel (all four arities).
 
-    Adds this process's keys to every call, reads the callee's from trailers into ``peers``
-    (default ``guard.peers``) under ``target``, and while the callee reports level 3 fails
-    non-core calls locally with ``RESOURCE_EXHAUSTED`` for its pushback (at most the
-    contract's ``max_fail_fast_ms``).
+    Adds this process's keys to calls (every call at level 1 and up; while calm, once per
+    change), reads the callee's from trailers into ``peers`` (default ``guard.peers``) under
+    ``target``, and while every backend behind the channel that answered in the last window
+    reported level 3 fails non-core calls locally with ``RESOURCE_EXHAUSTED`` (one probe per
+    window still goes out; the window is the callee's pushback, at most the contract's
+    ``max_fail_fast_ms``).
 
     Args:
         guard: the process's guard.
-        target: the callee's name in ``peers`` (what ``peers.get(target)`` and
-            ``peers.least_pressured`` see). By default the channel's own target as grpcio
+        target: the callee's name in ``peers`` (what ``peers.get(target)`` sees). By
+            default the channel's own target as grpcio
             reports it (``"127.0.0.1:50051"``, ``"dns:///inventory:50051"``), learned from the
             first call that finishes; give one interceptor per channel. Name it yourself to
             share a callee's state across channels, or to key it by a logical name.
@@ -100,7 +109,7 @@ def aio_client_interceptors(
     guard: Guard,
     target: str | None = None,
     *,
-    peers: PeerTable | None = None,
+    peers: CalleeTable | None = None,
     trust: TrustPolicy | None = None,
 ) -> list[grpc.aio.ClientInterceptor]:
     """The grpc.aio twin of :func:`client_interceptor`: a list of four, one per arity

@@ -10,8 +10,9 @@ import grpc
 import grpc.aio
 
 from memcontract import wire
+from memcontract.callees import CalleeTable
 from memcontract.guard import Guard
-from memcontract.peers import PeerTable, TrustPolicy
+from memcontract.trust import TrustPolicy
 
 from ._shared import SHED_CODE, ClientSide, fast_fail_details, new_tuple
 
@@ -105,7 +106,7 @@ class AioStreamStream(_AioClientBase, grpc.aio.StreamStreamClientInterceptor):
 def make_aio_client_interceptors(
     guard: Guard,
     target: str | None = None,
-    peers: PeerTable | None = None,
+    peers: CalleeTable | None = None,
     trust: TrustPolicy | None = None,
 ) -> list[grpc.aio.ClientInterceptor]:
     """The four aio client interceptors, sharing one :class:`ClientSide`."""

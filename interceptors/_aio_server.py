@@ -9,9 +9,9 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from memcontract.caller import bind_caller_pressure, unbind_caller_pressure
 from memcontract.guard import Guard, Snapshot
-from memcontract.peer import bind, bind_peer_pressure, unbind_peer_pressure
-from memcontract.peers import TrustPolicy
+from memcontract.trust import TrustPolicy
 
 from ._server import SyncContext, make_sync_behavior
 from ._shared import (
@@ -80,7 +80,7 @@ def _coroutine(side: ServerSide, method: str, behavior: Any, peer_bound: bool) -
         snapshot = guard.snapshot
         if snapshot.critical and side.sheds(snapshot, method):
             await _shed(context, snapshot)
-        ctx = AioContext(context, snapshot.trailing_metadata)
+        ctx = AioContext(context, side.trailers(context, snapshot))
         token = None
         try:
             if peer_bound:
@@ -88,14 +88,14 @@ def _coroutine(side: ServerSide, method: str, behavior: Any, peer_bound: bool) -
             peer = side.caller_pressure(context.invocation_metadata(), context)
             if peer is None:  # each aio call runs in its own task: nothing to undo
                 return await behavior(request, ctx)
-            token = bind_peer_pressure(peer)
+            token = bind_caller_pressure(peer)
             return await behavior(request, ctx)
         except BaseException:  # abort() raises too: every failed call is counted
             count_error()
             raise
         finally:
             if token is not None:
-                unbind_peer_pressure(token)
+                unbind_caller_pressure(token)
 
     return unary
 
@@ -109,12 +109,12 @@ def _async_generator(side: ServerSide, method: str, behavior: Any, peer_bound: b
         snapshot = guard.snapshot
         if snapshot.critical and side.sheds(snapshot, method):
             await _shed(context, snapshot)
-        ctx = AioContext(context, snapshot.trailing_metadata)
+        ctx = AioContext(context, snapshot.trailing_metadata)  # a stream: always (see _server)
         token = None
         try:
             if not peer_bound:
                 metadata = context.invocation_metadata()
-                token = bind_peer_pressure(side.caller_pressure(metadata, context))
+                token = bind_caller_pressure(side.caller_pressure(metadata, context))
             async for item in behavior(request, ctx):
                 yield item
         except BaseException:
@@ -122,7 +122,7 @@ def _async_generator(side: ServerSide, method: str, behavior: Any, peer_bound: b
             raise
         finally:
             if token is not None:
-                unbind_peer_pressure(token)
+                unbind_caller_pressure(token)
 
     return stream
 
@@ -168,5 +168,5 @@ class AioMemoryServerInterceptor(grpc.aio.ServerInterceptor):
             # This runs in the call's own task, as the behavior will: the binding is the
             # call's alone and ends with its task.
             metadata = handler_call_details.invocation_metadata
-            bind(self.side.caller_pressure(metadata, None))
+            bind_caller_pressure(self.side.caller_pressure(metadata, None))
         return wrapped

@@ -9,12 +9,11 @@ from typing import Any
 import grpc
 
 from memcontract import wire
+from memcontract.callees import CalleeTable
 from memcontract.guard import Guard
-from memcontract.peers import PeerTable, TrustPolicy
+from memcontract.trust import TrustPolicy
 
 from ._shared import SHED_CODE, ClientSide, fast_fail_details, new_tuple
-
-_PRESSURE_BIN = wire.PRESSURE_BIN  # a local name: looked up on every call
 
 
 class _CallDetails(
@@ -105,7 +104,7 @@ class MemoryClientInterceptor(
         self,
         guard: Guard,
         target: str | None = None,
-        peers: PeerTable | None = None,
+        peers: CalleeTable | None = None,
         trust: TrustPolicy | None = None,
     ) -> None:
         self.side = ClientSide(guard, target, peers, trust)
@@ -140,7 +139,7 @@ class MemoryClientInterceptor(
                     details.method,
                     details.timeout,
                     # A call with no metadata of its own (nearly all) sends the snapshot's tuple.
-                    side.outgoing(metadata) if metadata else side.guard.snapshot.request_metadata,
+                    side.outgoing(metadata) if metadata else side.ours(),
                     details.credentials,
                     wait_for_ready,
                     compression,
@@ -158,14 +157,7 @@ class MemoryClientInterceptor(
             return call
         if side.learns_target:
             side.learn_target(getattr(state, "target", None))
-        trailers = state.trailing_metadata
-        # The callee resent what it sent last (its own key last, as a memcontract server puts
-        # it) and the table entry is fresh: nothing to record. ClientSide.record does the rest.
-        if trailers and side.last_bin is not None:
-            key, value = trailers[-1]
-            if key == _PRESSURE_BIN and value == side.last_bin and side.clock() < side.fresh_until:
-                return call
-        side.record(trailers)
+        side.record(state.trailing_metadata)
         return call
 
     # One body for the four arities (grpcio passes the request or the request iterator in

@@ -7,13 +7,12 @@ from typing import Any
 
 import grpc
 
-from memcontract import wire
+from memcontract.caller import bind_caller_pressure, unbind_caller_pressure
 from memcontract.guard import Guard, Snapshot
-from memcontract.peer import bind, bind_peer_pressure, unbind, unbind_peer_pressure
-from memcontract.peers import TrustPolicy
 from memcontract.pressure import Pressure
-from memcontract.wire import decode
+from memcontract.trust import TrustPolicy
 
+from ._memo import decode
 from ._shared import (
     SHED_CODE,
     HandlerCache,
@@ -34,7 +33,8 @@ class SyncContext:
     def __init__(self, context: Any, ours: Metadata) -> None:
         self._context = context
         self._ours = ours
-        context.set_trailing_metadata(ours)
+        if ours:
+            context.set_trailing_metadata(ours)
 
     def set_trailing_metadata(self, trailing_metadata: Any) -> None:
         """Set the handler's trailers; memcontract's are kept beside them."""
@@ -70,6 +70,9 @@ def make_sync_behavior(
             peer, snapshot, shed = side.admit(method, context)
             if shed:
                 _shed(context, snapshot)
+            # A streaming response carries the keys even while quiet (its trailers come once
+            # per stream) and tells no connection: the unary call after grpcurl's reflection
+            # stream still carries them.
             return peer, SyncContext(context, snapshot.trailing_metadata)
 
         if response_streaming:
@@ -96,10 +99,7 @@ def make_sync_behavior(
             except AttributeError:
                 metadata = context.invocation_metadata()
             if trust_all:
-                # decode()'s own first step, inline: the same caller's same metadata again.
-                seen, decoded = wire._LAST
-                if metadata != seen:
-                    decoded = decode(metadata)
+                decoded = decode(metadata)
                 peer = decoded.pressure
                 if decoded.invalid:
                     count_invalid(telemetry, decoded.invalid)
@@ -109,12 +109,15 @@ def make_sync_behavior(
             if snapshot.critical and side.sheds(snapshot, method):
                 _shed(context, snapshot)
             ours = snapshot.trailing_metadata
+            if snapshot.wire.quiet:
+                ours = side.trailers(context, snapshot)
             if merge_at_end:
-                context.set_trailing_metadata(ours)
+                if ours:
+                    context.set_trailing_metadata(ours)
                 ctx = context
             else:
                 ctx = SyncContext(context, ours)
-            token = None if peer is None else bind(peer)
+            token = None if peer is None else bind_caller_pressure(peer)
             try:
                 return behavior(request, ctx)
             except BaseException:  # abort() raises too: every failed call is counted
@@ -122,8 +125,8 @@ def make_sync_behavior(
                 raise
             finally:
                 if token is not None:
-                    unbind(token)
-                if merge_at_end:
+                    unbind_caller_pressure(token)
+                if merge_at_end and ours:
                     try:
                         theirs = context._state.trailing_metadata
                     except AttributeError:
@@ -144,19 +147,19 @@ def _shed(context: Any, snapshot: Snapshot) -> None:
 def _iterate(behavior: Any, request: Any, context: Any, peer: Pressure | None) -> Iterator[Any]:
     # The caller's pressure is bound around each step, not across yields: the server may pull
     # successive items on different threads (aio runs sync generators in an executor).
-    token = bind_peer_pressure(peer)
+    token = bind_caller_pressure(peer)
     try:
         responses = iter(behavior(request, context))
     finally:
-        unbind_peer_pressure(token)
+        unbind_caller_pressure(token)
     while True:
-        token = bind_peer_pressure(peer)
+        token = bind_caller_pressure(peer)
         try:
             item = next(responses)
         except StopIteration:
             return
         finally:
-            unbind_peer_pressure(token)
+            unbind_caller_pressure(token)
         yield item
 
 

@@ -5,6 +5,7 @@ beyond what the adapters pass in; everything read per call is a cached snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -13,8 +14,9 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from memcontract import wire
+from memcontract.callees import CalleeTable
+from memcontract.calm import REFRESH_S, WireVersion
 from memcontract.guard import Guard, Snapshot
-from memcontract.peers import PeerTable, TrustPolicy
 from memcontract.pressure import Level, Pressure
 from memcontract.telemetry import (
     FAST_FAILS,
@@ -25,7 +27,9 @@ from memcontract.telemetry import (
     UNTRUSTED_PEERS,
     WOULD_SHED,
 )
-from memcontract.wire import decode
+from memcontract.trust import TrustPolicy
+
+from ._memo import decode
 
 log = logging.getLogger("memcontract.interceptors")
 
@@ -33,6 +37,8 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 Wrapped = TypeVar("Wrapped")
 _MAX_METHODS = 4096
 _MAX_PEERS = 4096
+MAX_CALLERS = 10_000
+"""Connections a quiet server remembers having told its keys (the oldest told goes first)."""
 
 
 class CoreMethods:
@@ -85,6 +91,28 @@ class ServerSide:
         self.count_error = guard.calls.count_error
         self._credit = 0.0  # half-open admission at level 3 (see sheds)
         self._trusted_peers: dict[str, bool] = {}
+        # Quiet: per connection (context.peer()), the version last told and until when it
+        # holds; insertion order is the order told, so the first entry is the oldest.
+        self._told: dict[str, tuple[WireVersion, float]] = {}
+
+    def trailers(self, context: Any, snapshot: Snapshot) -> Metadata:
+        """Our trailers for this unary-response call. Not quiet: the snapshot's, on every
+        call. Quiet (calm is free, :mod:`memcontract.calm`): only on a connection's first such
+        call, after a change, and every ``REFRESH_S`` per connection; otherwise none.
+        (Streaming responses always carry them.)"""
+        version = snapshot.wire
+        if not version.quiet:
+            return snapshot.trailing_metadata
+        peer = context.peer()
+        told = self._told.get(peer)
+        if told is not None and told[0] is version and snapshot.published_at < told[1]:
+            return ()
+        self._told.pop(peer, None)
+        self._told[peer] = (version, snapshot.published_at + REFRESH_S)
+        if len(self._told) > MAX_CALLERS:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del self._told[next(iter(self._told))]  # another thread may be at it too
+        return snapshot.trailing_metadata
 
     def caller_pressure(self, metadata: Any, context: Any) -> Pressure | None:
         """The caller's reported pressure if it is trusted and valid; invalid keys counted.
@@ -182,7 +210,7 @@ class ClientSide:
         self,
         guard: Guard,
         target: str | None,
-        peers: PeerTable | None,
+        peers: CalleeTable | None,
         trust: TrustPolicy | None = None,
     ) -> None:
         self.guard = guard
@@ -197,12 +225,23 @@ class ClientSide:
         # before calling fails_fast() (a call costs one truth test while nobody is).
         self.blocked_until = self.peers.blocked_until
         self.clock = self.peers.clock
-        # The callee resends the same -bin bytes until its sampler runs again: while they are
-        # unchanged (and not level 3) a call only checks them, and the table entry is refreshed
-        # a few times per ttl instead of on every call. Public for the sync adapter, which
-        # makes that check inline (last_bin is only ever set for a trusted callee).
+        # A callee at level 1 or 2 resends the same -bin bytes until its sampler runs again:
+        # while they are unchanged a call only checks them, and the table entry is refreshed a
+        # few times per ttl instead of on every call.
         self.last_bin: object = None
+        self.last_instance = 0
         self.fresh_until = 0.0
+        self._told: WireVersion | None = None  # what this channel's calls last carried
+
+    def ours(self) -> Metadata:
+        """This process's keys for the next call: every call's unless quiet; quiet, once per
+        change on this channel (calm is free, :mod:`memcontract.calm`)."""
+        snapshot = self.guard.snapshot
+        version = snapshot.wire
+        if version.quiet and version is self._told:
+            return ()
+        self._told = version
+        return snapshot.request_metadata
 
     def learn_target(self, target: str | bytes | None) -> None:
         """Key this channel by ``target``, its own target as grpcio reports it (once)."""
@@ -217,17 +256,18 @@ class ClientSide:
 
     def outgoing(self, metadata: Iterable[tuple[str, Any]] | None) -> Metadata:
         """The call's metadata plus this process's keys (any stale copies of ours dropped)."""
-        ours = self.guard.snapshot.request_metadata
+        ours = self.ours()
         if not metadata:
             return ours
         return tuple((k, v) for k, v in safe_metadata(metadata) if k not in wire.KEYS) + ours
 
     def fails_fast(self, method: str | bytes) -> bool:
-        """Whether a call fails locally: the target reports level 3 and the method is not core."""
-        if self.peers.blocked(self.target) and not self.is_core(method):
-            self.telemetry.add(FAST_FAILS, 1)
-            return True
-        return False
+        """Whether a call fails locally: the method is not core and the target's backends all
+        report level 3 (:meth:`CalleeTable.fails_fast`; its probe goes out)."""
+        if self.is_core(method) or not self.peers.fails_fast(self.target):
+            return False
+        self.telemetry.add(FAST_FAILS, 1)
+        return True
 
     def pushback_ms(self) -> int:
         """Milliseconds left in the target's fail-fast window (at least 1)."""
@@ -235,7 +275,8 @@ class ClientSide:
         return max(1, round(entry * 1000))
 
     def record(self, trailers: Sequence[tuple[str, Any]] | None) -> None:
-        """Read the callee's keys (and any pushback) from trailers into the peer table.
+        """Read the callee's keys (and any pushback) from trailers into the peer table: every
+        finished call is an answer, one without keys (or none valid) a calm one.
 
         A callee the trust policy does not trust is not read at all (counted as untrusted when
         its trailers carry our keys): it can neither block this channel nor steer routing.
@@ -257,16 +298,20 @@ class ClientSide:
                         if key == _PRESSURE_BIN:
                             raw = value
             if raw is not None and raw == self.last_bin and self.clock() < self.fresh_until:
+                self.peers.record_calm(self.target, self.last_instance)
                 return
             self.last_bin = None
             decoded = decode(trailers)
-            count_invalid(self.telemetry, decoded.invalid)
+            if decoded.invalid:
+                count_invalid(self.telemetry, decoded.invalid)
             pressure = decoded.pressure
             if pressure is None:
+                self.peers.record_calm(self.target)
                 return
-            self.peers.record(self.target, pressure, _pushback(trailers))
+            instance = decoded.instance_id
+            self.peers.record(self.target, pressure, _pushback(trailers), instance)
             if raw is not None and not decoded.invalid and pressure.level != Level.CRITICAL:
-                self.last_bin = raw
+                self.last_bin, self.last_instance = raw, instance
                 self.fresh_until = self.clock() + self.peers.ttl / 4
         except Exception:  # a hook never breaks an RPC
             self.telemetry.add(HOOK_ERRORS, 1, {"hook": "client.record"})

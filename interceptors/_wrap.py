@@ -9,7 +9,7 @@ import grpc
 import grpc.aio
 
 from memcontract.guard import Guard
-from memcontract.peers import TrustPolicy
+from memcontract.trust import TrustPolicy
 
 from ._aio_server import AioMemoryServerInterceptor
 from ._server import MemoryServerInterceptor

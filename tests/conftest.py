@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,25 @@ def metrics() -> Iterator[Metrics]:
     m = Metrics()
     yield m
     m.provider.shutdown()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--hide-grpc-privates",
+        action="store_true",
+        help="run the sync interceptors with grpcio's private fields hidden (their fallbacks)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--hide-grpc-privates"):
+        from . import grpc_privates
+
+        grpc_privates.install()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if config.getoption("--hide-grpc-privates"):
+        from . import grpc_privates
+
+        terminalreporter.write_line(f"grpc private reads refused: {grpc_privates.refused}")

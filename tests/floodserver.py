@@ -24,7 +24,7 @@ import psutil
 from memcontract.interceptors import server_interceptor
 
 from memcontract import Contract, Guard, wire
-from memcontract.peers import TrustPolicy
+from memcontract.trust import TrustPolicy
 
 CONTRACT = """
 modules:

@@ -22,7 +22,7 @@ from memcontract.interceptors import (
 
 from memcontract import peer_pressure
 from memcontract.guard import Guard
-from memcontract.peers import TrustPolicy
+from memcontract.trust import TrustPolicy
 
 SERVICE = "test.Echo"
 ARITIES = ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream")

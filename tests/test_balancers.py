@@ -45,11 +45,10 @@ CALM, PRESSURED = 0.3, 0.9
 SETTLE_S = 3.0  # after a change of pressure, before counting
 MEASURE_S = 3.0
 RECOVER_WITHIN_S = 12.0
-WRR = {
-    "blackoutPeriod": "0s",
-    "weightUpdatePeriod": "0.1s",
-    "weightExpirationPeriod": "2s",
-}
+# No blackout, weights recomputed every 100 ms, and grpc's default expiration (3 min): a calm
+# backend's keys travel on a connection's first call, on a change and every 30 s (calm is
+# free), so a weight must outlive 30 s without a report, as the balancers' default does.
+WRR = {"blackoutPeriod": "0s", "weightUpdatePeriod": "0.1s"}
 
 
 class CountingHealth(health.HealthServicer):  # type: ignore[misc]
@@ -208,7 +207,7 @@ def go_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def go_client(go_bin: Path, backends: list[Backend], *extra: str) -> GoServer:
     targets = ",".join(b.address for b in backends)
     argv = [str(go_bin / "wrrclient"), "-targets", targets, "-duration", "60s", "-blackout", "0s"]
-    argv += ["-weight-update", "100ms", "-weight-expiration", "2s", *extra]
+    argv += ["-weight-update", "100ms", "-weight-expiration", "3m", *extra]
     return GoServer(argv, ready="started")
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from memcontract import Level, Pressure
 from memcontract.cache import LOCAL_PRESSURE, PEER_PRESSURE, PressureAwareCache
-from memcontract.peer import bind_peer_pressure, unbind_peer_pressure
+from memcontract.caller import bind_caller_pressure, unbind_caller_pressure
 from memcontract.telemetry import CACHE_DENIED
 
 from .support import Rig
@@ -155,7 +155,7 @@ def test_denial_does_not_count() -> None:
 def test_default_caller_is_peer_pressure_of_the_current_call() -> None:
     cache: PressureAwareCache[str, int] = PressureAwareCache(lru())
     assert cache.put("none", 0) is True  # no call bound: no caller pressure
-    token = bind_peer_pressure(Pressure(usage_ratio=0.9))
+    token = bind_caller_pressure(Pressure(usage_ratio=0.9))
     try:
         assert cache.put("hot", 1) is False
         # another thread does not see this call's caller
@@ -165,7 +165,7 @@ def test_default_caller_is_peer_pressure_of_the_current_call() -> None:
         thread.join(5)
         assert other == [True]
     finally:
-        unbind_peer_pressure(token)
+        unbind_caller_pressure(token)
     assert cache.put("after", 3) is True
     assert cache.stats.denied[PEER_PRESSURE] == 1
 

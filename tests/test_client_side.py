@@ -7,7 +7,7 @@ import pytest
 from memcontract.interceptors.sides import ClientSide
 
 from memcontract import Level, Pressure, wire
-from memcontract.peers import PeerTable
+from memcontract.callees import CalleeTable
 from memcontract.telemetry import INVALID_HEADERS
 from memcontract.testing import FakeClock
 
@@ -17,9 +17,9 @@ CALM = Pressure(usage_ratio=0.40, capacity_bytes=1 << 30, module="inventory")
 CRITICAL = Pressure(usage_ratio=0.97, capacity_bytes=1 << 30, level=Level.CRITICAL)
 
 
-def side() -> tuple[ClientSide, PeerTable, FakeClock]:
+def side() -> tuple[ClientSide, CalleeTable, FakeClock]:
     clock = FakeClock()
-    peers = PeerTable(ttl=2.0, clock=clock.monotonic)
+    peers = CalleeTable(ttl=2.0, clock=clock.monotonic)
     rig = Rig(make_contract())
     return ClientSide(rig.guard, "inventory", peers), peers, clock
 

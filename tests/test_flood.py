@@ -42,4 +42,4 @@ def test_a_header_flood_costs_what_an_unrelated_header_costs(
         code, trailers = server.call()
     assert growth - unrelated_growth < SLACK, (growth / MIB, unrelated_growth / MIB)
     assert code == grpc.StatusCode.OK
-    assert trailers["x-memory-level"] != "3"
+    assert trailers.get("x-memory-level", "0") != "3"  # absent: calm (calm is free)

@@ -39,13 +39,18 @@ def newer_pressure(port: int, than: float, seconds: float = 10) -> Pressure:
     return pressure
 
 
-def pressure_of(port: int) -> Pressure:
-    """A call to a worker; the pressure in its trailers."""
+def named_pressure_of(port: int) -> tuple[Pressure, int]:
+    """A call to a worker; the pressure in its trailers and the instance they name."""
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         _, call = channel.unary_unary("/fork.Echo/Echo").with_call(b"x", timeout=10)
-    pressure = wire.decode(tuple(call.trailing_metadata())).pressure
-    assert pressure is not None
-    return pressure
+    decoded = wire.decode(tuple(call.trailing_metadata()))
+    assert decoded.pressure is not None
+    return decoded.pressure, decoded.instance_id
+
+
+def pressure_of(port: int) -> Pressure:
+    """A call to a worker; the pressure in its trailers."""
+    return named_pressure_of(port)[0]
 
 
 def test_preforked_workers_each_report_their_own_memory_and_keep_sampling() -> None:
@@ -58,7 +63,8 @@ def test_preforked_workers_each_report_their_own_memory_and_keep_sampling() -> N
     assert parent.stdin is not None and parent.stdout is not None
     try:
         workers = sorted(lines(parent.stdout, 2), key=lambda w: w["worker"])
-        first = [pressure_of(w["port"]) for w in workers]
+        named = [named_pressure_of(w["port"]) for w in workers]
+        first = [pressure for pressure, _ in named]
         # Each worker's sampler runs: a later call carries a newer sample (polled, 10 s at most).
         later = [
             newer_pressure(w["port"], p.sampled_at) for w, p in zip(workers, first, strict=True)
@@ -71,6 +77,9 @@ def test_preforked_workers_each_report_their_own_memory_and_keep_sampling() -> N
         assert after.used_bytes >= worker["allocated_mb"] * MIB, (worker, after)
         assert after.sampled_at > before.sampled_at, worker  # its sampler runs
     assert later[1].used_bytes - later[0].used_bytes >= 100 * MIB  # each its own
+    # each worker is an instance of its own, named from its first call on
+    instances = {instance for _, instance in named}
+    assert len(instances) == 2 and 0 not in instances
 
 
 def test_a_child_forked_while_the_sampler_holds_its_lock_can_restart_the_guard() -> None:

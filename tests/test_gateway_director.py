@@ -10,9 +10,9 @@ import pytest
 
 from memcontract import Contract, Guard, Level, Pressure
 from memcontract.gateway.director import Director, Upstream, edge_shed_trailers, make_upstreams
-from memcontract.peers import TrustPolicy
 from memcontract.telemetry import UNTRUSTED_PEERS
 from memcontract.testing import FakeClock
+from memcontract.trust import TrustPolicy
 
 CONTRACT = "modules: [{name: gw, max_heap_mb: 512, retry_pushback_ms: 800}]"
 

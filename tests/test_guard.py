@@ -13,6 +13,7 @@ import pytest
 from memcontract import GuardStateError, Level, Pressure, wire
 from memcontract.actions import Action
 from memcontract.contract import OrcaOptions
+from memcontract.instance import instance_id
 from memcontract.telemetry import ACTIONS, HOOK_ERRORS, PROBE_FAILURES
 
 from .support import Rig, make_contract, wait_until
@@ -117,8 +118,9 @@ def test_snapshot_is_pre_encoded(rig: Rig) -> None:
     # The ORCA rates as the default orca.rates (headroom) reports them.
     rps, eps = OrcaOptions().reported_rates(snap.rps, snap.eps, snap.pressure.usage_ratio)
     assert rps == pytest.approx(1 - 0.42)
-    assert snap.trailing_metadata == wire.encode_trailers(snap.pressure, rps=rps, eps=eps)
-    assert snap.request_metadata == wire.encode(snap.pressure)
+    ours = wire.encode_trailers(snap.pressure, rps=rps, eps=eps, instance_id=instance_id())
+    assert snap.trailing_metadata == ours
+    assert snap.request_metadata == wire.encode(snap.pressure, instance_id())
     assert snap.shed_trailers[-1] == ("grpc-retry-pushback-ms", "1000")
     assert not snap.shedding
 

@@ -18,8 +18,8 @@ import pytest
 from memcontract.interceptors import aio_client_interceptors, client_interceptor
 
 from memcontract import wire
-from memcontract.peers import TrustPolicy
 from memcontract.telemetry import FAST_FAILS, INVALID_HEADERS, UNTRUSTED_PEERS
+from memcontract.trust import TrustPolicy
 from memcontract.v1 import memcontract_pb2
 
 from .support import Recorded, Rig, make_contract

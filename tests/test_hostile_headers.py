@@ -16,8 +16,8 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memcontract.peers import TrustPolicy
 from memcontract.telemetry import INVALID_HEADERS, SHEDS, UNTRUSTED_PEERS
+from memcontract.trust import TrustPolicy
 from memcontract.v1 import memcontract_pb2
 
 from .grpc_support import Calls, call_sync, serve
@@ -134,4 +134,4 @@ def test_hostile_headers_over_the_wire(
     if not trusted:
         assert calls.peers[-1] is None  # the handler never sees an untrusted caller's pressure
     assert rig.guard.telemetry.counts[SHEDS] == 0
-    assert trailers["x-memory-level"] == "0"
+    assert trailers.get("x-memory-level", "0") == "0"  # absent (calm is free) or said

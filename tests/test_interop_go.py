@@ -37,6 +37,7 @@ from memcontract.interceptors import (
 
 from memcontract import Contract, Level, Pressure, peer_pressure, wire
 from memcontract.contract import OrcaOptions
+from memcontract.instance import instance_id
 from memcontract.pressure import MIB
 from memcontract.telemetry import FAST_FAILS, SHEDS
 from memcontract.v1 import memcontract_pb2
@@ -252,7 +253,8 @@ def python_trailers(p: Pressure, *extra: tuple[str, str]) -> dict[str, str]:
     """What the Go client must print as the Python server's trailers for pressure ``p``."""
     # The default orca.rates (headroom), with no calls counted yet when the rig sampled.
     rps, eps = OrcaOptions().reported_rates(0.0, 0.0, p.usage_ratio)
-    trailers = {k: v for k, v in wire_text(wire.encode_trailers(p, rps=rps, eps=eps))}
+    ours = wire.encode_trailers(p, rps=rps, eps=eps, instance_id=instance_id())
+    trailers = {k: v for k, v in wire_text(ours)}
     trailers.update(extra)
     return trailers
 
@@ -280,7 +282,7 @@ def test_go_client_reads_python_server_trailers(go_bin: Path, kind: str, method:
         assert call["trailers"]["x-memory-contract"] == "v1.2"
         # Go's decoding of them (the -bin wins) is the Python guard's pressure, field by field
         assert call["peer_present"] is True and call["invalid"] == 0
-        assert call["peer"] == pressure_json(own)
+        assert call["peer"] == {**pressure_json(own), "instance_id": instance_id()}
         # ORCA parsed with the cncf/xds Go type
         assert call["orca"] == {
             "mem_utilization": own.usage_ratio,
@@ -330,7 +332,7 @@ def test_python_level3_sheds_go_client_with_pushback(go_bin: Path, kind: str) ->
         assert "inventory" in call["message"] and "level 3" in call["message"]
         assert call["retry_pushback_ms"] == SHED_PUSHBACK_MS
         assert call["trailers"] == python_trailers(own, pushback)
-        assert call["peer"] == pressure_json(own)
+        assert call["peer"] == {**pressure_json(own), "instance_id": instance_id()}
         assert call["orca"]["named_metrics"]["memcontract.level"] == 3
         assert call["orca"]["mem_utilization"] == own.usage_ratio
         assert call["messages"] == 0 and call["caller_seen"] is None
@@ -365,8 +367,11 @@ def test_go_client_fails_fast_on_python_pushback(go_bin: Path) -> None:
 
 
 def client_rig() -> Rig:
+    """A caller at level 1: every call carries its keys (a quiet one sends them once per change,
+    see test_calm_python_client_tells_a_go_server_once)."""
     rig = Rig(make_contract(name="order", version="c-7", core_methods=(PING,)))
-    rig.step(0.66, alloc_rate_mb=1.5)
+    rig.step(0.86, alloc_rate_mb=1.5)
+    assert rig.guard.level == Level.ALERT
     return rig
 
 
@@ -451,14 +456,16 @@ def test_python_client_and_go_server_see_each_other(go_bin: Path, client: str) -
         assert line["code"] == "OK" and line["shed"] is False
         # the Go handler parsed exactly the Python caller's pressure
         assert line["peer_present"] is True and line["invalid"] == 0
-        assert line["peer"] == pressure_json(mine)
+        assert line["peer"] == {**pressure_json(mine), "instance_id": instance_id()}
         assert {**line["own"], "sampled_at_unix_ms": 0} == {**go_own, "sampled_at_unix_ms": 0}
     for method, caller in replies.items():
         assert caller.present, method
-        assert (caller.usage_ratio, caller.level, caller.module) == (0.66, 0, "order")
+        assert (caller.usage_ratio, caller.level, caller.module) == (0.86, 1, "order")
         assert caller.invalid == 0
     # the Python client recorded the Go service's pressure for this target
     assert reported is not None
+    go_instance = go_own.pop("instance_id")  # the Go server names its process
+    assert go_instance != 0 and go_instance != instance_id()
     assert pressure_json(reported) == go_own
     assert reported == pressure_from_json(go_own)
 
@@ -574,23 +581,27 @@ def random_pressures(n: int, seed: int = 20240601) -> list[Pressure]:
 
 def test_every_vector_and_random_pressure_encodes_alike(go_bin: Path) -> None:
     cases: dict[str, Pressure] = {}
+    instances: dict[str, int] = {}  # the instance a vector's sender names (0: none)
     expected: dict[str, dict[str, Any]] = {}
     for path in vector_files():
         vec = json.loads(path.read_text())
         cases[path.stem] = pressure_from_json(vec["pressure"])
+        instances[path.stem] = vec.get("instance_id", 0)
         expected[path.stem] = {"metadata": vec["metadata"], "orca": vec["orca"]}
-    assert len(cases) >= 6
+    assert len(cases) >= 6 and any(instances.values())
     for i, p in enumerate(random_pressures(300)):
         cases[f"random-{i}"] = p
     stdin = "".join(
-        json.dumps({"id": k, "pressure": pressure_json(p)}) + "\n" for k, p in cases.items()
+        json.dumps({"id": k, "pressure": {**pressure_json(p), "instance_id": instances.get(k, 0)}})
+        + "\n"
+        for k, p in cases.items()
     )
     go = {line["id"]: line for line in run_lines([str(go_bin / "vectorenc")], stdin=stdin)}
     assert list(go) == list(cases)
     mismatches = []
     for key, p in cases.items():
         py = {
-            "metadata": wire_text(wire.encode(p)),
+            "metadata": wire_text(wire.encode(p, instances.get(key, 0))),
             "orca": base64.b64encode(wire.orca_report(p)).decode(),
         }
         got = {"metadata": go[key]["metadata"], "orca": go[key]["orca"]}
@@ -617,6 +628,9 @@ def parse_cases() -> list[tuple[str, list[tuple[str, str | bytes]]]]:
         out.append((path.stem, pairs))
         out.append((path.stem + "-text", [kv for kv in pairs if not kv[0].endswith("-bin")]))
         out.append((path.stem + "-bad-bin", [*pairs[:-1], (wire.PRESSURE_BIN, b"\xff\xff")]))
+    absent = json.loads((VECTORS / "calm" / "absent.json").read_text())["cases"]
+    for i, case in enumerate(absent):  # no keys: calm, in both languages
+        out.append((f"absent-{i}", [(k, v) for k, v in case["metadata"]]))
     out.append(("usage+level", [(wire.USAGE, "97%"), (wire.LEVEL, "3")]))
     out.append(("repeated", [(wire.USAGE, "50%"), (wire.USAGE, "x"), (wire.USAGE, "60%")]))
     out.append(("level-only", [(wire.LEVEL, "2"), (wire.LEVEL, "9")]))
@@ -625,9 +639,10 @@ def parse_cases() -> list[tuple[str, list[tuple[str, str | bytes]]]]:
 
 def decode_json(decoded: wire.Decoded) -> dict[str, Any]:
     p = decoded.pressure
+    named = {"instance_id": decoded.instance_id} if decoded.instance_id else {}
     return {
         "present": p is not None,
-        "pressure": None if p is None else pressure_json(p),
+        "pressure": None if p is None else {**pressure_json(p), **named},
         "invalid": len(decoded.invalid),
     }
 
@@ -731,3 +746,103 @@ def test_go_server_trailers_on_every_outcome(
     assert decoded.invalid == ()
     assert decoded.pressure is not None
     assert (decoded.pressure.usage_ratio, decoded.pressure.module) == (0.91, "inventory")
+
+
+# --- 5. per backend, calm is free: mixed peers ----------------------------------------------
+
+
+def test_calm_python_client_tells_a_go_server_once(go_bin: Path) -> None:
+    rig = Rig(make_contract(name="order", version="c-7", core_methods=(PING,)))
+    rig.step(0.30)  # quiet: its keys travel once per change per channel
+    with GoServer(inventory_argv(go_bin, 0.5)) as server:
+        replies = sync_calls(server.address, rig)
+        lines = server.wait_events("call", 4)
+    seen = [line["peer_present"] for line in lines]
+    assert seen == [True, False, False, False]  # the first call told; absent after: calm
+    assert [caller.present for caller in replies.values()] == seen
+    assert lines[0]["peer"] == {**pressure_json(rig.guard.pressure), "instance_id": instance_id()}
+
+
+def test_calm_go_server_tells_a_python_client_once_and_names_itself(go_bin: Path) -> None:
+    rig = client_rig()
+    with GoServer(inventory_argv(go_bin, 0.5)) as server:
+        target = server.address
+        channel = grpc.intercept_channel(
+            grpc.insecure_channel(target), client_interceptor(rig.guard, target)
+        )
+        stub = inventory_pb2_grpc.InventoryServiceStub(channel)
+        trailers = []
+        for _ in range(3):
+            _, call = stub.GetItem.with_call(inventory_pb2.GetItemRequest(sku="a"), timeout=5)
+            trailers.append(dict(call.trailing_metadata() or ()))
+        channel.close()
+    has_keys = [wire.USAGE in t for t in trailers]
+    assert has_keys == [True, False, False]  # a quiet Go server: the connection's first call
+    decoded = wire.decode(tuple(trailers[0].items()))
+    assert decoded.instance_id not in (0, instance_id())  # the Go process names itself
+    assert rig.guard.peers.instances(target) == 1 and not rig.guard.peers.blocked(target)
+
+
+@pytest.mark.parametrize("client", ["sync", "aio"])
+def test_python_client_over_go_backends_one_at_level_3_keeps_the_calm_ones(
+    go_bin: Path, client: str
+) -> None:
+    # One Go backend at level 3 (its keys on every call), two calm ones (their keys on a
+    # connection's first call only): the Python channel must not fail fast.
+    rig = client_rig()
+    hot = inventory_argv(go_bin, 0.97, "-force-level", "3")
+    calm = inventory_argv(go_bin, 0.3)
+    with GoServer(hot) as a, GoServer(calm) as b, GoServer(calm) as c:
+        target = "ipv4:" + ",".join(s.address for s in (a, b, c))
+        config = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+        options = [("grpc.service_config", config)]
+        if client == "sync":
+            codes = _round_robin_sync(target, options, rig)
+        else:
+            codes = asyncio.run(asyncio.wait_for(_round_robin_aio(target, options, rig), 60))
+    ok = codes.count(grpc.StatusCode.OK)
+    assert rig.guard.telemetry.counts[FAST_FAILS] == 0
+    assert ok >= 0.6 * len(codes), codes
+    assert rig.guard.peers.instances(target) == 3
+
+
+def _round_robin_sync(target: str, options: Any, rig: Rig) -> list[grpc.StatusCode]:
+    channel = grpc.intercept_channel(
+        grpc.insecure_channel(target, options=options), client_interceptor(rig.guard, target)
+    )
+    stub = inventory_pb2_grpc.InventoryServiceStub(channel)
+    try:
+        deadline = time.monotonic() + 20
+        while rig.guard.peers.instances(target) < 3:  # Ping (core) until all three answered
+            assert time.monotonic() < deadline
+            stub.Ping(inventory_pb2.PingRequest(), timeout=5)
+        codes = []
+        for _ in range(150):
+            try:
+                stub.GetItem(inventory_pb2.GetItemRequest(sku="a"), timeout=5)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as err:
+                codes.append(err.code())
+        return codes
+    finally:
+        channel.close()
+
+
+async def _round_robin_aio(target: str, options: Any, rig: Rig) -> list[grpc.StatusCode]:
+    interceptors = aio_client_interceptors(rig.guard, target)
+    async with grpc.aio.insecure_channel(
+        target, options=options, interceptors=interceptors
+    ) as channel:
+        stub = inventory_pb2_grpc.InventoryServiceStub(channel)
+        deadline = time.monotonic() + 20
+        while rig.guard.peers.instances(target) < 3:
+            assert time.monotonic() < deadline
+            await stub.Ping(inventory_pb2.PingRequest(), timeout=5)
+        codes = []
+        for _ in range(150):
+            try:
+                await stub.GetItem(inventory_pb2.GetItemRequest(sku="a"), timeout=5)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as err:
+                codes.append(err.code())
+        return codes

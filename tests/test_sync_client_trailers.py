@@ -14,7 +14,7 @@ import pytest
 from memcontract.interceptors import client_interceptor
 
 from memcontract import Level, Pressure, wire
-from memcontract.peers import PeerTable
+from memcontract.callees import CalleeTable
 from memcontract.testing import FakeClock
 
 from .support import Rig, make_contract, wait_until
@@ -47,10 +47,10 @@ class Callee:
 
 
 @pytest.fixture
-def rig() -> Iterator[tuple[Callee, Any, PeerTable, FakeClock]]:
+def rig() -> Iterator[tuple[Callee, Any, CalleeTable, FakeClock]]:
     callee = Callee()
     clock = FakeClock()
-    peers = PeerTable(ttl=2.0, clock=clock.monotonic)
+    peers = CalleeTable(ttl=2.0, clock=clock.monotonic)
     guard = Rig(make_contract()).guard
     channel = grpc.intercept_channel(
         grpc.insecure_channel(f"127.0.0.1:{callee.port}"),
@@ -62,7 +62,7 @@ def rig() -> Iterator[tuple[Callee, Any, PeerTable, FakeClock]]:
 
 
 def test_a_repeat_inside_the_fresh_window_is_skipped_and_a_change_is_seen_at_once(
-    rig: tuple[Callee, Any, PeerTable, FakeClock],
+    rig: tuple[Callee, Any, CalleeTable, FakeClock],
 ) -> None:
     callee, call, peers, clock = rig
     callee.trailers = wire.encode(CALM)
@@ -80,7 +80,7 @@ def test_a_repeat_inside_the_fresh_window_is_skipped_and_a_change_is_seen_at_onc
 
 
 def test_a_repeat_after_the_fresh_window_refreshes_the_entry(
-    rig: tuple[Callee, Any, PeerTable, FakeClock],
+    rig: tuple[Callee, Any, CalleeTable, FakeClock],
 ) -> None:
     callee, call, peers, clock = rig
     callee.trailers = wire.encode(CALM)
@@ -92,7 +92,7 @@ def test_a_repeat_after_the_fresh_window_refreshes_the_entry(
 
 
 def test_futures_and_failed_calls_are_read_when_done(
-    rig: tuple[Callee, Any, PeerTable, FakeClock],
+    rig: tuple[Callee, Any, CalleeTable, FakeClock],
 ) -> None:
     callee, call, peers, _ = rig
     callee.trailers = wire.encode(CRITICAL)

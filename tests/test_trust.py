@@ -9,8 +9,8 @@ import pytest
 
 from memcontract import Level
 from memcontract.cache import PEER_PRESSURE
-from memcontract.peers import TrustPolicy
 from memcontract.telemetry import CACHE_DENIED, SHEDS, UNTRUSTED_PEERS
+from memcontract.trust import TrustPolicy
 
 from .test_example_service import (  # the example's generated code (imported there)
     TIMEOUT,

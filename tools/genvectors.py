@@ -109,6 +109,12 @@ STATES = {
         "no contract version: x-memory-contract omitted",
         Pressure(0.0, 0, 3 * MIB + 17, 0.0, 0.0, Level.NORMAL, "", "", 0.0),
     ),
+    "named_instance": (
+        "a backend naming its instance (instance_id, fixed64) in the -bin value",
+        Pressure(
+            0.42, 450887680, 1024 * MIB, 0.0, 0.0, Level.NORMAL, "v1.2", "inventory", 1800000007.0
+        ),
+    ),
     "rounding_half": (
         "one decimal, rounded from the exact binary value",
         Pressure(
@@ -273,16 +279,32 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+# The instance a vector's sender names (0, the default, is left out of the vector).
+INSTANCES = {"named_instance": 0xFEDCBA9876543210}
+
+# Metadata that carries none of our keys: a calm peer says nothing while nothing changes, and a
+# receiver reads that as calm (no pressure), not as an error.
+ABSENT_CASES: list[dict[str, object]] = [
+    {"description": "no metadata at all", "metadata": []},
+    {"description": "other keys only", "metadata": [["x-request-id", "abc"], ["user-agent", "t"]]},
+    {"description": "the ORCA report alone", "metadata": [["endpoint-load-metrics-bin", ""]]},
+]
+
+
 def vector(name: str, description: str, p: Pressure) -> dict[str, object]:
     """One vector: the state and the exact metadata it encodes to."""
-    md = [[k, _b64(v) if isinstance(v, bytes) else v] for k, v in wire.encode(p)]
-    return {
+    instance = INSTANCES.get(name, 0)
+    md = [[k, _b64(v) if isinstance(v, bytes) else v] for k, v in wire.encode(p, instance)]
+    vec: dict[str, object] = {
         "name": name,
         "description": description,
         "pressure": pressure_json(p),
-        "metadata": md,
-        "orca": _b64(wire.orca_report(p)),
     }
+    if instance:
+        vec["instance_id"] = instance
+    vec["metadata"] = md
+    vec["orca"] = _b64(wire.orca_report(p))
+    return vec
 
 
 def parse_case(key: str, value: str | bytes, valid: bool, parsed: object) -> dict[str, object]:
@@ -313,6 +335,9 @@ def main() -> None:
     }
     text = json.dumps(memory, indent=1) + "\n"
     (OUT / "ladder" / "memory.json").write_text(text)
+    absent = {"cases": ABSENT_CASES}
+    (OUT / "calm").mkdir(exist_ok=True)
+    (OUT / "calm" / "absent.json").write_text(json.dumps(absent, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ class OrderClient:
         except grpc.RpcError as err:
             return self.failed("Ping", err)
         seen = reply.caller
-        me = f"usage {seen.usage_ratio * 100:.1f}% level {seen.level}" if seen.present else "none"
+        # A calm caller's keys travel only when they change: absent means calm.
+        me = f"usage {seen.usage_ratio * 100:.1f}% level {seen.level}" if seen.present else "calm"
         self.say(
             f"Ping: OK (the server saw this caller's pressure: {me})\n"
             f"  trailers: {memory_trailers(call.trailing_metadata())}"

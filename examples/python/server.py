@@ -46,8 +46,8 @@ from memcontract.interceptors import (
 )
 
 from memcontract import Contract, Guard, Level, Pressure
-from memcontract.peers import TrustPolicy
 from memcontract.recovery import RECYCLE_EXIT_STATUS
+from memcontract.trust import TrustPolicy
 
 from .inventory import SERVICE, AioInventoryServicer, Inventory, InventoryServicer
 from .inventory_demo.v1 import inventory_demo_pb2_grpc as pb_grpc

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -27,8 +28,13 @@ const (
 )
 
 // Client holds the client side of the protocol: its interceptors add the
-// process's keys to every outgoing call and record the pressure each target
-// reports in its trailers in a bounded table whose entries expire.
+// process's keys to outgoing calls and record what each target's backends
+// answer in a bounded table. Every finished call is an answer; one without
+// keys is a calm one (a calm server sends its keys only when they change).
+// A target fails non-core calls fast (WithFastFail) only while every answer
+// in the last window carried level 3, from two backends or more, or from the
+// only one ever heard from; one probe per window still goes out. A backend
+// is named by its address (grpc.Peer) or the instance id in its -bin value.
 type Client struct {
 	source   Source
 	ttl      time.Duration
@@ -40,16 +46,13 @@ type Client struct {
 	maxFailFast time.Duration
 
 	mu    sync.Mutex
-	peers map[string]peerEntry
+	peers map[string]*callee
+
+	quiet quietRule // calm is free: when this process's keys travel once per change
+	told  teller    // per target
 
 	fastFailed atomic.Int64
 	invalid    atomic.Int64
-}
-
-type peerEntry struct {
-	p        Pressure
-	at       time.Time
-	pushback time.Duration
 }
 
 // ClientOption configures a Client.
@@ -91,6 +94,7 @@ func WithContractFastFail(m *memcontractv1.ModuleContract) ClientOption {
 	return func(c *Client) {
 		WithFastFail(m.GetCoreMethods(), time.Duration(m.GetRetryPushbackMs())*time.Millisecond)(c)
 		WithMaxFailFast(time.Duration(m.GetMaxFailFastMs()) * time.Millisecond)(c)
+		c.quiet = quietRuleOf(m)
 	}
 }
 
@@ -102,11 +106,13 @@ func NewClient(src Source, opts ...ClientOption) *Client {
 		maxPeers:    DefaultMaxPeers,
 		now:         time.Now,
 		maxFailFast: DefaultMaxFailFast,
-		peers:       make(map[string]peerEntry),
+		peers:       make(map[string]*callee),
+		quiet:       quietRuleOf(nil),
 	}
 	for _, o := range opts {
 		o(c)
 	}
+	c.told.max = c.maxPeers
 	return c
 }
 
@@ -124,10 +130,10 @@ func (c *Client) PeerPressure(target string) (Pressure, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.peers[target]
-	if !ok || c.now().Sub(e.at) > c.ttl {
+	if !ok || e.reportedAt.IsZero() || c.now().Sub(e.reportedAt) > c.ttl {
 		return Pressure{}, false
 	}
-	return e.p, true
+	return e.pressure, true
 }
 
 // FastFailCount returns the number of calls failed fast so far.
@@ -137,38 +143,54 @@ func (c *Client) FastFailCount() int64 { return c.fastFailed.Load() }
 // trailers.
 func (c *Client) InvalidCount() int64 { return c.invalid.Load() }
 
-// outgoing returns ctx with the process's keys in its outgoing metadata,
+// outgoing returns ctx with the process's keys in its outgoing metadata
+// (every call at level 1 and up; quiet, once per change per target),
 // replacing any x-memory-* keys already there.
-func (c *Client) outgoing(ctx context.Context) context.Context {
-	md, _ := metadata.FromOutgoingContext(ctx)
+func (c *Client) outgoing(ctx context.Context, target string) context.Context {
+	p := c.source.Pressure()
+	p.Instance = processInstance
+	tell := c.told.tells(target, c.quiet.version(p), p.SampledAt, 0)
+	md, had := metadata.FromOutgoingContext(ctx)
+	if !tell && !had {
+		return ctx
+	}
 	md = md.Copy()
 	for _, k := range []string{UsageKey, CapacityKey, ContractKey, LevelKey, PressureBinKey} {
 		delete(md, k)
 	}
-	kv := encodePairs(c.source.Pressure())
+	if !tell {
+		return metadata.NewOutgoingContext(ctx, md)
+	}
+	kv := encodePairs(p)
 	for i := 0; i < len(kv); i += 2 {
 		md.Append(kv[i], kv[i+1])
 	}
 	return metadata.NewOutgoingContext(ctx, md)
 }
 
-// check fails a call fast when its target is in a level-3 window: the
-// status says how long is left, as grpc-retry-pushback-ms in the trailers
-// the caller asked for (grpc.Trailer) and as google.rpc.RetryInfo.
+// check fails a non-core call fast while its target fails fast: the status
+// says how long until the next probe, as grpc-retry-pushback-ms in the
+// trailers the caller asked for (grpc.Trailer) and as google.rpc.RetryInfo.
+// Once that time has come the call goes out: the probe.
 func (c *Client) check(target, method string, opts []grpc.CallOption) error {
 	if c.fastFail == nil || c.fastFail.Match(method) {
 		return nil
 	}
+	now := c.now()
 	c.mu.Lock()
 	e, ok := c.peers[target]
-	c.mu.Unlock()
-	if !ok || e.p.Level < LevelCritical {
+	if !ok || e.blockedUntil.IsZero() {
+		c.mu.Unlock()
 		return nil
 	}
-	left := e.pushback - c.now().Sub(e.at)
+	left := e.blockedUntil.Sub(now)
 	if left <= 0 {
+		e.blockedUntil = now.Add(e.window)
+		c.mu.Unlock()
 		return nil
 	}
+	reported := e.pressure
+	c.mu.Unlock()
 	c.fastFailed.Add(1)
 	ms := max(1, (left+time.Millisecond/2)/time.Millisecond)
 	for _, o := range opts {
@@ -178,16 +200,17 @@ func (c *Client) check(target, method string, opts []grpc.CallOption) error {
 	}
 	st := status.Newf(codes.ResourceExhausted,
 		"memcontract: target %s (module %q) is at memory level %d: non-core call %s failed fast",
-		target, e.p.Module, int(e.p.Level), method)
+		target, reported.Module, int(reported.Level), method)
 	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(ms * time.Millisecond)}); err == nil {
 		st = d
 	}
 	return st.Err()
 }
 
-// record stores the pressure a target reported in trailer or, for a call
-// shed in the target's transport (WithEarlyShed), in the status details.
-func (c *Client) record(target string, trailer metadata.MD, callErr error) {
+// record is one answer of target's backend at addr ("" when unknown): the
+// pressure it reported in trailer or, for a call shed in the backend's
+// transport (WithEarlyShed), in the status details; none is a calm answer.
+func (c *Client) record(target, addr string, trailer metadata.MD, callErr error) {
 	p, ok, invalid := Decode(trailer)
 	if invalid > 0 {
 		c.invalid.Add(int64(invalid))
@@ -202,38 +225,59 @@ func (c *Client) record(target string, trailer metadata.MD, callErr error) {
 	if !ok {
 		p, ok, pushback, hasPushback = fromStatusDetails(callErr)
 	}
-	if !ok {
-		return
-	}
 	if !hasPushback {
 		pushback = c.pushback
 	}
-	pushback = min(pushback, c.maxFailFast)
+	window := max(0, min(pushback, c.maxFailFast))
+	backend, named := backendName(addr, p, ok)
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, exists := c.peers[target]; !exists && len(c.peers) >= c.maxPeers {
-		c.evictLocked(now)
+	e := c.peers[target]
+	if !ok || p.Level < LevelCritical {
+		if e == nil && !ok {
+			return // nothing heard from it yet, and still nothing: calm
+		}
+		e = c.calleeLocked(target, e, now)
+		if ok {
+			e.pressure, e.reportedAt = p, now
+		}
+		e.calm(backend, named, now)
+		return
 	}
-	c.peers[target] = peerEntry{p: p, at: now, pushback: pushback}
+	e = c.calleeLocked(target, e, now)
+	e.pressure, e.reportedAt = p, now
+	e.hear(backend, now, true)
+	e.window = window
+	if c.fastFail != nil && window > 0 && e.blockedUntil.IsZero() && e.allCritical(now.Add(-window)) {
+		e.blockedUntil = now.Add(window)
+	}
 }
 
-// evictLocked drops expired entries, or the oldest one when none expired.
-func (c *Client) evictLocked(now time.Time) {
+// calleeLocked returns target's entry, made (and the table bounded) if e is
+// nil, its last answer stamped now.
+func (c *Client) calleeLocked(target string, e *callee, now time.Time) *callee {
+	if e == nil {
+		if len(c.peers) >= c.maxPeers {
+			c.evictLocked()
+		}
+		e = newCallee()
+		c.peers[target] = e
+	}
+	e.lastAt = now
+	return e
+}
+
+// evictLocked drops the target answered least recently.
+func (c *Client) evictLocked() {
 	var oldest string
 	var oldestAt time.Time
 	for k, e := range c.peers {
-		if now.Sub(e.at) > c.ttl {
-			delete(c.peers, k)
-			continue
-		}
-		if oldest == "" || e.at.Before(oldestAt) {
-			oldest, oldestAt = k, e.at
+		if oldest == "" || e.lastAt.Before(oldestAt) {
+			oldest, oldestAt = k, e.lastAt
 		}
 	}
-	if len(c.peers) >= c.maxPeers && oldest != "" {
-		delete(c.peers, oldest)
-	}
+	delete(c.peers, oldest)
 }
 
 // UnaryClientInterceptor returns the unary client interceptor.
@@ -246,10 +290,12 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		// A new slice: appending to the caller's could write into its
 		// backing array, shared with other calls.
 		var trailer metadata.MD
-		callOpts := make([]grpc.CallOption, len(opts), len(opts)+1)
+		var from peer.Peer
+		callOpts := make([]grpc.CallOption, len(opts), len(opts)+2)
 		copy(callOpts, opts)
-		err := invoker(c.outgoing(ctx), method, req, reply, cc, append(callOpts, grpc.Trailer(&trailer))...)
-		c.record(target, trailer, err)
+		callOpts = append(callOpts, grpc.Trailer(&trailer), grpc.Peer(&from))
+		err := invoker(c.outgoing(ctx, target), method, req, reply, cc, callOpts...)
+		c.record(target, addrOf(&from), trailer, err)
 		return err
 	}
 }
@@ -261,7 +307,7 @@ func (c *Client) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if err := c.check(target, method, opts); err != nil {
 			return nil, err
 		}
-		cs, err := streamer(c.outgoing(ctx), desc, cc, method, opts...)
+		cs, err := streamer(c.outgoing(ctx, target), desc, cc, method, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +329,10 @@ type clientStream struct {
 func (s *clientStream) RecvMsg(m any) error {
 	err := s.ClientStream.RecvMsg(m)
 	if err != nil || !s.serverStreams {
-		s.once.Do(func() { s.c.record(s.target, s.ClientStream.Trailer(), err) })
+		s.once.Do(func() {
+			from, _ := peer.FromContext(s.ClientStream.Context())
+			s.c.record(s.target, addrOf(from), s.ClientStream.Trailer(), err)
+		})
 	}
 	return err
 }
@@ -308,4 +357,12 @@ func fromStatusDetails(err error) (p Pressure, ok bool, pushback time.Duration, 
 		}
 	}
 	return p, ok, pushback, hasPushback
+}
+
+// addrOf is a peer's address, "" when grpc-go gave none.
+func addrOf(p *peer.Peer) string {
+	if p == nil || p.Addr == nil {
+		return ""
+	}
+	return p.Addr.String()
 }

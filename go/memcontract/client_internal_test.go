@@ -23,7 +23,6 @@ func clockedClient(now *time.Time, opts ...ClientOption) *Client {
 
 func TestFastFailReturnsTheRemainingPushbackAndCapsIt(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	c := clockedClient(&now, WithFastFail(nil, time.Second), WithMaxFailFast(30*time.Second))
 
 	tests := []struct {
 		name     string
@@ -44,7 +43,8 @@ func TestFastFailReturnsTheRemainingPushbackAndCapsIt(t *testing.T) {
 				tr.Set(RetryPushbackKey, tt.pushback)
 			}
 			start := now
-			c.record("inv", tr, nil)
+			c := clockedClient(&now, WithFastFail(nil, time.Second), WithMaxFailFast(30*time.Second))
+			c.record("inv", "", tr, nil)
 			now = start.Add(tt.after)
 			defer func() { now = start }()
 			var got metadata.MD
@@ -76,13 +76,13 @@ func TestContractFastFailReadsCoreMethodsPushbackAndCap(t *testing.T) {
 	m.RetryPushbackMs = 700
 	m.MaxFailFastMs = 2000
 	now := time.Unix(1_800_000_000, 0)
-	c := clockedClient(&now, WithContractFastFail(m))
 	failsFastFor := func(pushback, method string) string {
+		c := clockedClient(&now, WithContractFastFail(m)) // a fresh table: no window open
 		tr := critical.Copy()
 		if pushback != "" {
 			tr.Set(RetryPushbackKey, pushback)
 		}
-		c.record("inv", tr, nil)
+		c.record("inv", "", tr, nil)
 		var got metadata.MD
 		if err := c.check("inv", method, []grpc.CallOption{grpc.Trailer(&got)}); err == nil {
 			return ""
@@ -99,8 +99,72 @@ func TestContractFastFailReadsCoreMethodsPushbackAndCap(t *testing.T) {
 		t.Errorf("core method failed fast for %q ms", got)
 	}
 	m.MaxFailFastMs = 0
-	c = clockedClient(&now, WithContractFastFail(m))
 	if got := failsFastFor("999999", "/inventory.v1.InventoryService/GetItem"); got != "" {
 		t.Errorf("max_fail_fast_ms 0 still failed fast for %q ms", got)
+	}
+}
+
+// answer records one answer of backend addr on target "svc": level 3 (with a
+// 500 ms pushback) or calm, or no keys at all.
+func answer(c *Client, addr string, level Level, keys bool) {
+	var tr metadata.MD
+	if keys {
+		tr = encode(Pressure{UsageRatio: 0.5, Level: level, Module: "svc"})
+		tr.Set(RetryPushbackKey, "500")
+	}
+	c.record("svc", addr, tr, nil)
+}
+
+func failsFast(c *Client) bool { return c.check("svc", "/svc/Call", nil) != nil }
+
+func TestOneBackendAtLevel3AmongCalmOnesNeverFailsTheChannelFast(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := clockedClient(&now, WithFastFail(nil, time.Second))
+	answer(c, "b", LevelNormal, true)
+	answer(c, "c", LevelNormal, false) // no keys: calm
+	for range 10 {
+		for _, addr := range []string{"a", "b", "c"} {
+			level := LevelNormal
+			if addr == "a" {
+				level = LevelCritical
+			}
+			answer(c, addr, level, addr != "c")
+			now = now.Add(10 * time.Millisecond)
+			if failsFast(c) {
+				t.Fatalf("failed fast after %s answered", addr)
+			}
+		}
+	}
+}
+
+func TestAllBackendsAtLevel3FailFastWithOneProbePerWindow(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := clockedClient(&now, WithFastFail(nil, time.Second))
+	answer(c, "a", LevelCritical, true)
+	if !failsFast(c) {
+		t.Fatal("the only backend heard from is at level 3: must fail fast")
+	}
+	c = clockedClient(&now, WithFastFail(nil, time.Second))
+	answer(c, "a", LevelNormal, true)
+	answer(c, "b", LevelNormal, true)
+	now = now.Add(time.Second) // the calm answers are older than the window
+	answer(c, "a", LevelCritical, true)
+	if failsFast(c) {
+		t.Fatal("one backend of two at level 3: must not fail fast")
+	}
+	answer(c, "b", LevelCritical, true)
+	if !failsFast(c) {
+		t.Fatal("both at level 3: must fail fast")
+	}
+	now = now.Add(500 * time.Millisecond)
+	if failsFast(c) {
+		t.Fatal("the window is over: the probe must go out")
+	}
+	if !failsFast(c) {
+		t.Fatal("only one probe per window")
+	}
+	answer(c, "a", LevelNormal, false) // the probe's answer: no keys, calm
+	if failsFast(c) {
+		t.Fatal("a calm answer must end failing fast")
 	}
 }

@@ -34,8 +34,9 @@ type vector struct {
 		PlateauBytes         *uint64 `json:"plateau_bytes"`
 		LiveSource           string  `json:"live_source"`
 	} `json:"pressure"`
-	Metadata [][2]string `json:"metadata"`
-	ORCA     string      `json:"orca"`
+	InstanceID uint64      `json:"instance_id"`
+	Metadata   [][2]string `json:"metadata"`
+	ORCA       string      `json:"orca"`
 }
 
 func (v *vector) pressure() Pressure {
@@ -49,6 +50,7 @@ func (v *vector) pressure() Pressure {
 		ContractVersion:      v.Pressure.ContractVersion,
 		Module:               v.Pressure.Module,
 		LiveSource:           v.Pressure.LiveSource,
+		Instance:             v.InstanceID,
 	}
 	if v.Pressure.LiveBytes != nil {
 		p.LiveBytes, p.HasLive = *v.Pressure.LiveBytes, true
@@ -342,4 +344,35 @@ func mustMarshal(t *testing.T, p Pressure) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestAbsentKeysReadAsCalm: metadata without any of our keys (a calm peer
+// says nothing while nothing changes) is no pressure and nothing invalid
+// (tests/vectors/calm/absent.json, shared with the Python tests).
+func TestAbsentKeysReadAsCalm(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(vectorDir, "calm", "absent.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var absent struct {
+		Cases []struct {
+			Description string      `json:"description"`
+			Metadata    [][2]string `json:"metadata"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &absent); err != nil {
+		t.Fatal(err)
+	}
+	if len(absent.Cases) == 0 {
+		t.Fatal("no cases")
+	}
+	for _, c := range absent.Cases {
+		md := metadata.MD{}
+		for _, kv := range c.Metadata {
+			md.Append(kv[0], kv[1])
+		}
+		if p, ok, invalid := Decode(md); ok || invalid != 0 {
+			t.Errorf("%s: Decode() = %+v, %v, %d; want no pressure, nothing invalid", c.Description, p, ok, invalid)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	v3orcaservicepb "github.com/cncf/xds/go/xds/service/orca/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/orca"
 
@@ -163,11 +164,18 @@ func (s *Server) serviceMetrics() *orca.ServerMetrics {
 }
 
 // RegisterPressureServices registers on gs the out-of-band services of s:
-// ORCA's OpenRcaService (grpc-go's orca.Register; it reports no more often
-// than every 30 s unless a client asks for longer) and
-// memcontract.v1.MemoryPressureService.
-func RegisterPressureServices(gs grpc.ServiceRegistrar, s *Server) error {
-	if err := orca.Register(gs, orca.ServiceOptions{ServerMetricsProvider: s}); err != nil {
+// ORCA's OpenRcaService and memcontract.v1.MemoryPressureService. By default
+// OpenRcaService is grpc-go's orca.Register, which reports no more often than
+// every 30 s unless a client asks for longer; WithMinReportingInterval serves
+// it directly with a shorter floor.
+func RegisterPressureServices(gs grpc.ServiceRegistrar, s *Server, opts ...PressureServicesOption) error {
+	var o pressureServicesOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.minInterval > 0 {
+		v3orcaservicepb.RegisterOpenRcaServiceServer(gs, &openRCA{server: s, minInterval: o.minInterval})
+	} else if err := orca.Register(gs, orca.ServiceOptions{ServerMetricsProvider: s}); err != nil {
 		return err
 	}
 	memcontractv1.RegisterMemoryPressureServiceServer(gs, &pressureService{server: s})

@@ -196,3 +196,48 @@ func (sm serviceMetrics) ServerMetrics() *orca.ServerMetrics {
 	m := orca.ServerMetrics(sm)
 	return &m
 }
+
+func TestMinReportingIntervalServesOpenRcaServiceBelowGrpcGosFloor(t *testing.T) {
+	src := memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.5, CapacityBytes: 1 << 30, Module: "api"})
+	m := memcontract.DefaultModule("api")
+	srv := memcontract.NewServer(src, m)
+	s := grpc.NewServer(srv.ServerOptions()...)
+	if err := memcontract.RegisterPressureServices(s, srv, memcontract.WithMinReportingInterval(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	// A client asking for 20 ms gets the 100 ms floor; three reports, the
+	// pressure changed between them, arrive within a second (not 30 s).
+	stream, err := v3orcaservicegrpc.NewOpenRcaServiceClient(conn).StreamCoreMetrics(ctx(t),
+		&v3orcaservicepb.OrcaLoadReportRequest{ReportInterval: durationpb.New(20 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var usages []float64
+	for range 3 {
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		usages = append(usages, r.GetMemUtilization())
+		src.Set(memcontract.Pressure{UsageRatio: 0.9, CapacityBytes: 1 << 30, Level: memcontract.LevelDegraded, Module: "api"})
+	}
+	elapsed := time.Since(start)
+	if elapsed < 200*time.Millisecond || elapsed > 5*time.Second {
+		t.Errorf("three reports took %v: want two 100 ms intervals (the floor), far below 30 s", elapsed)
+	}
+	if usages[0] != 0.5 || usages[2] != 0.9 {
+		t.Errorf("reported mem_utilization %v: want 0.5 then the new 0.9", usages)
+	}
+}

@@ -80,6 +80,9 @@ type Pressure struct {
 	// PlateauBytes is the retained plateau: used memory when level 3 was
 	// left on live memory; 0 when none is recorded.
 	PlateauBytes uint64 `json:"-"`
+	// Instance is the reporting process's instance id (0: not named); a
+	// Server and a Client stamp their own (Instance()) on what they send.
+	Instance uint64 `json:"instance_id,omitempty"`
 }
 
 // LiveRatio returns live memory over capacity, and whether it is known.
@@ -115,6 +118,7 @@ func (p Pressure) Proto() *memcontractv1.MemoryPressure {
 		LiveBytes:            optional(p.HasLive, p.LiveBytes),
 		PlateauBytes:         optional(p.PlateauBytes > 0, p.PlateauBytes),
 		LiveSource:           p.LiveSource,
+		InstanceId:           p.Instance,
 	}
 }
 
@@ -151,6 +155,7 @@ func pressureFromProto(m *memcontractv1.MemoryPressure) (Pressure, error) {
 		HasLive:              m.LiveBytes != nil,
 		LiveSource:           m.GetLiveSource(),
 		PlateauBytes:         m.GetPlateauBytes(),
+		Instance:             m.GetInstanceId(),
 	}
 	if ts := m.GetSampledAt(); ts != nil && (ts.GetSeconds() != 0 || ts.GetNanos() != 0) {
 		p.SampledAt = ts.AsTime()

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/orca"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -57,6 +58,9 @@ type Server struct {
 
 	creditMu sync.Mutex
 	credit   float64 // half-open admission at level 3 (see sheds)
+
+	quiet quietRule // calm is free: when the keys travel once per change
+	told  teller    // per connection (the caller's address)
 
 	// ORCA's rps_fractional and eps (fleet.go).
 	calls, errors atomic.Int64
@@ -118,6 +122,7 @@ func WithCallObserver(f func(CallInfo)) ServerOption {
 // DefaultModule edited in code.
 func NewServer(src Source, m *memcontractv1.ModuleContract, opts ...ServerOption) *Server {
 	s := &Server{source: src, module: m, core: newCoreMatcher(m.GetCoreMethods()), opts: serverOptions{trust: TrustAll()}}
+	s.quiet, s.told.max = quietRuleOf(m), maxTold
 	for _, o := range opts {
 		o(&s.opts)
 	}
@@ -198,8 +203,9 @@ func InvalidPeerValuesFromContext(ctx context.Context) int {
 
 // enter parses the caller's keys, snapshots the server's pressure, decides
 // whether to shed and sets the trailers (once per call: a context that
-// already holds the state is returned as it is).
-func (s *Server) enter(ctx context.Context, method string) (context.Context, *callState) {
+// already holds the state is returned as it is). A stream's trailers always
+// carry the keys (they come once per stream) and tell no connection.
+func (s *Server) enter(ctx context.Context, method string, stream bool) (context.Context, *callState) {
 	if st, ok := ctx.Value(callStateKey{}).(*callState); ok {
 		return ctx, st
 	}
@@ -209,6 +215,7 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 		s.invalidHeaders.Add(int64(invalid))
 	}
 	st := &callState{info: CallInfo{Method: method, Invalid: invalid, Own: s.source.Pressure()}}
+	st.info.Own.Instance = processInstance // the server names itself: clients tell backends apart
 	if peerOK {
 		if s.opts.trust.Trusts(ctx) {
 			st.info.Peer, st.info.PeerOK = peerP, true
@@ -217,7 +224,10 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 			s.untrusted.Add(1)
 		}
 	}
-	trailer := encode(st.info.Own)
+	trailer := metadata.MD{}
+	if stream || s.tells(ctx, st.info.Own) {
+		trailer = encode(st.info.Own)
+	}
 	if s.sheds(st.info.Own, method) {
 		s.shed.Add(1)
 		trailer.Set(RetryPushbackKey, strconv.FormatUint(uint64(s.module.GetRetryPushbackMs()), 10))
@@ -226,7 +236,9 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 	}
 	// Trailers go out with every status: OK, error, decode failure and shed
 	// alike. Only the server's own level sheds: a caller's header never does.
-	_ = grpc.SetTrailer(ctx, trailer)
+	if len(trailer) > 0 {
+		_ = grpc.SetTrailer(ctx, trailer)
+	}
 	return context.WithValue(ctx, callStateKey{}, st), st
 }
 
@@ -298,7 +310,7 @@ func (s *Server) done(st *callState, err error) {
 // inside orca.CallMetricsServerOption (see ServerOptions).
 func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		ctx, st := s.enter(ctx, info.FullMethod)
+		ctx, st := s.enter(ctx, info.FullMethod, false)
 		defer func() { s.done(st, err) }()
 		s.recordORCA(ctx, st.info.Own)
 		if st.shed != nil {
@@ -312,7 +324,7 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // inside orca.CallMetricsServerOption (see ServerOptions).
 func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		ctx, st := s.enter(ss.Context(), info.FullMethod)
+		ctx, st := s.enter(ss.Context(), info.FullMethod, true)
 		defer func() { s.done(st, err) }()
 		s.recordORCA(ctx, st.info.Own)
 		if st.shed != nil {
@@ -341,6 +353,7 @@ func unknownService(_ any, stream grpc.ServerStream) error {
 // reads the cached snapshot.
 func (s *Server) TapHandle(ctx context.Context, info *tap.Info) (context.Context, error) {
 	own := s.source.Pressure()
+	own.Instance = processInstance
 	if !s.sheds(own, info.FullMethodName) {
 		return ctx, nil
 	}
@@ -376,9 +389,20 @@ func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	for i, m := range desc.Methods {
 		method, handler := "/"+desc.ServiceName+"/"+m.MethodName, m.Handler
 		d.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			ctx, _ = r.s.enter(ctx, method)
+			ctx, _ = r.s.enter(ctx, method, false)
 			return handler(srv, ctx, dec, interceptor)
 		}}
 	}
 	r.reg.RegisterService(&d, impl)
+}
+
+// tells reports whether this call's trailers carry the server's keys: every
+// call at level 1 and up; quiet, a connection's first call, after a change
+// and every RefreshInterval (calm is free).
+func (s *Server) tells(ctx context.Context, own Pressure) bool {
+	from, ok := peer.FromContext(ctx)
+	if !ok || from.Addr == nil {
+		return true
+	}
+	return s.told.tells(from.Addr.String(), s.quiet.version(own), own.SampledAt, RefreshInterval)
 }

@@ -6,13 +6,14 @@
 'api'
 """
 
+from .caller import peer_pressure
 from .contract import Contract, ModuleContract
 from .errors import ContractError, GuardStateError, MemcontractError
 from .guard import Guard
-from .peer import peer_pressure
 from .pressure import Level, Pressure
 from .probe import Probe, Reading
 from .publish import Snapshot
+from .trust import TrustPolicy
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "Probe",
     "Reading",
     "Snapshot",
+    "TrustPolicy",
     "__version__",
     "peer_pressure",
 ]

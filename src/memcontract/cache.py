@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import cachetools
 
-from .peer import peer_pressure
+from .caller import peer_pressure
 from .pressure import Level, Pressure
 from .telemetry import CACHE_DENIED
 

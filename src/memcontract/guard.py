@@ -44,11 +44,11 @@ from .actions import (
     TightenGC,
 )
 from .allocations import AllocationReport
+from .callees import CalleeTable
 from .calls import CallCounter
 from .contract import ON_STUCK_RECYCLE, Contract, ModuleContract
 from .errors import GuardStateError
 from .ladder import MemoryLadder, MemorySample
-from .peers import PeerTable
 from .pressure import Level, Pressure
 from .probe import LiveWatch, Probe, Reading
 from .publish import Publisher
@@ -238,14 +238,14 @@ class Guard:
     # -- extension points -------------------------------------------------------------------------
 
     @functools.cached_property
-    def peers(self) -> PeerTable:
+    def peers(self) -> CalleeTable:
         """The pressure each callee last reported to this process's client interceptors.
 
         Entries hold for four sample intervals (at least 2 s); a level-3 report without a
         pushback blocks its target for this contract's ``retry_pushback_ms``, and no report
         blocks it for longer than ``max_fail_fast_ms``.
         """
-        return PeerTable(
+        return CalleeTable(
             ttl=max(2.0, 4 * self.module.sample_interval),
             default_pushback_ms=self.module.retry_pushback_ms,
             max_fail_fast_ms=self.module.max_fail_fast_ms,
@@ -499,6 +499,8 @@ class Guard:
         self._stop_after_sample = False
         self.telemetry.reset_after_fork()
         self._caches.reset_after_fork()
+        # The child is another instance: its trailers name it from its first call on.
+        self.snapshot = self._publish(self.snapshot.pressure, self.snapshot.admit)
         if "peers" in self.__dict__:  # a cached_property, made on first use
             self.peers.reset_after_fork()
         if self._thread is not None and not stopped:

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 from . import wire
 from .calls import CallCounter
+from .calm import FIRST_VERSION, WireVersion, version_of
 from .contract import ModuleContract
+from .instance import instance_id
 from .pressure import Level, Pressure
 
 
@@ -42,6 +44,9 @@ class Snapshot:
             :mod:`memcontract.recovery`). The level and usage peers see are unchanged.
         rps, eps: calls and errors per second the server interceptors counted over the last
             sample, as measured (the ORCA report carries them per ``orca.rates``).
+        wire: what the keys say, versioned: while ``wire.quiet`` they travel only on a change
+            (:mod:`memcontract.calm`).
+        published_at: when this snapshot was published, monotonic seconds.
     """
 
     pressure: Pressure
@@ -54,6 +59,8 @@ class Snapshot:
     admit: float = 0.0
     rps: float = 0.0
     eps: float = 0.0
+    wire: WireVersion = FIRST_VERSION
+    published_at: float = 0.0
 
 
 class Publisher:
@@ -71,6 +78,7 @@ class Publisher:
         self.module = module
         self.calls = calls
         self._clock = clock
+        self._last: Snapshot | None = None  # the wire version counts on from it
 
     def publish(self, pressure: Pressure, admit: float = 0.0) -> Snapshot:
         """The snapshot of ``pressure``, with ``admit`` the half-open fraction (0 to 1)."""
@@ -83,9 +91,11 @@ class Publisher:
             rps=reported_rps,
             eps=reported_eps,
             application_utilization=orca.reports_memory,
+            instance_id=instance_id(),
         )
         pushback = (wire.RETRY_PUSHBACK, str(module.retry_pushback_ms))
-        return Snapshot(
+        previous = self._last
+        self._last = snapshot = Snapshot(
             pressure=pressure,
             request_metadata=trailers[:-1],
             trailing_metadata=trailers,
@@ -100,4 +110,7 @@ class Publisher:
             admit=admit,
             rps=rps,
             eps=eps,
+            wire=version_of(previous.wire if previous else None, pressure, module),
+            published_at=self._clock(),
         )
+        return snapshot

@@ -14,9 +14,7 @@ that does not parse is ignored for its key and named in :attr:`Decoded.invalid`;
 from __future__ import annotations
 
 import math
-import os
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -60,8 +58,9 @@ def format_usage(usage_ratio: float) -> str:
     return (text[:-2] if text.endswith(".0") else text) + "%"
 
 
-def to_proto(p: Pressure) -> memcontract_pb2.MemoryPressure:
-    """The ``memcontract.v1.MemoryPressure`` message of a pressure."""
+def to_proto(p: Pressure, instance_id: int = 0) -> memcontract_pb2.MemoryPressure:
+    """The ``memcontract.v1.MemoryPressure`` message of a pressure, from backend ``instance_id``
+    (0: not named)."""
     msg = memcontract_pb2.MemoryPressure(
         usage_ratio=p.usage_ratio,
         used_bytes=p.used_bytes,
@@ -74,6 +73,7 @@ def to_proto(p: Pressure) -> memcontract_pb2.MemoryPressure:
         live_bytes=p.live_bytes,
         plateau_bytes=p.plateau_bytes,
         live_source=p.live_source,
+        instance_id=instance_id,
     )
     millis = round(p.sampled_at * 1000)
     msg.sampled_at.seconds, msg.sampled_at.nanos = millis // 1000, (millis % 1000) * 1_000_000
@@ -128,8 +128,9 @@ def orca_report(
     return data
 
 
-def encode(p: Pressure) -> Metadata:
-    """The request metadata for ``p``: the four text keys and ``x-memory-pressure-bin``."""
+def encode(p: Pressure, instance_id: int = 0) -> Metadata:
+    """The request metadata for ``p``: the four text keys and ``x-memory-pressure-bin``
+    (naming ``instance_id`` when not 0)."""
     md: list[tuple[str, str | bytes]] = [
         (USAGE, format_usage(p.usage_ratio)),
         (CAPACITY, str(p.capacity_bytes // MIB)),
@@ -137,28 +138,36 @@ def encode(p: Pressure) -> Metadata:
     if p.contract_version:
         md.append((CONTRACT, p.contract_version))
     md.append((LEVEL, str(int(p.level))))
-    md.append((PRESSURE_BIN, to_proto(p).SerializeToString(deterministic=True)))
+    md.append((PRESSURE_BIN, to_proto(p, instance_id).SerializeToString(deterministic=True)))
     return tuple(md)
 
 
 def encode_trailers(
-    p: Pressure, *, rps: float = 0.0, eps: float = 0.0, application_utilization: bool = True
+    p: Pressure,
+    *,
+    rps: float = 0.0,
+    eps: float = 0.0,
+    application_utilization: bool = True,
+    instance_id: int = 0,
 ) -> Metadata:
     """The server's trailing metadata for ``p``: :func:`encode` plus the ORCA report (see
     :func:`orca_load_report` for ``rps``, ``eps`` and ``application_utilization``)."""
     report = orca_report(p, rps=rps, eps=eps, application_utilization=application_utilization)
-    return (*encode(p), (ORCA_BIN, report))
+    return (*encode(p, instance_id), (ORCA_BIN, report))
 
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """What :func:`decode` found: the peer's pressure (or ``None``) and the invalid keys."""
+    """What :func:`decode` found: the peer's pressure (or ``None``), the invalid keys, and the
+    instance the peer named in its ``-bin`` value (0: none)."""
 
     pressure: Pressure | None
     invalid: tuple[str, ...] = ()
+    instance_id: int = 0
 
 
-_NOTHING = Decoded(None)
+NOTHING = Decoded(None)
+"""What metadata without our keys decodes to."""
 
 
 def _text(value: Any) -> str | None:
@@ -206,6 +215,12 @@ def parse_pressure_bin(value: Any) -> Pressure | None:
     """A serialized ``MemoryPressure`` with a known level, a finite non-negative usage and
     allocation rates, and a valid contract version, else ``None``. A usage above 1000 % is
     read as 1000 %, as ``x-memory-usage`` carries it."""
+    parsed = parse_named_pressure_bin(value)
+    return None if parsed is None else parsed[0]
+
+
+def parse_named_pressure_bin(value: Any) -> tuple[Pressure, int] | None:
+    """:func:`parse_pressure_bin` and the instance id the message names (0: none)."""
     if not isinstance(value, bytes) or len(value) > MAX_BIN_BYTES:
         return None
     msg = memcontract_pb2.MemoryPressure()
@@ -224,7 +239,7 @@ def parse_pressure_bin(value: Any) -> Pressure | None:
         msg.usage_ratio = MAX_USAGE_PERCENT / 100
     if not _LIVE_SOURCE_RE.fullmatch(msg.live_source):
         msg.live_source = ""  # a name only: anything else is not ours, and is dropped
-    return from_proto(msg)
+    return from_proto(msg), msg.instance_id
 
 
 _TEXT_PARSERS = {
@@ -235,78 +250,17 @@ _TEXT_PARSERS = {
 }
 
 
-class _Memo:
-    """A dict of parse results bounded by an estimate of the bytes it keeps (not by entries).
-
-    Peers resend the same values until their sampler runs again, so parses are memoized. Only
-    values within the size limits are ever kept (callers check before :meth:`put`), and the
-    whole memo is dropped when the next entry would take it past ``max_bytes``: a caller
-    sending a new value on every call costs a parse per call, never memory.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.entries: dict[Any, Any] = {}
-        self.get = self.entries.get  # cleared, never replaced: the bound method stays valid
-        self.bytes = 0
-        self._lock = threading.Lock()
-
-    def put(self, key: Any, value: Any, cost: int) -> None:
-        """Keep ``value`` under ``key``; ``cost`` estimates the bytes the entry holds."""
-        with self._lock:
-            if self.bytes + cost > self.max_bytes:
-                self.entries.clear()
-                self.bytes = 0
-            self.entries[key] = value
-            self.bytes += cost
-
-    def reset(self) -> None:
-        """Drop every entry and make a new lock (a forked child: the lock may be held)."""
-        self.entries.clear()
-        self.bytes = 0
-        self._lock = threading.Lock()
-
-
-# What one memoized pair costs besides its key and value bytes: the pair tuple, the two
-# objects' headers and the dict slot (measured on CPython 3.11: about 160 bytes).
-_PAIR_COST = 160
-_ENTRY_COST = 256
-MEMO_MAX_BYTES = 256 * 1024
-"""Bytes (estimated) each of the two decode memos may keep before it is dropped."""
-
-_PARSED = _Memo(MEMO_MAX_BYTES)  # (key, value) -> parsed value or _INVALID
-_DECODED = _Memo(MEMO_MAX_BYTES)  # our pairs of one metadata, as sent -> Decoded
-_INVALID = object()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_PARSED.reset)
-    os.register_at_fork(after_in_child=_DECODED.reset)
-
-
-def _limit(key: str) -> int:
+def value_limit(key: str) -> int:
+    """The most bytes a value of our ``key`` may have (longer ones are invalid, never parsed)."""
     return MAX_BIN_BYTES if key == PRESSURE_BIN else MAX_VALUE_BYTES
 
 
-def _cost(pairs: tuple[tuple[str, Any], ...]) -> int:
-    """Bytes an entry for ``pairs`` keeps, or 0 if a value is over its key's size limit
-    (or not text or bytes): such values are never kept."""
-    cost = _ENTRY_COST
-    for key, value in pairs:
-        if type(value) not in (str, bytes) or len(value) > _limit(key):
-            return 0
-        cost += _PAIR_COST + len(key) + len(value)
-    return cost
-
-
-def _parse(key: str, value: Any) -> Any:
-    if type(value) not in (str, bytes) or len(value) > _limit(key):
-        return None  # over the limit (or not ours): invalid, and nothing is kept
-    pair = (key, value)
-    hit = _PARSED.get(pair)
-    if hit is not None:
-        return None if hit is _INVALID else hit
-    parsed = _TEXT_PARSERS.get(key, parse_pressure_bin)(value)
-    _PARSED.put(pair, _INVALID if parsed is None else parsed, _PAIR_COST + len(key) + len(value))
-    return parsed
+def parse_value(key: str, value: Any) -> Any:
+    """One of our keys' value parsed (:func:`parse_named_pressure_bin`'s pair for the ``-bin``
+    key), or ``None`` when invalid: not text or bytes, over :func:`value_limit`, or unparsable."""
+    if type(value) not in (str, bytes) or len(value) > value_limit(key):
+        return None
+    return _TEXT_PARSERS.get(key, parse_named_pressure_bin)(value)
 
 
 def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
@@ -314,61 +268,37 @@ def decode(metadata: Iterable[tuple[str, Any]] | None) -> Decoded:
 
     The ``-bin`` value wins when it parses; otherwise the text keys are assembled. Keys that
     are not ours are skipped; ours that do not parse are named in ``invalid``. Never raises.
-    A peer sends the same values until it samples again, so whole results are memoized too
-    (values over the size limits never are; the memos are bounded in bytes).
+    No keys at all: no pressure (a calm peer says nothing while nothing changes).
     """
-    global _LAST
     if not metadata:
-        return _NOTHING
-    # The same caller sends the same metadata call after call: one tuple comparison (no
-    # hashing, no filtering) answers it. Per-call headers (trace ids) only make it miss.
-    last_metadata, last = _LAST
-    if metadata == last_metadata:
-        return last
-    ours = tuple([pair for pair in metadata if pair[0] in KEYS])
-    if not ours:
-        return _NOTHING
-    try:
-        hit = _DECODED.get(ours)
-    except TypeError:  # an unhashable value: decode without the memo
-        return _decode_pairs(ours)
-    if hit is None:
-        hit = _decode_pairs(ours)
-        cost = _cost(ours)
-        if not cost:
-            return hit  # a value over the size limits: nothing of this metadata is kept
-        _DECODED.put(ours, hit, cost)
-    if type(metadata) is tuple:  # immutable, so safe to keep (one) and compare against
-        _LAST = (metadata, hit)
-    return hit
-
-
-# The last (metadata, result): the sync server adapter compares against it inline too.
-_LAST: tuple[object, Decoded] = ((), _NOTHING)
-
-
-def _decode_pairs(pairs: Iterable[tuple[str, Any]]) -> Decoded:
+        return NOTHING
     found: dict[str, Any] = {}
     invalid: list[str] = []
-    for key, value in pairs:
-        parsed = _parse(key, value)
-        if parsed is None:
-            invalid.append(key)
-        else:
-            found[key] = parsed
-    return Decoded(_assemble(found), tuple(invalid))
+    for key, value in metadata:
+        if key in KEYS:
+            parsed = parse_value(key, value)
+            if parsed is None:
+                invalid.append(key)
+            else:
+                found[key] = parsed
+    return assemble(found, tuple(invalid)) if found or invalid else NOTHING
 
 
-def _assemble(found: dict[str, Any]) -> Pressure | None:
+def assemble(found: dict[str, Any], invalid: tuple[str, ...]) -> Decoded:
+    """What :func:`decode` returns for the parsed values ``found`` (by key) and the invalid keys.
+    The ``-bin`` value wins; else the text keys (which carry no used bytes or rates: those stay
+    0, "not reported", as in Go)."""
     if PRESSURE_BIN in found:
-        pressure: Pressure = found[PRESSURE_BIN]
-        return pressure
+        pressure, instance = found[PRESSURE_BIN]
+        return Decoded(pressure, invalid, instance)
     if USAGE not in found and LEVEL not in found:
-        return None
-    # Text keys carry no used bytes or rates: those stay 0 ("not reported"), as in Go.
-    return Pressure(
-        usage_ratio=found.get(USAGE, 0.0),
-        capacity_bytes=found.get(CAPACITY, 0),
-        level=found.get(LEVEL, Level.NORMAL),
-        contract_version=found.get(CONTRACT, ""),
+        return Decoded(None, invalid)
+    return Decoded(
+        Pressure(
+            usage_ratio=found.get(USAGE, 0.0),
+            capacity_bytes=found.get(CAPACITY, 0),
+            level=found.get(LEVEL, Level.NORMAL),
+            contract_version=found.get(CONTRACT, ""),
+        ),
+        invalid,
     )

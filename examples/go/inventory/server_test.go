@@ -90,6 +90,9 @@ func (rawCodec) Name() string                    { return "proto" }
 
 func TestEveryOutcomeCarriesTrailers(t *testing.T) {
 	e := newEnv(t)
+	// Level 1: every call carries the keys (a quiet server tells a connection
+	// once per change: TestAQuietServerTellsEachConnectionOncePerChange).
+	e.serverSrc.Set(memcontract.Pressure{UsageRatio: 0.85, CapacityBytes: 1 << 30, Level: memcontract.LevelAlert, Module: "inventory"})
 	own := e.serverSrc.Pressure()
 	tests := []struct {
 		name   string
@@ -173,4 +176,41 @@ func TestCallerOptionsAreNotWritten(t *testing.T) {
 	if spare := opts[:cap(opts)]; spare[0] != nil {
 		t.Errorf("the interceptor wrote %T into the caller's options", spare[0])
 	}
+}
+
+func TestAQuietServerTellsEachConnectionOncePerChange(t *testing.T) {
+	e := newEnv(t) // the server at 50 %, level 0: quiet
+	usage := func() string {
+		var tr metadata.MD
+		if _, err := e.inv.GetItem(ctx(t), &inventoryv1.GetItemRequest{Sku: "a"}, grpc.Trailer(&tr)); err != nil {
+			t.Fatal(err)
+		}
+		if v := tr.Get(memcontract.UsageKey); len(v) == 1 {
+			if len(tr.Get(memcontract.PressureBinKey)) != 1 {
+				t.Errorf("trailers %v: the text keys without the -bin value", tr)
+			}
+			return v[0]
+		}
+		return ""
+	}
+	set := func(u float64, l memcontract.Level) {
+		e.serverSrc.Set(memcontract.Pressure{UsageRatio: u, CapacityBytes: 1 << 30, Level: l, Module: "inventory"})
+	}
+	check := func(want ...string) {
+		t.Helper()
+		for i, w := range want {
+			if got := usage(); got != w {
+				t.Errorf("call %d: usage key %q, want %q", i, got, w)
+			}
+		}
+	}
+	check("50%", "", "")
+	set(0.54, memcontract.LevelNormal)
+	check("") // 4 points: not a change
+	set(0.55, memcontract.LevelNormal)
+	check("55%", "")
+	set(0.85, memcontract.LevelAlert)
+	check("85%", "85%", "85%") // level 1: every call
+	set(0.30, memcontract.LevelNormal)
+	check("30%", "")
 }

@@ -20,11 +20,12 @@ import grpc
 import grpc.aio
 
 from memcontract import wire
+from memcontract.callees import CalleeTable
 from memcontract.guard import Guard
 from memcontract.interceptors.sides import ClientSide
-from memcontract.peers import PeerTable, TrustPolicy
 from memcontract.pressure import Pressure
 from memcontract.telemetry import UNTRUSTED_PEERS
+from memcontract.trust import TrustPolicy
 
 # Connection-specific headers (RFC 9113 §8.2.2) and what grpc sets itself per hop: never copied
 # from the client's call to the upstream's. grpcio shows no pseudo-headers to handlers.
@@ -144,7 +145,7 @@ class Director:
     @staticmethod
     def weight(upstream: Upstream) -> float:
         """An upstream's routing weight from its last report (none: as a calm one)."""
-        if upstream.side.peers.blocked(upstream.target):
+        if upstream.side.peers.blocked_for(upstream.target) > 0:  # until its probe is due
             return 0.0
         p = upstream.pressure()
         if p is None:
@@ -183,7 +184,7 @@ def make_upstreams(
     channel_for: Callable[[str], grpc.aio.Channel],
 ) -> list[Upstream]:
     """One :class:`Upstream` per target, sharing a peer table with the guard's settings."""
-    peers = PeerTable(
+    peers = CalleeTable(
         ttl=guard.peers.ttl,
         default_pushback_ms=guard.peers.default_pushback_ms,
         clock=guard.peers.clock,

@@ -106,7 +106,7 @@ class GatewayOptions:
         for path in self.descriptor_sets:
             _readable("descriptor_sets", path)
         if self.trust_networks:
-            from memcontract.peers import TrustPolicy
+            from memcontract.trust import TrustPolicy
 
             try:
                 TrustPolicy.only(networks=self.trust_networks)

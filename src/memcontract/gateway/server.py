@@ -31,7 +31,7 @@ from memcontract.contract import Contract
 from memcontract.guard import Guard
 from memcontract.interceptors import add_reflection
 from memcontract.interceptors.sides import ServerSide
-from memcontract.peers import TrustPolicy
+from memcontract.trust import TrustPolicy
 
 from .arity import Arities
 from .director import Director, Upstream, make_upstreams

@@ -13,6 +13,7 @@ counted in ``out_of_range`` (HdrHistogram's ``record_value`` returns False), nev
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -272,7 +273,7 @@ class Metrics:
             ErrorCount(code, details, count)
             for (code, details), count in sorted(self.errors.items(), key=lambda kv: -kv[1])
         )
-        timeline = tuple(
+        timeline = _carry_memory(
             self.buckets[key].freeze(key, self.start_unix) for key in sorted(self.buckets)
         )
         return Report(
@@ -321,3 +322,17 @@ def merge(reports: Iterable[Report], config: Mapping[str, Any], sources: Iterabl
     if merged is None:
         raise ValueError("merge needs at least one report")
     return merged.freeze(config, sources)
+
+
+def _carry_memory(seconds: Iterable[Second]) -> tuple[Second, ...]:
+    """The timeline with a second that saw no ``x-memory-*`` keys showing the last usage and
+    level seen: a calm target sends its keys only when they change (absent: unchanged)."""
+    out: list[Second] = []
+    usage: float | None = None
+    level: int | None = None
+    for second in seconds:
+        if second.usage_percent is None and second.level is None and usage is not None:
+            second = dataclasses.replace(second, usage_percent=usage, level=level)
+        usage, level = second.usage_percent, second.level
+        out.append(second)
+    return tuple(out)

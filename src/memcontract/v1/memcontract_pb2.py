@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n memcontract/v1/memcontract.proto\x12\x0ememcontract.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n\x0eMemoryPressure\x12\x13\n\x0busage_ratio\x18\x01 \x01(\x01\x12\x12\n\nused_bytes\x18\x02 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x03 \x01(\x04\x12 \n\x18\x61lloc_rate_bytes_per_sec\x18\x04 \x01(\x01\x12*\n\x05level\x18\x05 \x01(\x0e\x32\x1b.memcontract.v1.BreachLevel\x12\x18\n\x10\x63ontract_version\x18\x06 \x01(\t\x12\x0e\n\x06module\x18\x07 \x01(\t\x12.\n\nsampled_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x61lloc_rate_ratio\x18\t \x01(\x01\x12\x17\n\nlive_bytes\x18\n \x01(\x04H\x00\x88\x01\x01\x12\x1a\n\rplateau_bytes\x18\x0b \x01(\x04H\x01\x88\x01\x01\x12\x13\n\x0blive_source\x18\x0c \x01(\tB\r\n\x0b_live_bytesB\x10\n\x0e_plateau_bytes\"L\n\x08\x43ontract\x12\x0f\n\x07version\x18\x01 \x01(\t\x12/\n\x07modules\x18\x02 \x03(\x0b\x32\x1e.memcontract.v1.ModuleContract\"\x85\x03\n\x0eModuleContract\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bmax_heap_mb\x18\x02 \x01(\x01\x12\x1d\n\x15\x61lloc_rate_mb_per_sec\x18\x03 \x01(\x01\x12\x18\n\x10gc_trigger_ratio\x18\x04 \x01(\x01\x12\x1d\n\x15required_gc_pauses_ms\x18\x05 \x01(\t\x12\x14\n\x0c\x63ore_methods\x18\x06 \x03(\t\x12\x1a\n\x12sample_interval_ms\x18\x07 \x01(\r\x12&\n\x06ladder\x18\x08 \x01(\x0b\x32\x16.memcontract.v1.Ladder\x12\x1b\n\x13noncritical_loggers\x18\t \x03(\t\x12\x19\n\x11retry_pushback_ms\x18\n \x01(\r\x12\x0f\n\x07\x64ry_run\x18\x0b \x01(\x08\x12\x10\n\x08on_stuck\x18\x0c \x01(\t\x12\x18\n\x10max_fail_fast_ms\x18\r \x01(\r\x12)\n\x04orca\x18\x0e \x01(\x0b\x32\x1b.memcontract.v1.OrcaOptions\"=\n\x0bOrcaOptions\x12\x1f\n\x17\x61pplication_utilization\x18\x01 \x01(\t\x12\r\n\x05rates\x18\x02 \x01(\t\"\xb1\x01\n\x06Ladder\x12-\n\x04heap\x18\x01 \x01(\x0b\x32\x1f.memcontract.v1.LevelThresholds\x12\x33\n\nalloc_rate\x18\x02 \x01(\x0b\x32\x1f.memcontract.v1.LevelThresholds\x12,\n\x07\x63onfirm\x18\x03 \x01(\x0b\x32\x1b.memcontract.v1.LevelCounts\x12\x15\n\rrecover_after\x18\x04 \x01(\r\"A\n\x0fLevelThresholds\x12\x0e\n\x06level1\x18\x01 \x01(\x01\x12\x0e\n\x06level2\x18\x02 \x01(\x01\x12\x0e\n\x06level3\x18\x03 \x01(\x01\"=\n\x0bLevelCounts\x12\x0e\n\x06level1\x18\x01 \x01(\r\x12\x0e\n\x06level2\x18\x02 \x01(\r\x12\x0e\n\x06level3\x18\x03 \x01(\r\"\x14\n\x12GetPressureRequest\"G\n\x13GetPressureResponse\x12\x30\n\x08pressure\x18\x01 \x01(\x0b\x32\x1e.memcontract.v1.MemoryPressure\"+\n\x14WatchPressureRequest\x12\x13\n\x0binterval_ms\x18\x01 \x01(\r\"I\n\x15WatchPressureResponse\x12\x30\n\x08pressure\x18\x01 \x01(\x0b\x32\x1e.memcontract.v1.MemoryPressure\"\x1c\n\x1aGetAllocationReportRequest\"O\n\x1bGetAllocationReportResponse\x12\x30\n\x06report\x18\x01 \x01(\x0b\x32 .memcontract.v1.AllocationReport\"\xbd\x01\n\x10\x41llocationReport\x12,\n\x08taken_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x05level\x18\x02 \x01(\x0e\x32\x1b.memcontract.v1.BreachLevel\x12-\n\x05sites\x18\x03 \x03(\x0b\x32\x1e.memcontract.v1.AllocationSite\x12\x0e\n\x06traced\x18\x04 \x01(\x04\x12\x10\n\x08\x65xamined\x18\x05 \x01(\x04\"F\n\x0e\x41llocationSite\x12\x10\n\x08location\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x0e\n\x06\x62locks\x18\x03 \x01(\x04*\x92\x01\n\x0b\x42reachLevel\x12\x1c\n\x18\x42REACH_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42REACH_LEVEL_NORMAL\x10\x01\x12\x16\n\x12\x42REACH_LEVEL_ALERT\x10\x02\x12\x19\n\x15\x42REACH_LEVEL_DEGRADED\x10\x03\x12\x19\n\x15\x42REACH_LEVEL_CRITICAL\x10\x04\x32\xbf\x02\n\x15MemoryPressureService\x12V\n\x0bGetPressure\x12\".memcontract.v1.GetPressureRequest\x1a#.memcontract.v1.GetPressureResponse\x12^\n\rWatchPressure\x12$.memcontract.v1.WatchPressureRequest\x1a%.memcontract.v1.WatchPressureResponse0\x01\x12n\n\x13GetAllocationReport\x12*.memcontract.v1.GetAllocationReportRequest\x1a+.memcontract.v1.GetAllocationReportResponseBHZFgithub.com/memcontract/memcontract/go/gen/memcontract/v1;memcontractv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n memcontract/v1/memcontract.proto\x12\x0ememcontract.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x03\n\x0eMemoryPressure\x12\x13\n\x0busage_ratio\x18\x01 \x01(\x01\x12\x12\n\nused_bytes\x18\x02 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x03 \x01(\x04\x12 \n\x18\x61lloc_rate_bytes_per_sec\x18\x04 \x01(\x01\x12*\n\x05level\x18\x05 \x01(\x0e\x32\x1b.memcontract.v1.BreachLevel\x12\x18\n\x10\x63ontract_version\x18\x06 \x01(\t\x12\x0e\n\x06module\x18\x07 \x01(\t\x12.\n\nsampled_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x61lloc_rate_ratio\x18\t \x01(\x01\x12\x17\n\nlive_bytes\x18\n \x01(\x04H\x00\x88\x01\x01\x12\x1a\n\rplateau_bytes\x18\x0b \x01(\x04H\x01\x88\x01\x01\x12\x13\n\x0blive_source\x18\x0c \x01(\t\x12\x13\n\x0binstance_id\x18\r \x01(\x06\x42\r\n\x0b_live_bytesB\x10\n\x0e_plateau_bytes\"L\n\x08\x43ontract\x12\x0f\n\x07version\x18\x01 \x01(\t\x12/\n\x07modules\x18\x02 \x03(\x0b\x32\x1e.memcontract.v1.ModuleContract\"\x85\x03\n\x0eModuleContract\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bmax_heap_mb\x18\x02 \x01(\x01\x12\x1d\n\x15\x61lloc_rate_mb_per_sec\x18\x03 \x01(\x01\x12\x18\n\x10gc_trigger_ratio\x18\x04 \x01(\x01\x12\x1d\n\x15required_gc_pauses_ms\x18\x05 \x01(\t\x12\x14\n\x0c\x63ore_methods\x18\x06 \x03(\t\x12\x1a\n\x12sample_interval_ms\x18\x07 \x01(\r\x12&\n\x06ladder\x18\x08 \x01(\x0b\x32\x16.memcontract.v1.Ladder\x12\x1b\n\x13noncritical_loggers\x18\t \x03(\t\x12\x19\n\x11retry_pushback_ms\x18\n \x01(\r\x12\x0f\n\x07\x64ry_run\x18\x0b \x01(\x08\x12\x10\n\x08on_stuck\x18\x0c \x01(\t\x12\x18\n\x10max_fail_fast_ms\x18\r \x01(\r\x12)\n\x04orca\x18\x0e \x01(\x0b\x32\x1b.memcontract.v1.OrcaOptions\"=\n\x0bOrcaOptions\x12\x1f\n\x17\x61pplication_utilization\x18\x01 \x01(\t\x12\r\n\x05rates\x18\x02 \x01(\t\"\xb1\x01\n\x06Ladder\x12-\n\x04heap\x18\x01 \x01(\x0b\x32\x1f.memcontract.v1.LevelThresholds\x12\x33\n\nalloc_rate\x18\x02 \x01(\x0b\x32\x1f.memcontract.v1.LevelThresholds\x12,\n\x07\x63onfirm\x18\x03 \x01(\x0b\x32\x1b.memcontract.v1.LevelCounts\x12\x15\n\rrecover_after\x18\x04 \x01(\r\"A\n\x0fLevelThresholds\x12\x0e\n\x06level1\x18\x01 \x01(\x01\x12\x0e\n\x06level2\x18\x02 \x01(\x01\x12\x0e\n\x06level3\x18\x03 \x01(\x01\"=\n\x0bLevelCounts\x12\x0e\n\x06level1\x18\x01 \x01(\r\x12\x0e\n\x06level2\x18\x02 \x01(\r\x12\x0e\n\x06level3\x18\x03 \x01(\r\"\x14\n\x12GetPressureRequest\"G\n\x13GetPressureResponse\x12\x30\n\x08pressure\x18\x01 \x01(\x0b\x32\x1e.memcontract.v1.MemoryPressure\"+\n\x14WatchPressureRequest\x12\x13\n\x0binterval_ms\x18\x01 \x01(\r\"I\n\x15WatchPressureResponse\x12\x30\n\x08pressure\x18\x01 \x01(\x0b\x32\x1e.memcontract.v1.MemoryPressure\"\x1c\n\x1aGetAllocationReportRequest\"O\n\x1bGetAllocationReportResponse\x12\x30\n\x06report\x18\x01 \x01(\x0b\x32 .memcontract.v1.AllocationReport\"\xbd\x01\n\x10\x41llocationReport\x12,\n\x08taken_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x05level\x18\x02 \x01(\x0e\x32\x1b.memcontract.v1.BreachLevel\x12-\n\x05sites\x18\x03 \x03(\x0b\x32\x1e.memcontract.v1.AllocationSite\x12\x0e\n\x06traced\x18\x04 \x01(\x04\x12\x10\n\x08\x65xamined\x18\x05 \x01(\x04\"F\n\x0e\x41llocationSite\x12\x10\n\x08location\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x0e\n\x06\x62locks\x18\x03 \x01(\x04*\x92\x01\n\x0b\x42reachLevel\x12\x1c\n\x18\x42REACH_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42REACH_LEVEL_NORMAL\x10\x01\x12\x16\n\x12\x42REACH_LEVEL_ALERT\x10\x02\x12\x19\n\x15\x42REACH_LEVEL_DEGRADED\x10\x03\x12\x19\n\x15\x42REACH_LEVEL_CRITICAL\x10\x04\x32\xbf\x02\n\x15MemoryPressureService\x12V\n\x0bGetPressure\x12\".memcontract.v1.GetPressureRequest\x1a#.memcontract.v1.GetPressureResponse\x12^\n\rWatchPressure\x12$.memcontract.v1.WatchPressureRequest\x1a%.memcontract.v1.WatchPressureResponse0\x01\x12n\n\x13GetAllocationReport\x12*.memcontract.v1.GetAllocationReportRequest\x1a+.memcontract.v1.GetAllocationReportResponseBHZFgithub.com/memcontract/memcontract/go/gen/memcontract/v1;memcontractv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,38 +33,38 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memcontract.v1.memcontract_
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZFgithub.com/memcontract/memcontract/go/gen/memcontract/v1;memcontractv1'
-  _globals['_BREACHLEVEL']._serialized_start=1904
-  _globals['_BREACHLEVEL']._serialized_end=2050
+  _globals['_BREACHLEVEL']._serialized_start=1925
+  _globals['_BREACHLEVEL']._serialized_end=2071
   _globals['_MEMORYPRESSURE']._serialized_start=86
-  _globals['_MEMORYPRESSURE']._serialized_end=468
-  _globals['_CONTRACT']._serialized_start=470
-  _globals['_CONTRACT']._serialized_end=546
-  _globals['_MODULECONTRACT']._serialized_start=549
-  _globals['_MODULECONTRACT']._serialized_end=938
-  _globals['_ORCAOPTIONS']._serialized_start=940
-  _globals['_ORCAOPTIONS']._serialized_end=1001
-  _globals['_LADDER']._serialized_start=1004
-  _globals['_LADDER']._serialized_end=1181
-  _globals['_LEVELTHRESHOLDS']._serialized_start=1183
-  _globals['_LEVELTHRESHOLDS']._serialized_end=1248
-  _globals['_LEVELCOUNTS']._serialized_start=1250
-  _globals['_LEVELCOUNTS']._serialized_end=1311
-  _globals['_GETPRESSUREREQUEST']._serialized_start=1313
-  _globals['_GETPRESSUREREQUEST']._serialized_end=1333
-  _globals['_GETPRESSURERESPONSE']._serialized_start=1335
-  _globals['_GETPRESSURERESPONSE']._serialized_end=1406
-  _globals['_WATCHPRESSUREREQUEST']._serialized_start=1408
-  _globals['_WATCHPRESSUREREQUEST']._serialized_end=1451
-  _globals['_WATCHPRESSURERESPONSE']._serialized_start=1453
-  _globals['_WATCHPRESSURERESPONSE']._serialized_end=1526
-  _globals['_GETALLOCATIONREPORTREQUEST']._serialized_start=1528
-  _globals['_GETALLOCATIONREPORTREQUEST']._serialized_end=1556
-  _globals['_GETALLOCATIONREPORTRESPONSE']._serialized_start=1558
-  _globals['_GETALLOCATIONREPORTRESPONSE']._serialized_end=1637
-  _globals['_ALLOCATIONREPORT']._serialized_start=1640
-  _globals['_ALLOCATIONREPORT']._serialized_end=1829
-  _globals['_ALLOCATIONSITE']._serialized_start=1831
-  _globals['_ALLOCATIONSITE']._serialized_end=1901
-  _globals['_MEMORYPRESSURESERVICE']._serialized_start=2053
-  _globals['_MEMORYPRESSURESERVICE']._serialized_end=2372
+  _globals['_MEMORYPRESSURE']._serialized_end=489
+  _globals['_CONTRACT']._serialized_start=491
+  _globals['_CONTRACT']._serialized_end=567
+  _globals['_MODULECONTRACT']._serialized_start=570
+  _globals['_MODULECONTRACT']._serialized_end=959
+  _globals['_ORCAOPTIONS']._serialized_start=961
+  _globals['_ORCAOPTIONS']._serialized_end=1022
+  _globals['_LADDER']._serialized_start=1025
+  _globals['_LADDER']._serialized_end=1202
+  _globals['_LEVELTHRESHOLDS']._serialized_start=1204
+  _globals['_LEVELTHRESHOLDS']._serialized_end=1269
+  _globals['_LEVELCOUNTS']._serialized_start=1271
+  _globals['_LEVELCOUNTS']._serialized_end=1332
+  _globals['_GETPRESSUREREQUEST']._serialized_start=1334
+  _globals['_GETPRESSUREREQUEST']._serialized_end=1354
+  _globals['_GETPRESSURERESPONSE']._serialized_start=1356
+  _globals['_GETPRESSURERESPONSE']._serialized_end=1427
+  _globals['_WATCHPRESSUREREQUEST']._serialized_start=1429
+  _globals['_WATCHPRESSUREREQUEST']._serialized_end=1472
+  _globals['_WATCHPRESSURERESPONSE']._serialized_start=1474
+  _globals['_WATCHPRESSURERESPONSE']._serialized_end=1547
+  _globals['_GETALLOCATIONREPORTREQUEST']._serialized_start=1549
+  _globals['_GETALLOCATIONREPORTREQUEST']._serialized_end=1577
+  _globals['_GETALLOCATIONREPORTRESPONSE']._serialized_start=1579
+  _globals['_GETALLOCATIONREPORTRESPONSE']._serialized_end=1658
+  _globals['_ALLOCATIONREPORT']._serialized_start=1661
+  _globals['_ALLOCATIONREPORT']._serialized_end=1850
+  _globals['_ALLOCATIONSITE']._serialized_start=1852
+  _globals['_ALLOCATIONSITE']._serialized_end=1922
+  _globals['_MEMORYPRESSURESERVICE']._serialized_start=2074
+  _globals['_MEMORYPRESSURESERVICE']._serialized_end=2393
 # @@protoc_insertion_point(module_scope)

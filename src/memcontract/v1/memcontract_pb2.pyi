@@ -24,7 +24,7 @@ BREACH_LEVEL_DEGRADED: BreachLevel
 BREACH_LEVEL_CRITICAL: BreachLevel
 
 class MemoryPressure(_message.Message):
-    __slots__ = ("usage_ratio", "used_bytes", "capacity_bytes", "alloc_rate_bytes_per_sec", "level", "contract_version", "module", "sampled_at", "alloc_rate_ratio", "live_bytes", "plateau_bytes", "live_source")
+    __slots__ = ("usage_ratio", "used_bytes", "capacity_bytes", "alloc_rate_bytes_per_sec", "level", "contract_version", "module", "sampled_at", "alloc_rate_ratio", "live_bytes", "plateau_bytes", "live_source", "instance_id")
     USAGE_RATIO_FIELD_NUMBER: _ClassVar[int]
     USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class MemoryPressure(_message.Message):
     LIVE_BYTES_FIELD_NUMBER: _ClassVar[int]
     PLATEAU_BYTES_FIELD_NUMBER: _ClassVar[int]
     LIVE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     usage_ratio: float
     used_bytes: int
     capacity_bytes: int
@@ -49,7 +50,8 @@ class MemoryPressure(_message.Message):
     live_bytes: int
     plateau_bytes: int
     live_source: str
-    def __init__(self, usage_ratio: _Optional[float] = ..., used_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., alloc_rate_bytes_per_sec: _Optional[float] = ..., level: _Optional[_Union[BreachLevel, str]] = ..., contract_version: _Optional[str] = ..., module: _Optional[str] = ..., sampled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., alloc_rate_ratio: _Optional[float] = ..., live_bytes: _Optional[int] = ..., plateau_bytes: _Optional[int] = ..., live_source: _Optional[str] = ...) -> None: ...
+    instance_id: int
+    def __init__(self, usage_ratio: _Optional[float] = ..., used_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ..., alloc_rate_bytes_per_sec: _Optional[float] = ..., level: _Optional[_Union[BreachLevel, str]] = ..., contract_version: _Optional[str] = ..., module: _Optional[str] = ..., sampled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., alloc_rate_ratio: _Optional[float] = ..., live_bytes: _Optional[int] = ..., plateau_bytes: _Optional[int] = ..., live_source: _Optional[str] = ..., instance_id: _Optional[int] = ...) -> None: ...
 
 class Contract(_message.Message):
     __slots__ = ("version", "modules")

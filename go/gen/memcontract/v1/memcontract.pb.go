@@ -118,7 +118,11 @@ type MemoryPressure struct {
 	PlateauBytes *uint64 `protobuf:"varint,11,opt,name=plateau_bytes,json=plateauBytes,proto3,oneof" json:"plateau_bytes,omitempty"`
 	// Where live_bytes comes from, e.g. "pymalloc+mallinfo2" (Python) or
 	// "gc/heap/live+stacks" (Go); empty where live memory is unknown.
-	LiveSource    string `protobuf:"bytes,12,opt,name=live_source,json=liveSource,proto3" json:"live_source,omitempty"`
+	LiveSource string `protobuf:"bytes,12,opt,name=live_source,json=liveSource,proto3" json:"live_source,omitempty"`
+	// The reporting process's instance: random per process (a forked child draws
+	// its own), so that a client can tell the backends behind one channel apart.
+	// 0: not named (a peer that predates the field, or text keys only).
+	InstanceId    uint64 `protobuf:"fixed64,13,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -235,6 +239,13 @@ func (x *MemoryPressure) GetLiveSource() string {
 		return x.LiveSource
 	}
 	return ""
+}
+
+func (x *MemoryPressure) GetInstanceId() uint64 {
+	if x != nil {
+		return x.InstanceId
+	}
+	return 0
 }
 
 // Contract is a memory_contract.yaml file.
@@ -1135,7 +1146,7 @@ var File_memcontract_v1_memcontract_proto protoreflect.FileDescriptor
 
 const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	"\n" +
-	" memcontract/v1/memcontract.proto\x12\x0ememcontract.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x04\n" +
+	" memcontract/v1/memcontract.proto\x12\x0ememcontract.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x04\n" +
 	"\x0eMemoryPressure\x12\x1f\n" +
 	"\vusage_ratio\x18\x01 \x01(\x01R\n" +
 	"usageRatio\x12\x1d\n" +
@@ -1154,7 +1165,9 @@ const file_memcontract_v1_memcontract_proto_rawDesc = "" +
 	" \x01(\x04H\x00R\tliveBytes\x88\x01\x01\x12(\n" +
 	"\rplateau_bytes\x18\v \x01(\x04H\x01R\fplateauBytes\x88\x01\x01\x12\x1f\n" +
 	"\vlive_source\x18\f \x01(\tR\n" +
-	"liveSourceB\r\n" +
+	"liveSource\x12\x1f\n" +
+	"\vinstance_id\x18\r \x01(\x06R\n" +
+	"instanceIdB\r\n" +
 	"\v_live_bytesB\x10\n" +
 	"\x0e_plateau_bytes\"^\n" +
 	"\bContract\x12\x18\n" +

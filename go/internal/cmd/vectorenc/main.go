@@ -52,6 +52,7 @@ type pressureJSON struct {
 	LiveBytes            *uint64 `json:"live_bytes"`
 	PlateauBytes         *uint64 `json:"plateau_bytes"`
 	LiveSource           string  `json:"live_source"`
+	InstanceID           uint64  `json:"instance_id"`
 }
 
 func (j pressureJSON) pressure() memcontract.Pressure {
@@ -65,6 +66,7 @@ func (j pressureJSON) pressure() memcontract.Pressure {
 		ContractVersion:      j.ContractVersion,
 		Module:               j.Module,
 		LiveSource:           j.LiveSource,
+		Instance:             j.InstanceID,
 	}
 	if j.LiveBytes != nil {
 		p.LiveBytes, p.HasLive = *j.LiveBytes, true

@@ -1,0 +1,103 @@
+package memcontract
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
+)
+
+// Calm is free: while a process is quiet (level 0, usage and growth below
+// their level-1 thresholds) its x-memory-* keys travel only when what they
+// say changed: the level, quiet or not, or usage by UsageStep or more. A
+// Server sends them on a connection's first call, after a change, and at
+// least every RefreshInterval per connection; a Client once per change per
+// target. At level 1 and up every call carries them. A receiver reads absent
+// keys as calm.
+const (
+	// UsageStep is the usage move (5 points of the budget) that is a change.
+	UsageStep = 0.05
+	// RefreshInterval is how often a quiet Server resends its keys on a
+	// connection at least.
+	RefreshInterval = 30 * time.Second
+	// maxTold bounds the connections a quiet Server remembers telling.
+	maxTold = 10_000
+)
+
+// wireVersion is what a process's keys said when they last changed.
+type wireVersion struct {
+	quiet bool
+	level Level
+	usage float64
+}
+
+// quietRule decides whether a pressure is quiet under a module's thresholds.
+type quietRule struct {
+	heap, allocRate float64 // the level-1 thresholds
+	never           bool    // orca.rates: calls (rates move every sample)
+}
+
+func quietRuleOf(m *memcontractv1.ModuleContract) quietRule {
+	r := quietRule{heap: 0.80, allocRate: 1.0}
+	if l := m.GetLadder().GetHeap().GetLevel1(); l > 0 {
+		r.heap = l
+	}
+	if l := m.GetLadder().GetAllocRate().GetLevel1(); l > 0 {
+		r.allocRate = l
+	}
+	r.never = m.GetOrca().GetRates() == RatesCalls
+	return r
+}
+
+func (r quietRule) version(p Pressure) wireVersion {
+	quiet := !r.never && p.Level == LevelNormal && p.UsageRatio < r.heap && p.AllocRateRatio < r.allocRate
+	return wireVersion{quiet: quiet, level: p.Level, usage: p.UsageRatio}
+}
+
+// changedSince reports whether v says something told does not: quiet or
+// not, the level, or usage by UsageStep (in tenths of a point, as
+// x-memory-usage resolves it).
+func (v wireVersion) changedSince(told wireVersion) bool {
+	return v.quiet != told.quiet || v.level != told.level ||
+		math.Round(math.Abs(v.usage-told.usage)*1000) >= UsageStep*1000
+}
+
+// teller remembers, per key (a connection or a target), what was last told
+// and until when it holds.
+type teller struct {
+	mu   sync.Mutex
+	told map[string]toldEntry
+	max  int
+}
+
+type toldEntry struct {
+	v     wireVersion
+	until time.Time
+}
+
+// tells reports whether a call to or from key carries the keys of v now (a
+// sample taken at at): always when not quiet; quiet, when key has not been
+// told, v changed since, or refresh (0: never) has passed.
+func (t *teller) tells(key string, v wireVersion, at time.Time, refresh time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	last, seen := t.told[key]
+	if v.quiet && seen && last.v.quiet && !v.changedSince(last.v) && (refresh == 0 || at.Before(last.until)) {
+		return false
+	}
+	if seen && !v.changedSince(last.v) && last.v.quiet == v.quiet {
+		v = last.v // the usage at the last change is what a step is measured from
+	}
+	if t.told == nil {
+		t.told = make(map[string]toldEntry)
+	}
+	if !seen && len(t.told) >= t.max {
+		for k := range t.told { // one arbitrary entry: that connection hears the keys once more
+			delete(t.told, k)
+			break
+		}
+	}
+	t.told[key] = toldEntry{v: v, until: at.Add(refresh)}
+	return true
+}
