@@ -21,6 +21,7 @@ from memcontract.telemetry import (
     HALF_OPEN_ADMITS,
     HOOK_ERRORS,
     INVALID_HEADERS,
+    NONCORE,
     SHEDS,
     UNTRUSTED_PEERS,
     WOULD_SHED,
@@ -139,10 +140,10 @@ class ServerSide:
                     self.telemetry.add(HALF_OPEN_ADMITS, 1)
                     return False
                 self._credit = credit
-            self.telemetry.add(SHEDS, 1)
+            self.telemetry.add(SHEDS, 1, NONCORE)
             self.count_error()
             return True
-        self.telemetry.add(WOULD_SHED, 1)
+        self.telemetry.add(WOULD_SHED, 1, NONCORE)
         return False
 
 
@@ -225,7 +226,7 @@ class ClientSide:
     def fails_fast(self, method: str | bytes) -> bool:
         """Whether a call fails locally: the target reports level 3 and the method is not core."""
         if self.peers.blocked(self.target) and not self.is_core(method):
-            self.telemetry.add(FAST_FAILS, 1)
+            self.telemetry.add(FAST_FAILS, 1, NONCORE)
             return True
         return False
 
