@@ -7,8 +7,10 @@ scraped by a real Prometheus) is in test_prometheus.py.
 
 from __future__ import annotations
 
+import re
 import sys
 import types
+from pathlib import Path
 from typing import cast
 
 import grpc
@@ -23,10 +25,11 @@ from memcontract.telemetry import memory_truth
 from memcontract.testing import FakeClock
 
 from .grpc_support import Calls, call_sync, serve
-from .metrics_support import Family, families
+from .metrics_support import FAMILIES, Family, families
 from .support import Rig, make_contract
 
 MIB = 1048576
+OPERATIONS = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 CORE = "/test.Echo/Core"
 
 #: Every family a guard always exposes: name -> (type, label keys).
@@ -199,3 +202,18 @@ def test_a_nonsense_limit_is_a_bad_reading_not_a_series() -> None:
     assert found["memcontract_probe_failures_total"].value(source="reading") == 1
     assert found["memcontract_memory_usage_ratio"].value() == 0.5  # the level held
     assert "memcontract_memory_limit_bytes" not in found
+
+
+def test_every_exposed_family_is_a_documented_one() -> None:
+    rig, registry = exposed_rig()
+    rig.step(0.42, cgroup_limit_mb=128, alloc_rate_mb=2, psi=12.5, gc_pause_p99_ms=4)
+    seen = shape(exposition(registry))
+    rig.step(fail=True)
+    for _ in range(3):
+        rig.step(0.97, cgroup_limit_mb=64)
+    seen |= shape(exposition(registry))
+    assert {name: FAMILIES.get(name) for name in seen} == seen
+    documented = re.findall(
+        r"^\| `(memcontract_\w+)` \| (\w+) \|", OPERATIONS.read_text(), re.MULTILINE
+    )
+    assert {name: kind for name, kind in documented} == {n: k for n, (k, _) in FAMILIES.items()}

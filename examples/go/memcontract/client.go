@@ -170,6 +170,7 @@ func (c *Client) check(target, method string, opts []grpc.CallOption) error {
 		return nil
 	}
 	c.fastFailed.Add(1)
+	processCounts.fastFailed[classNonCore].Add(1)
 	ms := max(1, (left+time.Millisecond/2)/time.Millisecond)
 	for _, o := range opts {
 		if t, ok := o.(grpc.TrailerCallOption); ok {

@@ -25,6 +25,7 @@ type Sampler struct {
 	actions  *actionRunner
 	recovery *recovery
 	hooks    []func(old, new Level, p Pressure)
+	levels   levelClock
 
 	mu    sync.RWMutex
 	p     Pressure
@@ -105,12 +106,14 @@ func NewSampler(version string, m *memcontractv1.ModuleContract, opts ...Sampler
 	var recycle func(Pressure) bool
 	if o.recycle != nil {
 		recycle = func(p Pressure) bool {
+			processCounts.recycles.Add(1)
 			runHook("recycle hook", func() { o.recycle(p) })
 			return true
 		}
 	}
 	s.recovery = newRecovery(m, recycle)
 	s.p = Pressure{ContractVersion: version, Module: m.GetName(), CapacityBytes: s.budget()}
+	s.levels.enter(LevelNormal, s.now())
 	s.SampleOnce()
 	return s
 }
@@ -194,10 +197,14 @@ func (s *Sampler) SampleOnce() Pressure {
 	s.mu.Lock()
 	if err != nil {
 		s.failures.Add(1)
+		processCounts.failed("read")
 		logger.Warningf("memcontract: memory read failed (level held): %v", err)
 		p := s.p
 		s.mu.Unlock()
 		return p
+	}
+	for _, source := range r.FailedSources {
+		processCounts.failed(source)
 	}
 	now := s.now()
 	rate := s.rate.update(now, r.UsedBytes)
@@ -214,6 +221,10 @@ func (s *Sampler) SampleOnce() Pressure {
 		UsageRatio: ratio, UsedBytes: r.UsedBytes, CapacityBytes: r.CapacityBytes,
 		AllocRateBytesPerSec: rate, AllocRateRatio: rateRatio, Level: lvl,
 		ContractVersion: s.version, Module: s.module.GetName(), SampledAt: now,
+		CgroupLimitBytes: r.CgroupLimitBytes,
+	}
+	if lvl != old {
+		s.levels.enter(lvl, now)
 	}
 	p := s.p
 	s.actions.update(p)
