@@ -1,14 +1,23 @@
-# Go side (examples/go): tools installed with `go install` at pinned versions, generated code,
-# go vet / gofmt / go test. Included by the Makefile; `make test` runs `gotest`.
+# Go side: three modules, each vetted, formatted and tested on its own.
+#   go/           the library, github.com/memcontract/memcontract/go (package go/memcontract,
+#                 its generated proto in go/gen); no x/tools, no replace
+#   go/lint/      the go/analysis analyzers and cmd/memcontractlint (the only x/tools user)
+#   examples/go/  the example services (replace to ../../go), their proto in examples/go/gen
+# Tools are installed with `go install` at pinned versions. Included by the Makefile;
+# `make test` runs `gotest`.
 #
 #   make gotest     tools, drift check of generated code, buf lint, gofmt, vet, test -race, binaries,
-#                   memcontractlint over examples/go (as go vet's -vettool)
-#   make goproto    regenerate examples/go/gen/ (Go for protos/ and examples/go/proto/,
-#                   Python stubs of the example service under examples/go/gen/python/)
+#                   memcontractlint over the library and the examples (as go vet's -vettool)
+#   make goproto    regenerate go/gen/ (Go for protos/) and examples/go/gen/ (Go for
+#                   examples/go/proto/, Python stubs of the example service under gen/python/)
 GO       ?= go
+GOLIB    := go
+GOLINT   := go/lint
 GODIR    := examples/go
+GOMODS   := $(GOLIB) $(GOLINT) $(GODIR)
+GOGENS   := $(GOLIB)/gen $(GODIR)/gen
 GOBIN    := $(CURDIR)/$(GODIR)/bin
-GOGEN    := $(GODIR)/scripts/genproto.sh
+GOGEN    := tools/genproto_go.sh
 
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
@@ -36,37 +45,39 @@ $(GOBIN)/.buf@%:
 	touch $@
 
 goproto: $(STAMP) gotools
-	rm -rf $(GODIR)/gen
+	rm -rf $(GOGENS)
 	$(GOGEN) $(CURDIR)/$(BIN)/python $(GOBIN)
 
 # Regenerate into a temporary directory and compare with the committed code.
 godrift: $(STAMP) gotools
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(GOGEN) $(CURDIR)/$(BIN)/python $(GOBIN) "$$tmp" && \
-	if ! diff -r -x __pycache__ $(GODIR)/gen "$$tmp"; then \
-		echo "go.mk: $(GODIR)/gen is out of date with the protos; run 'make goproto'" >&2; exit 1; \
-	fi
+	for gen in $(GOGENS); do \
+		if ! diff -r -x __pycache__ $$gen "$$tmp/$$gen"; then \
+			echo "go.mk: $$gen is out of date with the protos; run 'make goproto'" >&2; exit 1; \
+		fi; \
+	done
 
 golint: gotools
 	$(GOBIN)/buf lint
-	@out=$$(cd $(GODIR) && gofmt -l .); \
+	@out=$$(gofmt -l $(GOLIB) $(GODIR)); \
 	if [ -n "$$out" ]; then echo "gofmt -l: not formatted:" >&2; echo "$$out" >&2; exit 1; fi
 
 govet:
-	cd $(GODIR) && $(GO) vet ./...
+	set -e; for m in $(GOMODS); do (cd $$m && $(GO) vet ./...); done
 
 # -race: the interceptors run on many goroutines; -short would skip the real-memory test.
 gounit:
-	cd $(GODIR) && $(GO) test -race ./...
+	set -e; for m in $(GOMODS); do (cd $$m && $(GO) test -race ./...); done
 
 # The example binaries, for the Python cross-language tests.
 gobuild:
 	cd $(GODIR) && $(GO) build -o bin/ ./cmd/...
 
-# Dogfood: memcontract's own analyzers over the Go examples; a finding fails the build.
+# Dogfood: memcontract's own analyzers over the library and the examples; a finding fails the build.
 gomclint:
-	cd $(GODIR) && $(GO) build -o bin/memcontractlint ./cmd/memcontractlint && \
-		$(GO) vet -vettool=$(GOBIN)/memcontractlint ./...
+	cd $(GOLINT) && $(GO) build -o $(GOBIN)/memcontractlint ./cmd/memcontractlint
+	set -e; for m in $(GOLIB) $(GODIR); do (cd $$m && $(GO) vet -vettool=$(GOBIN)/memcontractlint ./...); done
 
 gotest: godrift golint govet gounit gobuild gomclint
 

@@ -3,7 +3,7 @@ languages.
 
 ``cases.json`` records what every corpus file loads to: the contract, or the error's line,
 field and message. This test holds Python's loader to it; the Go loader's test
-(``examples/go/memcontract/contract_test.go``) reads the same files and the same cases, so the
+(``go/memcontract/contract_test.go``) reads the same files and the same cases, so the
 two loaders accept and reject the same files with the same messages. Regenerate with
 ``python tools/gencontracts.py`` after adding a file (and check the recorded result).
 """

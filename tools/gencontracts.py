@@ -4,7 +4,7 @@ The corpus (tests/vectors/contracts/*.yaml) is the contract between the Python a
 loaders: a good file loads to the same ``memcontract.v1.Contract`` in both, a bad one fails in
 both with the same line, field and message. Python's loader is the reference: this script
 records what it gives, ``tests/test_contract_corpus.py`` checks Python still gives it and
-``examples/go/memcontract/contract_test.go`` checks Go gives it too.
+``go/memcontract/contract_test.go`` checks Go gives it too.
 
 A case's ``module`` (the module selected, else none) is kept from the existing file; a new
 case selects none. ``go_message`` set to ``"prefix"`` marks YAML syntax errors, whose wording

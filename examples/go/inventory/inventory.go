@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	inventoryv1 "github.com/memcontract/memcontract/examples/go/gen/inventory/v1"
-	"github.com/memcontract/memcontract/examples/go/memcontract"
+	"github.com/memcontract/memcontract/go/memcontract"
 )
 
 // FailSKU is the SKU for which GetItem fails with codes.NotFound, to test

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/memcontract/memcontract/examples/go/internal/cli"
-	"github.com/memcontract/memcontract/examples/go/memcontract"
+	"github.com/memcontract/memcontract/go/memcontract"
 )
 
 type line struct {

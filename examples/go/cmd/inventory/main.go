@@ -44,11 +44,11 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	inventoryv1 "github.com/memcontract/memcontract/examples/go/gen/inventory/v1"
-	memcontractv1 "github.com/memcontract/memcontract/examples/go/gen/memcontract/v1"
 	"github.com/memcontract/memcontract/examples/go/internal/cli"
 	"github.com/memcontract/memcontract/examples/go/inventory"
-	"github.com/memcontract/memcontract/examples/go/memcontract"
-	"github.com/memcontract/memcontract/examples/go/memcontract/prommetrics"
+	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
+	"github.com/memcontract/memcontract/go/memcontract"
+	"github.com/memcontract/memcontract/go/memcontract/prommetrics"
 )
 
 // switchSource is a Source whose underlying source can be replaced.

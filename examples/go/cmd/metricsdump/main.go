@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/memcontract/memcontract/examples/go/internal/cli"
-	"github.com/memcontract/memcontract/examples/go/memcontract"
-	"github.com/memcontract/memcontract/examples/go/memcontract/prommetrics"
+	"github.com/memcontract/memcontract/go/memcontract"
+	"github.com/memcontract/memcontract/go/memcontract/prommetrics"
 )
 
 func main() {

@@ -38,7 +38,7 @@ import (
 
 	inventoryv1 "github.com/memcontract/memcontract/examples/go/gen/inventory/v1"
 	"github.com/memcontract/memcontract/examples/go/internal/cli"
-	"github.com/memcontract/memcontract/examples/go/memcontract"
+	"github.com/memcontract/memcontract/go/memcontract"
 )
 
 var methods = map[string]string{

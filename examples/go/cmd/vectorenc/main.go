@@ -32,7 +32,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/memcontract/memcontract/examples/go/internal/cli"
-	"github.com/memcontract/memcontract/examples/go/memcontract"
+	"github.com/memcontract/memcontract/go/memcontract"
 )
 
 // pressureJSON is a pressure as the test vectors spell it.

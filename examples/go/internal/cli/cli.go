@@ -13,8 +13,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	memcontractv1 "github.com/memcontract/memcontract/examples/go/gen/memcontract/v1"
-	"github.com/memcontract/memcontract/examples/go/memcontract"
+	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
+	"github.com/memcontract/memcontract/go/memcontract"
 )
 
 // PingMethod is core in the example contract, and in the default one used

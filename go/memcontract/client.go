@@ -1,0 +1,312 @@
+package memcontract
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
+)
+
+// Defaults of the client's per-target table.
+const (
+	DefaultPeerTTL  = 5 * time.Second
+	DefaultMaxPeers = 1024
+	// DefaultMaxFailFast caps a callee's pushback: a target cannot make its
+	// callers fail fast for longer than this (Python's max_fail_fast_ms).
+	DefaultMaxFailFast = 30 * time.Second
+)
+
+// Client holds the client side of the protocol: its interceptors add the
+// process's keys to every outgoing call and record the pressure each target
+// reports in its trailers in a bounded table whose entries expire.
+type Client struct {
+	source   Source
+	ttl      time.Duration
+	maxPeers int
+	now      func() time.Time
+
+	fastFail    *CoreMatcher
+	pushback    time.Duration
+	maxFailFast time.Duration
+
+	mu    sync.Mutex
+	peers map[string]peerEntry
+
+	fastFailed atomic.Int64
+	invalid    atomic.Int64
+}
+
+type peerEntry struct {
+	p        Pressure
+	at       time.Time
+	pushback time.Duration
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithPeerTTL sets how long a target's reported pressure is kept
+// (DefaultPeerTTL by default).
+func WithPeerTTL(d time.Duration) ClientOption {
+	return func(c *Client) { c.ttl = d }
+}
+
+// WithMaxPeers bounds the per-target table (DefaultMaxPeers by default).
+func WithMaxPeers(n int) ClientOption {
+	return func(c *Client) { c.maxPeers = n }
+}
+
+// WithFastFail makes non-core calls to a target that reports level 3 fail
+// locally with codes.ResourceExhausted, without sending a request, for the
+// target's grpc-retry-pushback-ms (or pushback when it sent none). coreGlobs
+// are the full-method globs that are never failed fast.
+func WithFastFail(coreGlobs []string, pushback time.Duration) ClientOption {
+	return func(c *Client) {
+		c.fastFail = NewCoreMatcher(coreGlobs)
+		c.pushback = pushback
+	}
+}
+
+// WithMaxFailFast caps the fail-fast window a callee's pushback opens
+// (DefaultMaxFailFast by default).
+func WithMaxFailFast(d time.Duration) ClientOption {
+	return func(c *Client) { c.maxFailFast = d }
+}
+
+// WithContractFastFail is WithFastFail and WithMaxFailFast from a module
+// contract: its core_methods are never failed fast, its retry_pushback_ms is
+// the window when a callee sends no pushback, and its max_fail_fast_ms caps
+// any window (0: never fail fast), as the Python client reads them.
+func WithContractFastFail(m *memcontractv1.ModuleContract) ClientOption {
+	return func(c *Client) {
+		WithFastFail(m.GetCoreMethods(), time.Duration(m.GetRetryPushbackMs())*time.Millisecond)(c)
+		WithMaxFailFast(time.Duration(m.GetMaxFailFastMs()) * time.Millisecond)(c)
+	}
+}
+
+// NewClient returns a Client sending the pressure of src.
+func NewClient(src Source, opts ...ClientOption) *Client {
+	c := &Client{
+		source:      src,
+		ttl:         DefaultPeerTTL,
+		maxPeers:    DefaultMaxPeers,
+		now:         time.Now,
+		maxFailFast: DefaultMaxFailFast,
+		peers:       make(map[string]peerEntry),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// DialOptions returns the options that install the client interceptors.
+func (c *Client) DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(c.UnaryClientInterceptor()),
+		grpc.WithChainStreamInterceptor(c.StreamClientInterceptor()),
+	}
+}
+
+// PeerPressure returns the last pressure target reported, if it has not
+// expired. target is the ClientConn's target string.
+func (c *Client) PeerPressure(target string) (Pressure, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.peers[target]
+	if !ok || c.now().Sub(e.at) > c.ttl {
+		return Pressure{}, false
+	}
+	return e.p, true
+}
+
+// FastFailCount returns the number of calls failed fast so far.
+func (c *Client) FastFailCount() int64 { return c.fastFailed.Load() }
+
+// InvalidCount returns the number of invalid x-memory-* values received in
+// trailers.
+func (c *Client) InvalidCount() int64 { return c.invalid.Load() }
+
+// outgoing returns ctx with the process's keys in its outgoing metadata,
+// replacing any x-memory-* keys already there.
+func (c *Client) outgoing(ctx context.Context) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	for _, k := range []string{UsageKey, CapacityKey, ContractKey, LevelKey, PressureBinKey} {
+		delete(md, k)
+	}
+	kv := EncodePairs(c.source.Pressure())
+	for i := 0; i < len(kv); i += 2 {
+		md.Append(kv[i], kv[i+1])
+	}
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// check fails a call fast when its target is in a level-3 window: the
+// status says how long is left, as grpc-retry-pushback-ms in the trailers
+// the caller asked for (grpc.Trailer) and as google.rpc.RetryInfo.
+func (c *Client) check(target, method string, opts []grpc.CallOption) error {
+	if c.fastFail == nil || c.fastFail.Match(method) {
+		return nil
+	}
+	c.mu.Lock()
+	e, ok := c.peers[target]
+	c.mu.Unlock()
+	if !ok || e.p.Level < LevelCritical {
+		return nil
+	}
+	left := e.pushback - c.now().Sub(e.at)
+	if left <= 0 {
+		return nil
+	}
+	c.fastFailed.Add(1)
+	processCounts.fastFailed[classNonCore].Add(1)
+	ms := max(1, (left+time.Millisecond/2)/time.Millisecond)
+	for _, o := range opts {
+		if t, ok := o.(grpc.TrailerCallOption); ok {
+			*t.TrailerAddr = metadata.Pairs(RetryPushbackKey, strconv.FormatInt(int64(ms), 10))
+		}
+	}
+	st := status.Newf(codes.ResourceExhausted,
+		"memcontract: target %s (module %q) is at memory level %d: non-core call %s failed fast",
+		target, e.p.Module, int(e.p.Level), method)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(ms * time.Millisecond)}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// record stores the pressure a target reported in trailer or, for a call
+// shed in the target's transport (WithEarlyShed), in the status details.
+func (c *Client) record(target string, trailer metadata.MD, callErr error) {
+	p, ok, invalid := Decode(trailer)
+	if invalid > 0 {
+		c.invalid.Add(int64(invalid))
+	}
+	pushback, hasPushback := time.Duration(0), false
+	if v := trailer.Get(RetryPushbackKey); len(v) > 0 {
+		// Nine digits at most, as the Python client reads it.
+		if ms, err := strconv.ParseUint(v[len(v)-1], 10, 32); err == nil && len(v[len(v)-1]) <= 9 {
+			pushback, hasPushback = time.Duration(ms)*time.Millisecond, true
+		}
+	}
+	if !ok {
+		p, ok, pushback, hasPushback = fromStatusDetails(callErr)
+	}
+	if !ok {
+		return
+	}
+	if !hasPushback {
+		pushback = c.pushback
+	}
+	pushback = min(pushback, c.maxFailFast)
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, exists := c.peers[target]; !exists && len(c.peers) >= c.maxPeers {
+		c.evictLocked(now)
+	}
+	c.peers[target] = peerEntry{p: p, at: now, pushback: pushback}
+}
+
+// evictLocked drops expired entries, or the oldest one when none expired.
+func (c *Client) evictLocked(now time.Time) {
+	var oldest string
+	var oldestAt time.Time
+	for k, e := range c.peers {
+		if now.Sub(e.at) > c.ttl {
+			delete(c.peers, k)
+			continue
+		}
+		if oldest == "" || e.at.Before(oldestAt) {
+			oldest, oldestAt = k, e.at
+		}
+	}
+	if len(c.peers) >= c.maxPeers && oldest != "" {
+		delete(c.peers, oldest)
+	}
+}
+
+// UnaryClientInterceptor returns the unary client interceptor.
+func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		target := cc.Target()
+		if err := c.check(target, method, opts); err != nil {
+			return err
+		}
+		// A new slice: appending to the caller's could write into its
+		// backing array, shared with other calls.
+		var trailer metadata.MD
+		callOpts := make([]grpc.CallOption, len(opts), len(opts)+1)
+		copy(callOpts, opts)
+		err := invoker(c.outgoing(ctx), method, req, reply, cc, append(callOpts, grpc.Trailer(&trailer))...)
+		c.record(target, trailer, err)
+		return err
+	}
+}
+
+// StreamClientInterceptor returns the stream client interceptor.
+func (c *Client) StreamClientInterceptor() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		target := cc.Target()
+		if err := c.check(target, method, opts); err != nil {
+			return nil, err
+		}
+		cs, err := streamer(c.outgoing(ctx), desc, cc, method, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return &clientStream{ClientStream: cs, c: c, target: target, serverStreams: desc.ServerStreams}, nil
+	}
+}
+
+type clientStream struct {
+	grpc.ClientStream
+	c             *Client
+	target        string
+	serverStreams bool
+	once          sync.Once
+}
+
+// RecvMsg records the trailers once the stream has ended: on an error
+// (io.EOF included) or, for a call without server streaming, after the one
+// response.
+func (s *clientStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err != nil || !s.serverStreams {
+		s.once.Do(func() { s.c.record(s.target, s.ClientStream.Trailer(), err) })
+	}
+	return err
+}
+
+// fromStatusDetails reads the pressure and pushback a server put in the
+// status details of a call it shed before reading it (WithEarlyShed).
+func fromStatusDetails(err error) (p Pressure, ok bool, pushback time.Duration, hasPushback bool) {
+	st, isStatus := status.FromError(err)
+	if !isStatus || st.Code() != codes.ResourceExhausted {
+		return Pressure{}, false, 0, false
+	}
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *memcontractv1.MemoryPressure:
+			if got, err := PressureFromProto(d); err == nil {
+				p, ok = got, true
+			}
+		case *errdetails.RetryInfo:
+			if dd := d.GetRetryDelay(); dd.IsValid() && dd.AsDuration() >= 0 {
+				pushback, hasPushback = dd.AsDuration(), true
+			}
+		}
+	}
+	return p, ok, pushback, hasPushback
+}

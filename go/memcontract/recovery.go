@@ -1,0 +1,153 @@
+package memcontract
+
+import (
+	"runtime/debug"
+
+	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
+)
+
+// on_stuck values (the contract's choice of what a stuck level 3 does):
+// OnStuckHalfOpen (the default) admits a growing fraction of non-core calls;
+// OnStuckRecycle asks the process to drain and exit for a restart (see
+// WithRecycle).
+const (
+	OnStuckHalfOpen = "half_open"
+	OnStuckRecycle  = "recycle"
+)
+
+// Level 3's way out, the Go twin of Python's memcontract.recovery (same
+// constants, same phases): while usage falls, wait; when it stalls with
+// nothing growing, hand freed memory back to the OS; when it stalls again,
+// shed half-open (admit firstFraction of non-core calls, doubling every
+// sample usage does not climb) or recycle; when usage climbs, shed every
+// non-core call again. The level and usage peers see are never touched.
+const (
+	// recoveryTolerance: a change in usage ratio smaller than this between
+	// samples is noise.
+	recoveryTolerance = 0.01
+	// growthRatio: smoothed growth below this fraction of the promised rate
+	// counts as "about zero".
+	growthRatio = 0.1
+	// firstFraction of non-core calls is admitted when shedding first goes
+	// half-open.
+	firstFraction = 0.125
+)
+
+type recoveryPhase int
+
+const (
+	phaseClosed recoveryPhase = iota
+	phaseShedding
+	phaseReleased
+	phaseHalfOpen
+	phaseRecycling
+)
+
+// recovery decides, sample by sample at level 3, the fraction of non-core
+// calls admitted.
+type recovery struct {
+	recycles     bool
+	stallSamples int
+	release      func()
+	recycle      func(Pressure) bool // nil: nobody recycles the process
+	dryRun       bool
+
+	phase              recoveryPhase
+	fraction           float64
+	floor, last        float64
+	still, releasesRun int
+}
+
+func newRecovery(m *memcontractv1.ModuleContract, recycle func(Pressure) bool) *recovery {
+	return &recovery{
+		recycles:     onStuck(m) == OnStuckRecycle,
+		stallSamples: max(2, int(m.GetLadder().GetConfirm().GetLevel3())),
+		release:      releaseMemory,
+		recycle:      recycle,
+		dryRun:       m.GetDryRun(),
+	}
+}
+
+// onStuck returns the module's on_stuck; a message built without it (not
+// through DefaultModule) half-opens, Python's default.
+func onStuck(m *memcontractv1.ModuleContract) string {
+	if v := m.GetOnStuck(); v != "" {
+		return v
+	}
+	return OnStuckHalfOpen
+}
+
+// update feeds one sample and returns the fraction of non-core calls to
+// admit, 0 to 1.
+func (r *recovery) update(p Pressure) float64 {
+	usage := p.UsageRatio
+	if p.Level < LevelCritical {
+		r.phase, r.fraction = phaseClosed, 0
+		return 0
+	}
+	if r.phase == phaseClosed {
+		r.shed(usage)
+		return 0
+	}
+	climbing := usage > r.last+recoveryTolerance || p.AllocRateRatio >= growthRatio
+	r.last = usage
+	if climbing {
+		if r.phase == phaseHalfOpen {
+			logger.Infof("memcontract: usage climbing again at level 3: shedding every call")
+		}
+		if r.phase != phaseRecycling {
+			r.shed(usage)
+		}
+		return 0
+	}
+	if usage < r.floor-recoveryTolerance {
+		r.floor, r.still = usage, 0
+	} else {
+		r.still++
+	}
+	switch {
+	case r.phase == phaseHalfOpen:
+		r.fraction = min(1, r.fraction*2)
+	case r.phase != phaseRecycling && r.still >= r.stallSamples:
+		r.still = 0
+		if r.phase == phaseShedding {
+			r.stalled(p)
+		} else {
+			r.stuck(p)
+		}
+	}
+	return r.fraction
+}
+
+func (r *recovery) shed(usage float64) {
+	r.phase, r.fraction = phaseShedding, 0
+	r.floor, r.last, r.still = usage, usage, 0
+}
+
+func (r *recovery) stalled(p Pressure) {
+	r.phase = phaseReleased
+	logger.Infof("memcontract: level 3 usage stalled at %.1f%% with nothing growing: handing freed memory back", p.UsageRatio*100)
+	if !r.dryRun {
+		r.releasesRun++
+		r.release()
+	}
+}
+
+func (r *recovery) stuck(p Pressure) {
+	if r.recycles && !r.dryRun && r.recycle != nil && r.recycle(p) {
+		r.phase = phaseRecycling
+		return
+	}
+	if r.recycles && r.recycle == nil {
+		logger.Warningf("memcontract: on_stuck is recycle but no WithRecycle hook is set: shedding half-open instead")
+	}
+	r.phase, r.fraction = phaseHalfOpen, firstFraction
+	logger.Warningf("memcontract: level 3 stuck at %.1f%% (memory retained, not growing): admitting %.0f%% of non-core calls, more while usage does not climb",
+		p.UsageRatio*100, r.fraction*100)
+}
+
+// releaseMemory hands freed memory back to the OS; counted.
+func releaseMemory() {
+	debug.FreeOSMemory()
+	processCounts.rel.Add(1)
+}
