@@ -118,8 +118,16 @@ def _install_global_provider() -> None:
                 "readers and serve prometheus_client's registry, or pass "
                 "memcontract.metrics.meter_provider() to Guard(meter_provider=...)"
             )
-        _installed = meter_provider()
-        metrics.set_meter_provider(_installed)
+        provider = meter_provider()
+        metrics.set_meter_provider(provider)  # refused (logged) if another one is set
+        if metrics.get_meter_provider() is not provider:
+            provider.shutdown()
+            raise MetricsError(
+                "another OpenTelemetry MeterProvider is already the global one: pass "
+                "memcontract.metrics.meter_provider() to Guard(meter_provider=...) and serve "
+                "prometheus_client's registry yourself"
+            )
+        _installed = provider
 
 
 def serve_prometheus(port: int = 0, *, addr: str = "127.0.0.1") -> MetricsEndpoint:
