@@ -74,7 +74,7 @@ def shape(found: dict[str, Family]) -> dict[str, tuple[str, frozenset[str]]]:
 
 def test_calm_process_exposes_every_family_with_base_units() -> None:
     rig, registry = exposed_rig()
-    rig.step(0.42, cgroup_limit_mb=128, alloc_rate_mb=2, psi=12.5, gc_pause_p99_ms=4)
+    rig.step(0.42, limit_mb=128, alloc_rate_mb=2, psi=12.5, gc_pause_p99_ms=4)
     found = exposition(registry)
     optional = {"memcontract_memory_live_bytes", "memcontract_memory_retained_plateau_bytes"}
     without_optional = {n: s for n, s in shape(found).items() if n not in optional}
@@ -99,7 +99,7 @@ def test_calm_process_exposes_every_family_with_base_units() -> None:
 def test_level3_pauses_the_non_essential_gauges_and_a_limit_below_the_budget_binds() -> None:
     rig, registry = exposed_rig()
     for _ in range(3):
-        rig.step(0.97, cgroup_limit_mb=64, psi=40.0, gc_pause_p99_ms=9)
+        rig.step(0.97, capacity_mb=64, limit_mb=64, psi=40.0, gc_pause_p99_ms=9)
     found = exposition(registry)
     assert found["memcontract_level"].value() == 3
     assert NON_ESSENTIAL.keys().isdisjoint(found)
@@ -125,7 +125,7 @@ def test_time_at_level_counts_the_guards_clock_by_level() -> None:
 
 
 def test_live_and_plateau_come_from_the_snapshot_where_it_has_them() -> None:
-    with_both = types.SimpleNamespace(live_bytes=21 * MIB, retained_plateau_bytes=93 * MIB)
+    with_both = types.SimpleNamespace(live_bytes=21 * MIB, plateau_bytes=93 * MIB)
     unknown = types.SimpleNamespace(live_bytes=None)
     assert memory_truth(cast(Pressure, with_both)) == {
         "live": 21 * MIB,
@@ -196,7 +196,7 @@ def test_bad_port_is_one_clear_error() -> None:
 def test_a_nonsense_limit_is_a_bad_reading_not_a_series() -> None:
     rig, registry = exposed_rig()
     rig.step(0.5)
-    rig.probe.cgroup_limit_bytes = 0
+    rig.probe.limit_bytes = -1
     rig.step(0.99)
     found = exposition(registry)
     assert found["memcontract_probe_failures_total"].value(source="reading") == 1
@@ -206,11 +206,11 @@ def test_a_nonsense_limit_is_a_bad_reading_not_a_series() -> None:
 
 def test_every_exposed_family_is_a_documented_one() -> None:
     rig, registry = exposed_rig()
-    rig.step(0.42, cgroup_limit_mb=128, alloc_rate_mb=2, psi=12.5, gc_pause_p99_ms=4)
+    rig.step(0.42, limit_mb=128, alloc_rate_mb=2, psi=12.5, gc_pause_p99_ms=4)
     seen = shape(exposition(registry))
     rig.step(fail=True)
     for _ in range(3):
-        rig.step(0.97, cgroup_limit_mb=64)
+        rig.step(0.97, capacity_mb=64, limit_mb=64)
     seen |= shape(exposition(registry))
     assert {name: FAMILIES.get(name) for name in seen} == seen
     documented = re.findall(

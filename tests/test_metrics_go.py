@@ -69,7 +69,7 @@ def python_exposition(usages: tuple[float, ...], limit_mb: int) -> dict[str, Fam
     contract = Contract.load(GO_CONTRACT, module="inventory")
     guard = Guard(contract, probe=probe, clock=clock, meter_provider=meter_provider(registry))
     try:
-        probe.set(usage=0.0, cgroup_limit_mb=limit_mb or None)
+        probe.set(usage=0.0, capacity_mb=limit_mb or None, limit_mb=limit_mb or None)
         guard.sample_once()
         for usage in usages:
             probe.set(usage=usage)

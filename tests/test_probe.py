@@ -232,7 +232,7 @@ def test_cgroup_limit(tmp_path: Path, case: str) -> None:
         assert probe.cgroup_limit_bytes == limit
         reading = probe.read(4 * GIB)
     assert reading.capacity_bytes == min(4 * GIB, limit or 4 * GIB, probe.physical_bytes)
-    assert reading.cgroup_limit_bytes == limit
+    assert reading.limit_bytes == limit
     assert reading.failed_sources == ()
 
 
@@ -359,7 +359,7 @@ def test_used_is_working_set_when_cgroup_binds(tmp_path: Path, case: str) -> Non
     with SystemProbe(root=build(tmp_path, files)) as probe:
         reading = probe.read(GIB)
     assert reading == Reading(
-        used_bytes=working_set, capacity_bytes=256 * MIB, cgroup_limit_bytes=256 * MIB
+        used_bytes=working_set, capacity_bytes=256 * MIB, limit_bytes=256 * MIB
     )
 
 
@@ -370,7 +370,7 @@ def test_used_is_rss_when_budget_binds(tmp_path: Path, case: str) -> None:
         reading = probe.read(128 * MIB)
     rss = psutil.Process().memory_info().rss
     assert reading.capacity_bytes == 128 * MIB
-    assert reading.cgroup_limit_bytes == 256 * MIB  # reported though the budget binds
+    assert reading.limit_bytes == 256 * MIB  # reported though the budget binds
     assert reading.used_bytes != working_set
     assert abs(reading.used_bytes - rss) < 64 * MIB
 

@@ -67,9 +67,9 @@ type Pressure struct {
 	// SampledAt is when the sample was taken; it travels with millisecond
 	// precision.
 	SampledAt time.Time `json:"-"`
-	// CgroupLimitBytes is the process's cgroup memory limit (the kernel's
+	// LimitBytes is the process's cgroup memory limit (the kernel's
 	// hard limit), 0 without one. Local only: not on the wire.
-	CgroupLimitBytes uint64 `json:"-"`
+	LimitBytes uint64 `json:"-"`
 }
 
 // SampledAtUnixMilli returns SampledAt in Unix milliseconds, 0 for the zero

@@ -28,10 +28,10 @@ type Reading struct {
 	// FailedSources names the sources that failed in this reading ("cgroup"),
 	// skipped and counted.
 	FailedSources []string
-	// CgroupLimitBytes is the memory limit of the process's cgroup (the
+	// LimitBytes is the memory limit of the process's cgroup (the
 	// smallest up the tree), 0 without one; reported even where the budget
 	// is smaller.
-	CgroupLimitBytes uint64
+	LimitBytes uint64
 }
 
 // Probe reads memory (a resource monitor: it reports, never decides). Read
@@ -135,7 +135,7 @@ func (p *SystemProbe) Read(budgetBytes uint64) (Reading, error) {
 	limit := p.readLimit(&failed)
 	r := Reading{UsedBytes: rss, CapacityBytes: budgetBytes}
 	if limit.found {
-		r.CgroupLimitBytes = limit.bytes
+		r.LimitBytes = limit.bytes
 	}
 	if p.physical > 0 && p.physical < r.CapacityBytes {
 		r.CapacityBytes = p.physical

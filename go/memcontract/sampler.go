@@ -221,7 +221,7 @@ func (s *Sampler) SampleOnce() Pressure {
 		UsageRatio: ratio, UsedBytes: r.UsedBytes, CapacityBytes: r.CapacityBytes,
 		AllocRateBytesPerSec: rate, AllocRateRatio: rateRatio, Level: lvl,
 		ContractVersion: s.version, Module: s.module.GetName(), SampledAt: now,
-		CgroupLimitBytes: r.CgroupLimitBytes,
+		LimitBytes: r.LimitBytes,
 	}
 	if lvl != old {
 		s.levels.enter(lvl, now)

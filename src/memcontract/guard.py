@@ -121,9 +121,9 @@ def _reading_problem(reading: Reading) -> str | None:
         return f"used_bytes must be a non-negative integer, got {used!r}"
     if type(capacity) is not int or capacity <= 0:
         return f"capacity_bytes must be a positive integer, got {capacity!r}"
-    limit = reading.cgroup_limit_bytes
+    limit = reading.limit_bytes
     if limit is not None and (type(limit) is not int or limit <= 0):
-        return f"cgroup_limit_bytes must be a positive integer or None, got {limit!r}"
+        return f"limit_bytes must be a positive integer or None, got {limit!r}"
     for name in ("alloc_rate_bytes_per_sec", "psi_some_avg10", "gc_pause_p99_ms"):
         value = getattr(reading, name)
         if value is not None and not (isinstance(value, int | float) and 0 <= value < math.inf):
@@ -423,7 +423,7 @@ class Guard:
             sampled_at=self._clock.time(),
             psi_some_avg10=reading.psi_some_avg10,
             gc_pause_p99_ms=reading.gc_pause_p99_ms,
-            cgroup_limit_bytes=reading.cgroup_limit_bytes,
+            limit_bytes=reading.limit_bytes,
         )
 
     def _admit(self, pressure: Pressure) -> float:

@@ -37,8 +37,8 @@ class Pressure:
         sampled_at: when the sample was taken, Unix seconds.
         psi_some_avg10: memory PSI "some avg10" (percent) where readable, else ``None``.
         gc_pause_p99_ms: p99 of GC pauses over the window, milliseconds, else ``None``.
-        cgroup_limit_bytes: the process's cgroup memory limit, bytes, else ``None`` (the kernel's
-            hard limit; ``capacity_bytes`` is at most this).
+        limit_bytes: the hard limit the kernel enforces (the cgroup memory limit), bytes, else
+            ``None``; ``capacity_bytes`` is at most this. Local only: not on the wire.
     """
 
     usage_ratio: float = 0.0
@@ -52,7 +52,7 @@ class Pressure:
     sampled_at: float = 0.0
     psi_some_avg10: float | None = None
     gc_pause_p99_ms: float | None = None
-    cgroup_limit_bytes: int | None = None
+    limit_bytes: int | None = None
 
     @property
     def capacity_mib(self) -> int:

@@ -33,9 +33,9 @@ class Reading:
         alloc_rate_bytes_per_sec: a growth rate the probe measured itself; ``None`` lets the
             guard estimate it from successive ``used_bytes``.
         failed_sources: names of sources that failed during this reading (counted by the guard).
-        cgroup_limit_bytes: the memory limit of the process's cgroup (the smallest up the
-            tree), bytes, or ``None`` without one (or where unreadable). It may be above the
-            capacity: the budget or the host can be smaller.
+        limit_bytes: the hard limit the kernel enforces (the cgroup memory limit, the smallest
+            up the tree), bytes, or ``None`` without one; reported even where the budget or the
+            host is smaller (then it is not the capacity).
     """
 
     used_bytes: int
@@ -44,7 +44,7 @@ class Reading:
     gc_pause_p99_ms: float | None = None
     alloc_rate_bytes_per_sec: float | None = None
     failed_sources: tuple[str, ...] = ()
-    cgroup_limit_bytes: int | None = None
+    limit_bytes: int | None = None
 
 
 @runtime_checkable
@@ -183,7 +183,7 @@ class SystemProbe:
             psi_some_avg10=psi,
             gc_pause_p99_ms=self._gc.p99_ms(),
             failed_sources=tuple(failed),
-            cgroup_limit_bytes=limit.limit_bytes,
+            limit_bytes=limit.limit_bytes,
         )
 
     def _read_rss(self) -> int:

@@ -85,11 +85,12 @@ def memory_truth(pressure: Pressure) -> dict[str, int | None]:
     """Live memory and the retained plateau, bytes, where the snapshot has them, else None.
 
     The one place telemetry learns about them: the fields come with the live-memory work
-    (docs/design.md §3, §4); until a snapshot carries them both gauges report nothing.
+    (docs/design.md §3, §4: ``live_bytes``, ``plateau_bytes``); until a snapshot carries them
+    both gauges report nothing.
     """
     return {
         "live": _bytes_or_none(getattr(pressure, "live_bytes", None)),
-        "retained_plateau": _bytes_or_none(getattr(pressure, "retained_plateau_bytes", None)),
+        "retained_plateau": _bytes_or_none(getattr(pressure, "plateau_bytes", None)),
     }
 
 
@@ -282,7 +283,7 @@ _GAUGES: tuple[tuple[str, str, str, Callable[[Pressure], Any], bool], ...] = (
         "memcontract.memory.limit",
         "By",
         "The cgroup memory limit (the kernel's hard limit)",
-        lambda p: p.cgroup_limit_bytes,
+        lambda p: p.limit_bytes,
         True,
     ),
     ("memcontract.level", "{level}", "Breach level in force (0-3)", lambda p: int(p.level), True),

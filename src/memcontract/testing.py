@@ -23,10 +23,11 @@ class FakeProbe:
     """A probe whose readings the test sets: ``probe.set(usage=0.95)``.
 
     Usage is relative to the capacity: the contract budget unless ``capacity_mb`` is set
-    (a smaller physical memory, say) or ``cgroup_limit_mb`` is (reported as the cgroup limit,
-    and the capacity where it is below the budget). ``alloc_rate_mb`` reports a growth rate
-    directly (default 0); with ``estimate_rate=True`` the probe reports none and the guard
-    estimates it from the successive used bytes, as with the system probe.
+    (a smaller cgroup limit, say). ``limit_mb`` reports a hard (cgroup) limit, kept until
+    changed (0 removes it); it does not change the capacity (set ``capacity_mb`` for that).
+    ``alloc_rate_mb`` reports a growth rate directly (default 0); with ``estimate_rate=True``
+    the probe reports none and the guard estimates it from the successive used bytes, as with
+    the system probe.
     """
 
     def __init__(self, *, estimate_rate: bool = False) -> None:
@@ -37,7 +38,7 @@ class FakeProbe:
         self.alloc_rate_bytes_per_sec: float | None = None
         self.psi_some_avg10: float | None = None
         self.gc_pause_p99_ms: float | None = None
-        self.cgroup_limit_bytes: int | None = None
+        self.limit_bytes: int | None = None
         self.failing = False
         self.reads = 0
         self.closed = False
@@ -51,7 +52,7 @@ class FakeProbe:
         alloc_rate_mb: float | None = None,
         psi: float | None = None,
         gc_pause_p99_ms: float | None = None,
-        cgroup_limit_mb: float | None = None,
+        limit_mb: float | None = None,
     ) -> FakeProbe:
         """Set what the next reads return (usage ratio, or used MiB); clears a failure."""
         if usage is not None:
@@ -60,8 +61,8 @@ class FakeProbe:
             self.used_bytes, self.usage = int(used_mb * MIB), None
         if capacity_mb is not None:
             self.capacity_bytes = int(capacity_mb * MIB)
-        if cgroup_limit_mb is not None:
-            self.cgroup_limit_bytes = int(cgroup_limit_mb * MIB)
+        if limit_mb is not None:
+            self.limit_bytes = int(limit_mb * MIB) or None
         self.alloc_rate_bytes_per_sec = (alloc_rate_mb or 0.0) * MIB
         self.psi_some_avg10 = psi
         self.gc_pause_p99_ms = gc_pause_p99_ms
@@ -78,8 +79,7 @@ class FakeProbe:
         self.reads += 1
         if self.failing:
             raise ProbeFailure("fake probe failure")
-        limit = self.cgroup_limit_bytes
-        capacity = min(budget_bytes, self.capacity_bytes or budget_bytes, limit or budget_bytes)
+        capacity = min(budget_bytes, self.capacity_bytes or budget_bytes)
         if self.used_bytes is not None:
             used = self.used_bytes
         else:
@@ -90,7 +90,7 @@ class FakeProbe:
             psi_some_avg10=self.psi_some_avg10,
             gc_pause_p99_ms=self.gc_pause_p99_ms,
             alloc_rate_bytes_per_sec=None if self.estimate_rate else self.alloc_rate_bytes_per_sec,
-            cgroup_limit_bytes=limit,
+            limit_bytes=self.limit_bytes,
         )
 
     def close(self) -> None:

@@ -135,8 +135,8 @@ func (c *Collector) collectGauges(ch chan<- prometheus.Metric, p memcontract.Pre
 	gauge(ch, budgetBytes, c.budget)
 	gauge(ch, level, float64(p.Level))
 	gauge(ch, info, 1, p.Module, p.ContractVersion)
-	if p.CgroupLimitBytes > 0 {
-		gauge(ch, limitBytes, float64(p.CgroupLimitBytes))
+	if p.LimitBytes > 0 {
+		gauge(ch, limitBytes, float64(p.LimitBytes))
 	}
 	truth := memoryTruth(p)
 	if truth.liveKnown {

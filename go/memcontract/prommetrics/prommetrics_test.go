@@ -35,7 +35,7 @@ func newStepped(t *testing.T, limitMB uint64) *stepped {
 		if limit > 0 && limit < capacity {
 			capacity = limit
 		}
-		return memcontract.Reading{UsedBytes: uint64(s.usage * float64(capacity)), CapacityBytes: capacity, CgroupLimitBytes: limit}, nil
+		return memcontract.Reading{UsedBytes: uint64(s.usage * float64(capacity)), CapacityBytes: capacity, LimitBytes: limit}, nil
 	})
 	m := memcontract.DefaultModule("api")
 	m.MaxHeapMb = 100

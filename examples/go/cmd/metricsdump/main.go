@@ -51,7 +51,7 @@ func main() {
 			capacity = limit
 		}
 		return memcontract.Reading{
-			UsedBytes: uint64(usage * float64(capacity)), CapacityBytes: capacity, CgroupLimitBytes: limit,
+			UsedBytes: uint64(usage * float64(capacity)), CapacityBytes: capacity, LimitBytes: limit,
 		}, nil
 	})
 	now := time.Unix(1_800_000_000, 0)
