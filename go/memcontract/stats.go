@@ -46,6 +46,17 @@ func ReadCounters() Counters {
 	return processCounts.read()
 }
 
+// CountShed counts a call refused with codes.ResourceExhausted outside a
+// Server (a proxy that finds no upstream able to take it, say) in
+// Counters.Shed; core says whether the call's method is core.
+func CountShed(core bool) {
+	if core {
+		processCounts.shed[classCore].Add(1)
+	} else {
+		processCounts.shed[classNonCore].Add(1)
+	}
+}
+
 // processCounts holds the process-wide counters: one atomic add per event,
 // off the per-call path except for the shed and fail-fast calls themselves.
 var processCounts counters

@@ -48,3 +48,14 @@ func TestProbeFailuresAndTimeAtLevel(t *testing.T) {
 		t.Errorf("cgroup failures counted %d, want 5 (one per successful reading)", got)
 	}
 }
+
+func TestCountShedByClass(t *testing.T) {
+	before := memcontract.ReadCounters().Shed
+	memcontract.CountShed(true)
+	memcontract.CountShed(false)
+	memcontract.CountShed(false)
+	after := memcontract.ReadCounters().Shed
+	if got := (memcontract.ByClass{Core: after.Core - before.Core, NonCore: after.NonCore - before.NonCore}); got != (memcontract.ByClass{Core: 1, NonCore: 2}) {
+		t.Errorf("CountShed counted %+v, want core 1, noncore 2", got)
+	}
+}

@@ -143,9 +143,9 @@ def serve_prometheus(port: int = 0, *, addr: str = "127.0.0.1") -> MetricsEndpoi
         MetricsError: another SDK MeterProvider is already the global one.
         OSError: the port cannot be bound (in use, or not allowed).
 
-    >>> endpoint = serve_prometheus(0)   # doctest: +SKIP
-    >>> endpoint.url                     # doctest: +SKIP
-    'http://127.0.0.1:40123/metrics'
+    For example ``serve_prometheus(0).url`` is ``'http://127.0.0.1:40123/metrics'`` with the
+    free port it picked (tests/test_metrics_serve.py runs it in a fresh interpreter: the
+    provider it installs is process-wide).
     """
     if not 0 <= port <= 65535:
         raise MetricsError(f"port must be 0 (any free port) to 65535, got {port}")
