@@ -23,6 +23,7 @@ from memcontract.telemetry import (
     HALF_OPEN_ADMITS,
     HOOK_ERRORS,
     INVALID_HEADERS,
+    NONCORE,
     SHEDS,
     UNTRUSTED_PEERS,
     WOULD_SHED,
@@ -167,10 +168,10 @@ class ServerSide:
                     self.telemetry.add(HALF_OPEN_ADMITS, 1)
                     return False
                 self._credit = credit
-            self.telemetry.add(SHEDS, 1)
+            self.telemetry.add(SHEDS, 1, NONCORE)
             self.count_error()
             return True
-        self.telemetry.add(WOULD_SHED, 1)
+        self.telemetry.add(WOULD_SHED, 1, NONCORE)
         return False
 
 
@@ -266,7 +267,7 @@ class ClientSide:
         report level 3 (:meth:`CalleeTable.fails_fast`; its probe goes out)."""
         if self.is_core(method) or not self.peers.fails_fast(self.target):
             return False
-        self.telemetry.add(FAST_FAILS, 1)
+        self.telemetry.add(FAST_FAILS, 1, NONCORE)
         return True
 
     def pushback_ms(self) -> int:

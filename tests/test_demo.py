@@ -101,8 +101,12 @@ def test_demo_says_so_when_level_3_is_not_reached(tmp_path: Path) -> None:
         str(roomy),
         "--out",
         str(tmp_path / "d"),
+        "--metrics-port",
+        "0",
     )
     last = done.stdout.strip().splitlines()[-1]
+    # the server served /metrics on a port of its own choosing, and the demo said where
+    assert re.search(r"and: curl -s http://127\.0\.0\.1:\d+/metrics", done.stdout)
     assert done.returncode == 2 and "Error 1" in done.stderr, done.stdout + done.stderr  # make's
     assert last.startswith(
         "demo: FAILED (level 3 not reached; no non-core call shed): peak level 0"

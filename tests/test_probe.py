@@ -232,6 +232,7 @@ def test_cgroup_limit(tmp_path: Path, case: str) -> None:
         assert probe.cgroup_limit_bytes == limit
         reading = probe.read(4 * GIB)
     assert reading.capacity_bytes == min(4 * GIB, limit or 4 * GIB, probe.physical_bytes)
+    assert reading.limit_bytes == limit
     assert reading.failed_sources == ()
 
 
@@ -368,6 +369,7 @@ def test_used_is_rss_when_budget_binds(tmp_path: Path, case: str) -> None:
         reading = probe.read(128 * MIB)
     rss = psutil.Process().memory_info().rss
     assert reading.capacity_bytes == 128 * MIB
+    assert reading.limit_bytes == 256 * MIB  # reported though the budget binds
     assert reading.used_bytes != working_set
     assert abs(reading.used_bytes - rss) < 64 * MIB
 

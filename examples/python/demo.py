@@ -29,6 +29,7 @@ From the repository root::
 
     python -m examples.python.demo            # about 40 s
     python -m examples.python.demo --short    # about 25 s (what CI runs)
+    python -m examples.python.demo --metrics-port 9464   # the server also serves /metrics
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ class ExampleServer:
     """The example inventory server in a subprocess (a context manager); ``port`` once started.
 
     ``command`` runs it (default ``python -m examples.python.server``; ``--port 0 --contract
-    FILE`` are added).
+    FILE`` are added, and ``--metrics-port PORT`` with ``metrics_port``: then ``metrics_url``
+    is where it serves Prometheus /metrics).
 
     Its log (stderr) goes to ``log_path``. Leaving the block stops it with SIGTERM (it drains
     and exits 0), and kills it if it has not exited 10 s later.
@@ -123,18 +125,21 @@ class ExampleServer:
         contract: pathlib.Path,
         log_path: pathlib.Path,
         command: Sequence[str] = SERVER_COMMAND,
+        metrics_port: int | None = None,
     ) -> None:
         self.contract = contract
         self.command = tuple(command)
         self.log_path = log_path
+        self.metrics_port = metrics_port
         self.port = 0
+        self.metrics_url: str | None = None
         self.proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> ExampleServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
-                [*self.command, "--port", "0", "--contract", str(self.contract)],
+                [*self.command, "--port", "0", "--contract", str(self.contract), *self._metrics()],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -143,6 +148,8 @@ class ExampleServer:
             )
         try:
             self.port = int(_read_line(self.proc, SERVER_START_TIMEOUT_S))
+            if self.metrics_port is not None:
+                self.metrics_url = _read_line(self.proc, SERVER_START_TIMEOUT_S).split()[-1]
         except (TimeoutError, ValueError) as err:
             self.stop()
             message = f"the example server did not start ({err}); see {self.log_path}"
@@ -151,6 +158,9 @@ class ExampleServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _metrics(self) -> tuple[str, ...]:
+        return () if self.metrics_port is None else ("--metrics-port", str(self.metrics_port))
 
     def peak_rss_mib(self) -> float | None:
         """The server's peak resident memory so far (VmHWM, MiB), where /proc has it."""
@@ -628,6 +638,8 @@ def intro(server: ExampleServer, contract: pathlib.Path, plan: Plan) -> Iterator
         f"GetStock (non-core) {plan.probe_rps:g}/s run throughout"
     )
     yield f"meanwhile, try: grpcurl -plaintext {address} list"
+    if server.metrics_url is not None:
+        yield f"and: curl -s {server.metrics_url} | grep ^memcontract_"
 
 
 def positive(text: str) -> float:
@@ -656,6 +668,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--watch", type=positive, help="seconds to wait after the load (default 30, short 20)"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="the server also serves Prometheus /metrics on this port (0: any free one)",
+    )
     return parser.parse_args(argv)
 
 
@@ -669,7 +686,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     contract = pathlib.Path(args.contract).resolve()
     started = time.monotonic()
     try:
-        reports, watch, peak = run_demo(contract, plan, args.out, live=not args.plain)
+        reports, watch, peak = run_demo(
+            contract, plan, args.out, live=not args.plain, metrics_port=args.metrics_port
+        )
     except KeyboardInterrupt:
         print("demo: FAILED: interrupted", flush=True)
         return 130
@@ -689,10 +708,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_demo(
-    contract: pathlib.Path, plan: Plan, name: str, *, live: bool
+    contract: pathlib.Path, plan: Plan, name: str, *, live: bool, metrics_port: int | None = None
 ) -> tuple[dict[str, Report], Watch, float | None]:
     """Start the server, run the streams with the live view; (reports, watch, peak RSS MiB)."""
-    with ExampleServer(contract, pathlib.Path(f"{name}.server.log")) as server:
+    log_path = pathlib.Path(f"{name}.server.log")
+    with ExampleServer(contract, log_path, metrics_port=metrics_port) as server:
         with Board((REPORT, PING, PROBE), live=live and sys.stdout.isatty()) as board:
             for text in intro(server, contract, plan):
                 board.note(text)

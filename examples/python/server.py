@@ -4,6 +4,10 @@ From the repository root::
 
     python -m examples.python.server --port 0          # sync; prints the bound port first
     python -m examples.python.server --port 0 --aio    # the grpc.aio variant
+    python -m examples.python.server --port 0 --metrics-port 0   # and Prometheus /metrics
+
+With ``--metrics-port`` (the ``prometheus`` extra) it serves ``/metrics`` on ``--host`` and
+prints ``metrics URL`` as the second stdout line.
 
 SIGTERM or SIGINT stops it cleanly: health goes NOT_SERVING, in-flight calls get a grace
 period, the guard stops and reverses its actions, and the process exits 0. With
@@ -197,7 +201,9 @@ class Recycle:
         self._stop()
 
 
-def run_sync(guard: Guard, inventory: Inventory, host: str, port: int) -> bool:
+def run_sync(
+    guard: Guard, inventory: Inventory, host: str, port: int, metrics_url: str | None = None
+) -> bool:
     """Serve until SIGTERM or SIGINT, or until the guard asks to recycle (then return True)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -205,7 +211,7 @@ def run_sync(guard: Guard, inventory: Inventory, host: str, port: int) -> bool:
     recycle = Recycle(guard, stop.set)  # runs on the sampler thread
     guard.start()
     server, bound, checker = build_sync_server(guard, inventory, host=host, port=port)
-    announce(bound, host, "sync")
+    announce(bound, host, "sync", metrics_url)
     try:
         while not stop.wait(0.5):
             pass
@@ -217,7 +223,9 @@ def run_sync(guard: Guard, inventory: Inventory, host: str, port: int) -> bool:
     return recycle.requested
 
 
-async def run_aio(guard: Guard, inventory: Inventory, host: str, port: int) -> bool:
+async def run_aio(
+    guard: Guard, inventory: Inventory, host: str, port: int, metrics_url: str | None = None
+) -> bool:
     """Serve until SIGTERM or SIGINT, or until the guard asks to recycle (then return True);
     the guard samples in an asyncio task."""
     stop = asyncio.Event()
@@ -227,7 +235,7 @@ async def run_aio(guard: Guard, inventory: Inventory, host: str, port: int) -> b
     recycle = Recycle(guard, stop.set)  # runs in the sampler task, on this loop
     await guard.start_async()
     server, bound, checker = await build_aio_server(guard, inventory, host=host, port=port)
-    announce(bound, host, "aio")
+    announce(bound, host, "aio", metrics_url)
     try:
         await stop.wait()
     finally:
@@ -238,9 +246,12 @@ async def run_aio(guard: Guard, inventory: Inventory, host: str, port: int) -> b
     return recycle.requested
 
 
-def announce(port: int, host: str, kind: str) -> None:
-    """The bound port alone on the first stdout line (scripts read it), then a log line."""
+def announce(port: int, host: str, kind: str, metrics_url: str | None = None) -> None:
+    """The bound port alone on the first stdout line (scripts read it), then ``metrics URL``
+    when serving /metrics, then a log line."""
     print(port, flush=True)
+    if metrics_url is not None:
+        print(f"metrics {metrics_url}", flush=True)
     log.info("inventory (%s) listening on %s:%d", kind, host, port)
 
 
@@ -256,7 +267,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--db", default=":memory:", help="SQLite file (default: in memory)")
     parser.add_argument("--skus", type=int, default=1000, help="items seeded at start")
     parser.add_argument("--cache-size", type=int, default=256, help="LRU cache entries")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port of --host (0: any free port; needs the "
+        "prometheus extra); default: no /metrics",
+    )
     return parser.parse_args(argv)
+
+
+def serve_metrics(port: int | None, host: str) -> str | None:
+    """Serve /metrics on ``host:port`` if a port is given; return its URL."""
+    if port is None:
+        return None
+    from memcontract.metrics import serve_prometheus
+
+    return serve_prometheus(port, addr=host).url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -264,14 +291,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
+    # Before the guard: its counters then start at 0 on /metrics (see memcontract.metrics).
+    metrics_url = serve_metrics(args.metrics_port, args.host)
     guard = Guard(Contract.load(args.contract, module=args.module))
     inventory = Inventory(guard, db_path=args.db, skus=args.skus, cache_size=args.cache_size)
     log_transitions(guard, inventory)
     try:
         if args.aio:
-            recycled = asyncio.run(run_aio(guard, inventory, args.host, args.port))
+            recycled = asyncio.run(run_aio(guard, inventory, args.host, args.port, metrics_url))
         else:
-            recycled = run_sync(guard, inventory, args.host, args.port)
+            recycled = run_sync(guard, inventory, args.host, args.port, metrics_url)
     finally:
         inventory.close()
     return RECYCLE_EXIT_STATUS if recycled else 0

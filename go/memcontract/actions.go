@@ -137,6 +137,7 @@ func (r *actionRunner) update(p Pressure) {
 			r.mu.Lock()
 			r.engages[a.name()]++
 			r.mu.Unlock()
+			processCounts.action(a.name(), "engage")
 			if !r.dryRun {
 				runHook("action "+a.name()+".engage", func() { a.engage(p) })
 			}
@@ -150,6 +151,7 @@ func (r *actionRunner) update(p Pressure) {
 
 func (r *actionRunner) release(a action) {
 	delete(r.engaged, a.name())
+	processCounts.action(a.name(), "release")
 	if !r.dryRun {
 		runHook("action "+a.name()+".release", a.release)
 	}

@@ -192,6 +192,7 @@ func (c *Client) check(target, method string, opts []grpc.CallOption) error {
 	reported := e.pressure
 	c.mu.Unlock()
 	c.fastFailed.Add(1)
+	processCounts.fastFailed[classNonCore].Add(1)
 	ms := max(1, (left+time.Millisecond/2)/time.Millisecond)
 	for _, o := range opts {
 		if t, ok := o.(grpc.TrailerCallOption); ok {

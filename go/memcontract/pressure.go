@@ -83,6 +83,9 @@ type Pressure struct {
 	// Instance is the reporting process's instance id (0: not named); a
 	// Server and a Client stamp their own (Instance()) on what they send.
 	Instance uint64 `json:"instance_id,omitempty"`
+	// LimitBytes is the process's cgroup memory limit (the kernel's
+	// hard limit), 0 without one. Local only: not on the wire.
+	LimitBytes uint64 `json:"-"`
 }
 
 // LiveRatio returns live memory over capacity, and whether it is known.

@@ -77,7 +77,7 @@ func newRecovery(m *memcontractv1.ModuleContract, recycle func(Pressure)) *recov
 		liveHigh:     heap.GetLevel3(),
 		recycles:     onStuck(m) == OnStuckRecycle,
 		stallSamples: max(2, int(m.GetLadder().GetConfirm().GetLevel3())),
-		release:      debug.FreeOSMemory,
+		release:      releaseMemory,
 		recycle:      recycle,
 		dryRun:       m.GetDryRun(),
 	}
@@ -196,4 +196,10 @@ func (r *recovery) stuck(p Pressure, atHardLimit bool) {
 	r.phase, r.fraction = phaseHalfOpen, firstFraction
 	logger.Warningf("memcontract: level 3 stuck at %.1f%% (memory retained, not growing): admitting %.0f%% of non-core calls, more while usage does not climb",
 		p.UsageRatio*100, r.fraction*100)
+}
+
+// releaseMemory hands freed memory back to the OS; counted.
+func releaseMemory() {
+	debug.FreeOSMemory()
+	processCounts.rel.Add(1)
 }

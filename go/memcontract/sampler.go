@@ -25,6 +25,7 @@ type Sampler struct {
 	now     func() time.Time
 	actions *actionRunner
 	hooks   []func(old, new Level, p Pressure)
+	levels  levelClock // time at each level (TimeAtLevel)
 
 	snapshot atomic.Pointer[samplerSnapshot]
 
@@ -125,11 +126,13 @@ func NewSampler(version string, m *memcontractv1.ModuleContract, opts ...Sampler
 	var recycle func(Pressure)
 	if o.recycle != nil {
 		recycle = func(p Pressure) {
+			processCounts.recycles.Add(1)
 			go runHook("recycle hook", func() { o.recycle(p) })
 		}
 	}
 	s.recovery = newRecovery(m, recycle)
 	s.snapshot.Store(&samplerSnapshot{p: Pressure{ContractVersion: version, Module: m.GetName(), CapacityBytes: s.budget()}})
+	s.levels.enter(LevelNormal, s.now())
 	s.SampleOnce()
 	return s
 }
@@ -209,14 +212,21 @@ func (s *Sampler) SampleOnce() Pressure {
 	r, err := s.probe.Read(s.budget())
 	if err != nil {
 		s.failures.Add(1)
+		processCounts.failed("read")
 		logger.Warningf("memcontract: memory read failed (level held): %v", err)
 		return s.Pressure()
+	}
+	for _, source := range r.FailedSources {
+		processCounts.failed(source)
 	}
 	s.mu.Lock()
 	old := s.Pressure().Level
 	p, atHardLimit := s.evaluate(r)
 	admit, effects := s.recovery.update(p, atHardLimit)
 	s.snapshot.Store(&samplerSnapshot{p: p, admit: admit})
+	if p.Level != old {
+		s.levels.enter(p.Level, p.SampledAt)
+	}
 	s.mu.Unlock()
 
 	s.actMu.Lock()
@@ -247,7 +257,7 @@ func (s *Sampler) evaluate(r Reading) (Pressure, bool) {
 		UsageRatio: step.usageRatio, UsedBytes: r.UsedBytes, CapacityBytes: r.CapacityBytes,
 		AllocRateBytesPerSec: step.allocRate, AllocRateRatio: step.allocRateRatio, Level: step.level,
 		ContractVersion: s.version, Module: s.module.GetName(), SampledAt: now,
-		PlateauBytes: step.plateau,
+		PlateauBytes: step.plateau, LimitBytes: r.LimitBytes,
 	}
 	if hasLive {
 		p.LiveBytes, p.HasLive, p.LiveSource = r.LiveBytes, true, r.LiveSource

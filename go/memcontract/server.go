@@ -222,6 +222,7 @@ func (s *Server) enter(ctx context.Context, method string, stream bool) (context
 		} else {
 			st.info.Untrusted = true
 			s.untrusted.Add(1)
+			processCounts.untrusted.Add(1)
 		}
 	}
 	trailer := metadata.MD{}
@@ -230,9 +231,12 @@ func (s *Server) enter(ctx context.Context, method string, stream bool) (context
 	}
 	if s.sheds(st.info.Own, method) {
 		s.shed.Add(1)
+		processCounts.shed[classNonCore].Add(1)
 		trailer.Set(RetryPushbackKey, strconv.FormatUint(uint64(s.module.GetRetryPushbackMs()), 10))
 		st.shed = s.shedStatus(st.info.Own, method)
 		st.info.Shed = true
+	} else if st.info.Own.Level == LevelCritical && s.module.GetDryRun() && !s.core.Match(method) {
+		processCounts.wouldShed[classNonCore].Add(1)
 	}
 	// Trailers go out with every status: OK, error, decode failure and shed
 	// alike. Only the server's own level sheds: a caller's header never does.
@@ -264,6 +268,7 @@ func (s *Server) sheds(own Pressure, method string) bool {
 	if s.credit >= 1 {
 		s.credit--
 		s.halfOpenAdmits.Add(1)
+		processCounts.halfOpen.Add(1)
 		return false
 	}
 	return true
@@ -358,6 +363,7 @@ func (s *Server) TapHandle(ctx context.Context, info *tap.Info) (context.Context
 		return ctx, nil
 	}
 	s.shed.Add(1)
+	processCounts.shed[classNonCore].Add(1)
 	s.countCall()
 	s.countError()
 	pushback := time.Duration(s.module.GetRetryPushbackMs()) * time.Millisecond

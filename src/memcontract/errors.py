@@ -5,6 +5,7 @@ The hierarchy::
     MemcontractError            base of everything memcontract raises on purpose
      +-- ContractError          a contract file or value is invalid (names file, line, field)
      +-- GuardStateError        a Guard was used the wrong way (started twice, ...)
+     +-- MetricsError           the Prometheus endpoint cannot be set up as asked
 
 Runtime failures of memory sources, user callbacks and actions are never raised: they are
 logged once and counted (``memcontract.probe.failures``, ``memcontract.hook.errors``).
@@ -52,6 +53,11 @@ class ContractError(MemcontractError, ValueError):
 
 class GuardStateError(MemcontractError, RuntimeError):
     """A Guard was used the wrong way, e.g. started while already running."""
+
+
+class MetricsError(MemcontractError):
+    """:func:`memcontract.metrics.serve_prometheus` cannot be set up as asked (a port out of
+    range, another SDK MeterProvider already global): misuse, not a runtime failure."""
 
 
 # --- message helpers: how every configuration error names what was meant --------------------

@@ -180,6 +180,8 @@ class Guard:
         )
         self.telemetry = Telemetry(
             lambda: self.snapshot.pressure,
+            budget_bytes=budget,
+            monotonic=self._clock.monotonic,
             meter_provider=meter_provider,
             tracer_provider=tracer_provider,
         )
@@ -393,6 +395,7 @@ class Guard:
             live_bytes=live,
             live_source=reading.live_source,
             plateau_bytes=step.plateau_bytes,
+            limit_bytes=reading.limit_bytes,
         )
 
     def _plausible_live(self, reading: Reading) -> int | None:

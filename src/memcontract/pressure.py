@@ -46,6 +46,8 @@ class Pressure:
         plateau_bytes: the used bytes recorded when level 3 was left on live memory (memory
             the process retains but does not use), or ``None``: while recorded, the usage
             peers see is the live ratio.
+        limit_bytes: the hard limit the kernel enforces (the cgroup memory limit), bytes, else
+            ``None``; ``capacity_bytes`` is at most this. Local only: not on the wire.
     """
 
     usage_ratio: float = 0.0
@@ -62,6 +64,7 @@ class Pressure:
     live_bytes: int | None = None
     live_source: str = ""
     plateau_bytes: int | None = None
+    limit_bytes: int | None = None
 
     @property
     def used_ratio(self) -> float:

@@ -127,7 +127,7 @@ def release_memory(telemetry: Telemetry | None = None) -> Released:
     released = Released(collected, trimmed, time.process_time() - start)
     if telemetry is not None:
         result = {None: "unavailable", True: "released", False: "nothing"}[trimmed]
-        telemetry.add(RELEASES, 1, {"malloc_trim": result})
+        telemetry.add(RELEASES, 1, {"result": result})
     return released
 
 

@@ -70,6 +70,8 @@ class FakeProbe:
             self.used_bytes, self.usage = int(used_mb * MIB), None
         if capacity_mb is not None:
             self.capacity_bytes = int(capacity_mb * MIB)
+        if limit_mb is not None:
+            self.limit_bytes = int(limit_mb * MIB) or None
         self.alloc_rate_bytes_per_sec = (alloc_rate_mb or 0.0) * MIB
         self.psi_some_avg10 = psi
         self.gc_pause_p99_ms = gc_pause_p99_ms

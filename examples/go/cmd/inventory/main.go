@@ -8,13 +8,15 @@
 // Output on stdout, one JSON object a line:
 //
 //	{"event":"listening","address":"127.0.0.1:40123","port":40123}   (always first)
+//	{"event":"metrics","address":"127.0.0.1:40124","port":40124}     (with -metrics-listen)
 //	{"event":"call","method":...,"code":"OK","shed":false,"peer_present":true,
 //	 "peer":{...},"invalid":0,"own":{...}}                           (one per call)
 //	{"event":"pressure","pressure":{...}}       (after each -control-stdin line)
 //	{"event":"stopped","calls":3,"shed":1,"invalid":0}               (on SIGTERM)
 //
 // It registers health and server reflection (grpcurl ADDR list works); with
-// -tls-cert and -tls-key it serves TLS.
+// -tls-cert and -tls-key it serves TLS; with -metrics-listen it serves
+// Prometheus /metrics (package prommetrics) on that address.
 //
 // With -control-stdin, each line read from stdin is a JSON object
 // {"usage_ratio":0.97,"level":3,"alloc_rate_ratio":2.5} (level optional: from
@@ -27,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -45,6 +48,7 @@ import (
 	"github.com/memcontract/memcontract/examples/go/inventory"
 	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
 	"github.com/memcontract/memcontract/go/memcontract"
+	"github.com/memcontract/memcontract/go/memcontract/prommetrics"
 )
 
 // switchSource is a Source whose underlying source can be replaced.
@@ -84,6 +88,7 @@ func main() {
 		grace        = flag.Duration("grace", 5*time.Second, "time to drain in-flight calls on SIGTERM")
 		tlsCert      = flag.String("tls-cert", "", "PEM certificate to serve TLS with (with -tls-key)")
 		tlsKey       = flag.String("tls-key", "", "PEM private key of -tls-cert")
+		metrics      = flag.String("metrics-listen", "", "serve Prometheus /metrics on this address (loopback only; default: none)")
 	)
 	f.Register(flag.CommandLine, "inventory")
 	flag.Parse()
@@ -149,6 +154,18 @@ func main() {
 
 	port := lis.Addr().(*net.TCPAddr).Port
 	out.Print(map[string]any{"event": "listening", "address": lis.Addr().String(), "port": port})
+	if *metrics != "" {
+		// The sampler itself keeps the time at each level; a replaced source is observed.
+		var metricsSrc memcontract.Source = src
+		if !*controlStdin {
+			metricsSrc = base
+		}
+		addr, err := serveMetrics(*metrics, metricsSrc, module)
+		if err != nil {
+			cli.Fatal(err)
+		}
+		out.Print(map[string]any{"event": "metrics", "address": addr.String(), "port": addr.Port})
+	}
 
 	if *controlStdin {
 		go control(src, version, module, out)
@@ -179,6 +196,22 @@ func main() {
 	out.Print(map[string]any{"event": "stopped", "calls": calls.Load(), "shed": srv.ShedCount(), "invalid": srv.InvalidCount()})
 	stopSource()
 	os.Exit(int(exitCode.Load()))
+}
+
+// serveMetrics serves /metrics on addr (loopback only) in the background.
+func serveMetrics(addr string, src memcontract.Source, module *memcontractv1.ModuleContract) (*net.TCPAddr, error) {
+	if err := cli.CheckLoopback(addr); err != nil {
+		return nil, fmt.Errorf("-metrics-listen: %w", err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", prommetrics.Handler(src, module))
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = server.Serve(lis) }()
+	return lis.Addr().(*net.TCPAddr), nil
 }
 
 // recycleExitStatus is EX_TEMPFAIL ("temporary failure, retry"), the status
