@@ -138,31 +138,16 @@ func (c *Collector) collectGauges(ch chan<- prometheus.Metric, p memcontract.Pre
 	if p.LimitBytes > 0 {
 		gauge(ch, limitBytes, float64(p.LimitBytes))
 	}
-	truth := memoryTruth(p)
-	if truth.liveKnown {
-		gauge(ch, liveBytes, float64(truth.live))
+	if p.HasLive {
+		gauge(ch, liveBytes, float64(p.LiveBytes))
 	}
-	if truth.plateauKnown {
-		gauge(ch, plateauBytes, float64(truth.plateau))
+	if p.PlateauBytes > 0 {
+		gauge(ch, plateauBytes, float64(p.PlateauBytes))
 	}
 	// Non-essential telemetry pauses at level 2, as in the Python library.
 	if p.Level < memcontract.LevelDegraded {
 		gauge(ch, allocRate, p.AllocRateBytesPerSec)
 	}
-}
-
-// truth is live memory and the retained plateau, where known.
-type truth struct {
-	live, plateau           uint64
-	liveKnown, plateauKnown bool
-}
-
-// memoryTruth returns live memory and the retained plateau from the
-// snapshot. The one place they are read: the live-memory work (issue 22)
-// adds them to memcontract.Pressure; until then neither is known and
-// neither gauge is reported.
-func memoryTruth(memcontract.Pressure) truth {
-	return truth{}
 }
 
 func (c *Collector) collectTimeAtLevel(ch chan<- prometheus.Metric, now memcontract.Level) {

@@ -24,18 +24,25 @@ const mib = 1 << 20
 type stepped struct {
 	*memcontract.Sampler
 	usage float64
+	live  float64 // of capacity; 0: unknown
 	now   time.Time
 }
 
 func newStepped(t *testing.T, limitMB uint64) *stepped {
 	t.Helper()
-	s := &stepped{now: time.Unix(1_800_000_000, 0)}
+	// At rest at 42 % before the steps: a first read of 0 followed by 42 % would be
+	// growth of 42 MiB/s, which near a cgroup limit is level 3 at once.
+	s := &stepped{now: time.Unix(1_800_000_000, 0), usage: 0.42}
 	probe := memcontract.ProbeFunc(func(budget uint64) (memcontract.Reading, error) {
 		capacity, limit := budget, limitMB*mib
 		if limit > 0 && limit < capacity {
 			capacity = limit
 		}
-		return memcontract.Reading{UsedBytes: uint64(s.usage * float64(capacity)), CapacityBytes: capacity, LimitBytes: limit}, nil
+		r := memcontract.Reading{UsedBytes: uint64(s.usage * float64(capacity)), CapacityBytes: capacity, LimitBytes: limit}
+		if s.live > 0 {
+			r.LiveBytes, r.HasLive, r.LiveSource = uint64(s.live*float64(capacity)), true, "fake"
+		}
+		return r, nil
 	})
 	m := memcontract.DefaultModule("api")
 	m.MaxHeapMb = 100
@@ -136,10 +143,29 @@ func TestGaugesFollowTheSnapshot(t *testing.T) {
 			}
 			for _, gone := range []string{"memcontract_memory_live_bytes", "memcontract_memory_retained_plateau_bytes"} {
 				if _, ok := f[gone]; ok {
-					t.Errorf("%s reported, but the snapshot has no such field yet", gone)
+					t.Errorf("%s reported, but the probe reads no live memory", gone)
 				}
 			}
 		})
+	}
+}
+
+func TestLiveAndPlateauAreExposedWhereTheSnapshotHasThem(t *testing.T) {
+	s := newStepped(t, 0)
+	s.live = 0.20
+	// Level 3 on used memory (three confirmations), then left on live memory
+	// while used memory stays flat: the retained plateau is recorded.
+	s.step(0.97, 0.97, 0.97, 0.97, 0.97, 0.97)
+	p := s.Pressure()
+	if !p.HasLive || p.PlateauBytes == 0 {
+		t.Fatalf("pressure %+v: want live memory and a plateau", p)
+	}
+	f := gather(t, s)
+	if got := value(t, f, "memcontract_memory_live_bytes"); got != float64(p.LiveBytes) {
+		t.Errorf("live = %v, want %d", got, p.LiveBytes)
+	}
+	if got := value(t, f, "memcontract_memory_retained_plateau_bytes"); got != float64(p.PlateauBytes) {
+		t.Errorf("plateau = %v, want %d", got, p.PlateauBytes)
 	}
 }
 
