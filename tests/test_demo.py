@@ -64,7 +64,7 @@ def test_short_demo_reaches_level_3_and_recovers(tmp_path: Path) -> None:
     )
     assert shed_counts == shed
     html = name.with_suffix(".html").read_text()
-    assert "Answered by status" in html and "RESOURCE_EXHAUSTED" in html
+    assert "GetStock: answers by status" in html and "RESOURCE_EXHAUSTED" in html
     assert name.with_suffix(".csv").stat().st_size > 0
 
 

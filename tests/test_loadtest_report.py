@@ -43,7 +43,9 @@ def _record(
     for code, intended, sent, done, usage, level in calls:
         metrics.on_sent(intended, sent)
         details = None if code == "OK" else f"{code.lower()} details"
-        metrics.on_done(code, intended, sent, done, details).memory(usage, level)
+        metrics.on_done(code, intended, sent, done, details)
+        metrics.on_memory(done, usage, level)
+        metrics.on_loop_lag(sent, 0.001)
 
 
 CONFIG = {"target": "127.0.0.1:1", "method": "/test.Load/Echo", "mode": "open"}
@@ -119,20 +121,35 @@ def test_write_all_writes_three_non_empty_files(tmp_path: Path) -> None:
     assert {"second", "sent", "answered", "p99_ms", "usage_percent", "level", "OK"} <= set(rows[0])
     assert sum(int(r["sent"]) for r in rows) == report.sent
     page = paths[2].read_text()
-    assert page.count("<svg") == 5 and "x-memory-level" in page
-    assert "Answered by status" in page  # OK per second (the statuses over time)
+    assert page.count("<svg") == 8 and "x-memory-level" in page
+    assert "Echo: answers by status" in page  # OK per second (the statuses over time)
     for svg in re.findall(r"<svg.*?</svg>", page, re.S):
         root = ElementTree.fromstring(svg)  # well-formed, with lines drawn
-        assert root.findall(".//{http://www.w3.org/2000/svg}polyline")
+        paths_drawn = root.findall(".//{http://www.w3.org/2000/svg}path")
+        assert paths_drawn and all(p.get("d") for p in paths_drawn)
     # Self-contained: nothing fetched (the only URL is SVG's namespace, which is not fetched).
-    for token in ("<script", "src=", "href=", "@import", "url("):
+    for token in ("<script src", "src=", "href=", "@import", "url(", "//cdn"):
         assert token not in page
     assert "RESOURCE_EXHAUSTED" in page
 
 
 def test_html_chart_handles_gaps_and_empty_series() -> None:
-    svg = html.chart("t", "u", [("a", "#000", [None, 1.0, None, 2.0, 3.0]), ("b", "#111", [])])
-    assert svg.count("<circle") == 1 and svg.count("<polyline") == 1
+    svg = html.chart(
+        "t",
+        "u",
+        [html.Series("a", "#000", [None, 1.0, None, 2.0, 3.0]), html.Series("b", "#111", [])],
+    )
+    root = ElementTree.fromstring(svg[svg.index("<svg") :])
+    (drawn,) = root.findall(".//{http://www.w3.org/2000/svg}path")  # "b" draws nothing
+    assert drawn.get("d", "").count("M") == 2  # two stretches: the lone point and the pair
+
+
+def test_nice_ticks_read_as_round_numbers() -> None:
+    assert html.nice_ticks(130.7) == [0, 50, 100, 150]  # not 0 / 65.34 / 130.7
+    assert html.nice_ticks(3.0) == [0, 1, 2, 3]
+    assert html.nice_ticks(7.3) == [0, 2, 4, 6, 8]
+    assert html.nice_ticks(0.0) == [0, 1]
+    assert html.nice_ticks(48) == [0, 10, 20, 30, 40, 50]
 
 
 def test_text_summary_names_statuses_and_memory() -> None:

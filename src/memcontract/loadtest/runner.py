@@ -6,9 +6,10 @@ counted, never queued). Latency counts from the intended start. Closed loop: ``c
 callers, each sending its next call as soon as the previous one ends.
 
 Calls are raw bytes through grpcio's generic multi-callables (no serializers, no generated
-code). The target's ``x-memory-usage`` / ``x-memory-level`` are read from the trailers of a
-sample of calls (at most one every ``TRAILER_EVERY_S`` per worker, enough for a per-second
-timeline and cheap on the hot path).
+code). The target's ``x-memory-usage`` / ``x-memory-level`` are read from the trailers of every
+call: a target that sends its keys only when they change says so on one call, and an absent
+key means "unchanged", never level 0. Beside the load, a monitor task measures the harness
+itself: how late its event loop wakes a timer, and how busy the loop's thread is each second.
 
 >>> spec = LoadSpec("127.0.0.1:50051", "/pkg.Svc/Get", concurrency=4, duration=10)
 >>> spec.mode, spec.share(1, 2).concurrency
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,10 +35,10 @@ from ..wire import LEVEL, USAGE, parse_level, parse_usage
 from .errors import LoadTestError, TargetUnreachable
 from .metrics import Bucket, Metrics
 from .pacer import Pacer
-from .result import Report, Second
+from .result import Event, Report, Second
 from .schedule import Schedule
 
-TRAILER_EVERY_S = 0.05
+LOOP_TICK_S = 0.02  # how often the monitor asks the event loop to wake it
 CLIENT_ERROR = "CLIENT_ERROR"  # the status of a call that failed in the client, not on the wire
 log = logging.getLogger("memcontract.loadtest")
 DEFAULT_DURATION_S = 10.0
@@ -64,7 +66,8 @@ class LoadSpec:
     ``timeout`` (s) is each call's deadline. ``connections`` channels are spread over
     ``workers`` processes (at least one each). ``tls`` ``None`` means plaintext.
     ``max_inflight`` bounds the calls in flight in open loop (split over workers): past it, due
-    calls are dropped and counted. Little's law sizes it: 1000 in flight carry 10 000 calls/s
+    calls are dropped and counted. ``label`` names the stream in merged reports (default: the
+    method's last part). Little's law sizes it: 1000 in flight carry 10 000 calls/s
     at 100 ms; an unbounded queue inside grpcio would only slow the client itself down.
     """
 
@@ -84,6 +87,7 @@ class LoadSpec:
     tls: Tls | None = None
     max_inflight: int = 1000
     connect_timeout: float = 5.0
+    label: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.payload, bytes):
@@ -153,7 +157,30 @@ class LoadSpec:
             "tls": self.tls is not None,
             "payload_bytes": len(self.payload),
             "metadata": sorted(k for k, _ in self.metadata),
+            "label": self.label,
         }
+
+    def phases(self, start: float) -> Iterator[Event]:
+        """The schedule's boundaries inside the measured part (Unix s from ``start``)."""
+        if self.schedule is None:
+            return
+        end = self.run_seconds or math.inf
+        offset = 0.0
+        segments = self.schedule.segments
+        for before, after in itertools.pairwise(segments):
+            offset += before.seconds
+            if 0 < offset < end:
+                text = (
+                    f"{after.start_rps:g}/s"
+                    if after.start_rps == after.end_rps
+                    else (f"ramp {after.start_rps:g} -> {after.end_rps:g}/s")
+                )
+                yield Event(start + offset, "phase", f"step to {text}")
+        offset = self.schedule.seconds
+        if segments and 0 < offset < end:
+            yield Event(
+                start + offset, "phase", f"schedule ends, {self.schedule.hold_rps:g}/s held"
+            )
 
 
 def is_loopback(target: str) -> bool:
@@ -254,7 +281,6 @@ class _Worker:
         # Unix time from the monotonic clock: immune to wall-clock steps during the run.
         self.offset = time.time() - time.perf_counter()
         self.inflight = 0
-        self.next_trailers = 0.0
         self.tasks: set[asyncio.Task[None]] = set()
         self.reported = 0  # seconds handed to progress so far
 
@@ -281,19 +307,17 @@ class _Worker:
                 await call
             code = "OK"
             done = self.now()
-            if done >= self.next_trailers:
-                trailers = await call.trailing_metadata()
+            trailers = await call.trailing_metadata()
         except grpc.aio.AioRpcError as err:
             done = self.now()
             code = err.code().name
             details = err.details() or ""
-            trailers = err.trailing_metadata() if done >= self.next_trailers else None
+            trailers = err.trailing_metadata()
         except Exception as err:  # grpcio failing locally: counted, never the end of the run
             done = self.now()
             code, details = CLIENT_ERROR, f"{type(err).__name__}: {err}"
-        bucket = metrics.on_done(code, intended, sent, done, details)
-        if trailers is not None:
-            self.next_trailers = done + TRAILER_EVERY_S
+        metrics.on_done(code, intended, sent, done, details)
+        if trailers:
             usage = level = None
             for key, value in trailers:
                 if key == USAGE:
@@ -302,7 +326,8 @@ class _Worker:
                 elif key == LEVEL:
                     parsed = parse_level(value)
                     level = None if parsed is None else int(parsed)
-            bucket.memory(usage, level)
+            if usage is not None or level is not None:
+                metrics.on_memory(done, usage, level)
 
     async def open_loop(self, metrics: Metrics, pacer: Pacer, start: float) -> None:
         """Fire calls at their intended starts until the pacer stops; never wait for answers."""
@@ -364,6 +389,22 @@ class _Worker:
             deadline = start + seconds if seconds is not None else math.inf
             await self.closed_loop(metrics, spec.concurrency or 1, deadline, total)
 
+    async def monitor(self, metrics: Metrics) -> None:
+        """Measure the harness itself until cancelled: how late the event loop wakes a timer
+        (every ``LOOP_TICK_S``) and how busy its thread is (CPU per second, in %)."""
+        wall, cpu = self.now(), time.thread_time()
+        second = math.floor(wall - metrics.start_unix)
+        while True:
+            due = self.now() + LOOP_TICK_S
+            await asyncio.sleep(LOOP_TICK_S)
+            now = self.now()
+            metrics.on_loop_lag(now, max(0.0, now - due))
+            if math.floor(now - metrics.start_unix) != second:
+                used = time.thread_time()
+                metrics.on_cpu(now, min(100.0, 100 * (used - cpu) / max(1e-9, now - wall)))
+                wall, cpu = now, used
+                second = math.floor(now - metrics.start_unix)
+
     async def drain(self) -> None:
         """Wait for the open loop's calls still in flight (each bounded by its deadline)."""
         if self.tasks:
@@ -415,13 +456,18 @@ async def run_worker(
         if spec.warmup > 0:
             await worker.run_phase(Metrics(start), spec.warmup, None)
         metrics = Metrics(start + spec.warmup, closed_loop=spec.mode == "closed")
-        ticker = asyncio.ensure_future(worker.ticker(metrics)) if progress else None
+        for event in spec.phases(metrics.start_unix):
+            metrics.on_event(event)
+        helpers = [asyncio.ensure_future(worker.monitor(metrics))]
+        if progress:
+            helpers.append(asyncio.ensure_future(worker.ticker(metrics)))
         try:
             await worker.run_phase(metrics, spec.run_seconds, spec.total)
+            metrics.on_event(Event(worker.now(), "stop", "load stopped"))
             await worker.drain()
         finally:
-            if ticker is not None:
-                ticker.cancel()
+            for helper in helpers:
+                helper.cancel()
         if progress is not None:  # the rest, the last (partial) second included
             last = max(metrics.buckets, default=-1)
             worker.report_seconds(metrics, until=metrics.start_unix + last + 1)
