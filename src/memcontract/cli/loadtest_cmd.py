@@ -104,6 +104,11 @@ def register(sub: Any) -> None:
     tls.add_argument("--key", metavar="FILE", help="PEM client key (with --cert)")
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="NAME", help="write NAME.json, NAME.csv and NAME.html")
+    out.add_argument(
+        "--label",
+        metavar="L",
+        help="the stream's name in merged reports (default: the method's last part)",
+    )
     out.add_argument("--no-progress", action="store_true", help="no live table on a terminal")
     p.set_defaults(run=run_loadtest)
 
@@ -182,6 +187,7 @@ def build_spec(args: argparse.Namespace) -> LoadSpec:
         tls=_tls(args),
         max_inflight=args.max_inflight,
         connect_timeout=parse_duration(args.connect_timeout, what="--connect-timeout"),
+        label=args.label,
     )
 
 
