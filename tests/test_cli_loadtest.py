@@ -242,3 +242,14 @@ def test_merge_of_two_methods_keeps_each_stream(
     assert kinds == [("phase", "core"), ("stop", "GetStock"), ("stop", "core")]
     page = Path(f"{merged}.html").read_text()
     assert "<title>memcontract loadtest: core, GetStock on" in page
+
+
+def test_no_arguments_and_bad_values_first(capsys: pytest.CaptureFixture[str]) -> None:
+    # With no arguments: the target and --method, not merge's report files.
+    assert main(["loadtest"]) == 2
+    err = capsys.readouterr().err
+    assert "TARGET" in err and "--method" in err and "report" not in err
+    # A wrong value is said before a missing mode or method.
+    _fails(["127.0.0.1:1", "--method", "/a.B/C", "--duration", "xx"], capsys, "--duration")
+    _fails(["127.0.0.1:1", "--duration", "5"], capsys, "--method")
+    _fails(["127.0.0.1:1", "--timeout", "soon", "--rps", "5"], capsys, "--timeout")
