@@ -89,7 +89,10 @@ def register(sub: Any) -> None:
         "--connections", metavar="N", type=int, default=1, help="connections (default 1)"
     )
     load.add_argument(
-        "--workers", metavar="N", type=int, default=1, help="worker processes (default 1)"
+        "--workers",
+        metavar="N",
+        type=int,
+        help="worker processes (default: 1; closed loop from 16 callers, 2)",
     )
     load.add_argument(
         "--max-inflight",

@@ -23,6 +23,7 @@ import ipaddress
 import itertools
 import logging
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -42,6 +43,10 @@ LOOP_TICK_S = 0.02  # how often the monitor asks the event loop to wake it
 CLIENT_ERROR = "CLIENT_ERROR"  # the status of a call that failed in the client, not on the wire
 log = logging.getLogger("memcontract.loadtest")
 DEFAULT_DURATION_S = 10.0
+#: From this many closed-loop callers, the default is two worker processes: with one, the
+#: harness reached 0.74x ghz's throughput at 32 callers, with two 1.00x (docs/benchmarks.md).
+AUTO_WORKERS_CONCURRENCY = 16
+AUTO_WORKERS = 2
 
 #: Called with each second as it closes (merged over workers), on the event loop's thread.
 ProgressCallback = Callable[[Second], None]
@@ -64,7 +69,10 @@ class LoadSpec:
     length, else 10 s); ``warmup`` (s) runs first (the schedule's first seconds, or the same
     concurrency) and is not measured; the measured part then starts the schedule afresh.
     ``timeout`` (s) is each call's deadline. ``connections`` channels are spread over
-    ``workers`` processes (at least one each). ``tls`` ``None`` means plaintext.
+    ``workers`` processes (at least one each); ``None`` picks (:attr:`worker_count`): one in
+    open loop, and in closed loop from ``AUTO_WORKERS_CONCURRENCY`` callers up, two (or the
+    CPUs, if fewer), since one Python process tops out near one core's worth of calls.
+    ``tls`` ``None`` means plaintext.
     ``max_inflight`` bounds the calls in flight in open loop (split over workers): past it, due
     calls are dropped and counted. ``label`` names the stream in merged reports (default: the
     method's last part). Little's law sizes it: 1000 in flight carry 10 000 calls/s
@@ -83,7 +91,7 @@ class LoadSpec:
     metadata: tuple[tuple[str, str | bytes], ...] = ()
     timeout: float = 20.0
     connections: int = 1
-    workers: int = 1
+    workers: int | None = None
     tls: Tls | None = None
     max_inflight: int = 1000
     connect_timeout: float = 5.0
@@ -104,6 +112,15 @@ class LoadSpec:
                 raise LoadTestError(f"--{name.replace('_', '-')} {value}: must be > 0")
         if self.warmup < 0:
             raise LoadTestError(f"--warmup {self.warmup}: must be >= 0")
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or the default for this load when it is ``None`` (see above)."""
+        if self.workers is not None:
+            return self.workers
+        if self.concurrency is not None and self.concurrency >= AUTO_WORKERS_CONCURRENCY:
+            return max(1, min(AUTO_WORKERS, os.cpu_count() or 1, self.concurrency))
+        return 1
 
     @property
     def mode(self) -> str:
@@ -152,8 +169,8 @@ class LoadSpec:
             "total": self.total,
             "warmup_s": self.warmup,
             "timeout_s": self.timeout,
-            "connections": max(self.connections, self.workers),
-            "workers": self.workers,
+            "connections": max(self.connections, self.worker_count),
+            "workers": self.worker_count,
             "tls": self.tls is not None,
             "payload_bytes": len(self.payload),
             "metadata": sorted(k for k, _ in self.metadata),
@@ -488,8 +505,9 @@ async def run_async(
     Setting ``stop`` ends the run early (calls in flight finish) with a report of what was
     measured. Raises TargetUnreachable or LoadTestError before any load is sent.
     """
-    if spec.workers != 1:
+    if spec.workers not in (None, 1):
         raise LoadTestError("run_async runs one worker; use run() for --workers > 1")
+    spec = replace(spec, workers=1)
     await preflight(spec)
     metrics = await run_worker(spec, progress=progress, stop=stop)
     return metrics.freeze(spec.config())
