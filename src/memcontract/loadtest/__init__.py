@@ -1,4 +1,4 @@
-"""The load harness behind ``memcontract loadtest`` (SPEC §9), usable from Python too.
+"""The load harness behind ``memcontract loadtest`` (docs/design.md §9), usable from Python too.
 
 Drive any unary or server-streaming method with raw request bytes, open loop (a rate schedule;
 latency from each call's intended start) or closed loop (fixed concurrency), over one or more
