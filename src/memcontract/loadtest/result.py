@@ -128,9 +128,15 @@ class SelfCheck:
         """What a person must know before reading the latencies (empty: nothing)."""
         found = []
         if self.behind:
+            starved = ""
+            if not self.cpu_saturated_s and self.cpu_peak_percent is not None:
+                starved = (
+                    f"; its own CPU was not saturated (busiest second "
+                    f"{self.cpu_peak_percent:.0f}%): the machine is busy"
+                )
             found.append(
                 f"the harness fell behind (its own lag p99 {self.lag_p99_ms:.1f} ms > "
-                f"{SELF_LAG_WARN_MS:g} ms): latencies include the harness's delay"
+                f"{SELF_LAG_WARN_MS:g} ms): latencies include the harness's delay{starved}"
             )
         if self.cpu_saturated_s:
             found.append(

@@ -223,8 +223,8 @@ def chart(
         parts.append(
             f'<line x1="{LEFT}" x2="{LEFT + axis.plot_w}" y1="{ypos:.1f}" y2="{ypos:.1f}" '
             'stroke="#d62728" stroke-dasharray="6 3" stroke-width="1.2"/>'
-            f'<text x="{LEFT + axis.plot_w - 4}" y="{ypos - 4:.1f}" text-anchor="end" '
-            f'fill="#d62728">budget {_label(budget)}%</text>'
+            f'<text x="{LEFT + 4}" y="{ypos - 4:.1f}" fill="#d62728">budget {_label(budget)}%'
+            "</text>"
         )
     row, previous = 0, -100.0
     for marker in markers:
@@ -337,7 +337,7 @@ def _stream_table(report: Report, codes: Sequence[str]) -> str:
         cells = []
         for code in codes:
             count = stream.count(code)
-            share = f" ({100 * count / stream.answered:.0f}%)" if stream.answered else ""
+            share = f" ({100 * count / stream.answered:.0f}%)" if stream.answered and count else ""
             kind = "ok" if code == "OK" and count else ("shed" if count else "")
             cells.append(f'<td class="n {kind}">{count}{share}</td>')
         p99 = "-" if stream.overall is None else f"{stream.overall.quantiles['p99']:.1f}"
@@ -389,6 +389,20 @@ def _error_table(report: Report) -> str:
         '<table><tr><th>stream</th><th>status</th><th class="n">count</th><th>details '
         "(numbers as N)</th><th>e.g.</th></tr>" + "".join(rows) + "</table>"
     )
+
+
+def _config_table(report: Report) -> str:
+    """The settings of each stream, one column per stream."""
+    streams = report.stream_reports()
+    keys = list(dict.fromkeys(k for s in streams for k in s.config))
+    head = "".join(f"<th>{escape(s.label)}</th>" for s in streams)
+    rows = "".join(
+        f"<tr><th>{escape(str(k))}</th>"
+        + "".join(f"<td>{escape(str(s.config.get(k, '')))}</td>" for s in streams)
+        + "</tr>"
+        for k in keys
+    )
+    return f"<table><tr><th>setting</th>{head}</tr>{rows}</table>"
 
 
 def _event_list(shown: Sequence[Marker]) -> str:
@@ -611,11 +625,7 @@ def render(report: Report) -> str:
     warnings = "".join(
         f'<div class="warn">Warning: {escape(w)}</div>' for w in report.harness.warnings()
     )
-    config_rows = "".join(
-        f"<tr><td>{escape(s.label)}</td><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>"
-        for s in report.stream_reports()
-        for k, v in s.config.items()
-    )
+    config_rows = _config_table(report)
     sources = f"<p>Merged from: {escape(', '.join(report.sources))}</p>" if report.sources else ""
     heading = escape(title(report))
     return f"""<!DOCTYPE html>
@@ -629,7 +639,7 @@ def render(report: Report) -> str:
 <h2>Latency by stream and status (ms, from each call's intended start)</h2>
 {_latency_table(report)}{percentile_chart(report)}
 <h2>Errors, grouped</h2>{_error_table(report)}
-<h2>Run</h2><table>{config_rows}</table>
+<h2>Run</h2>{config_rows}
 <script>{_SCRIPT}</script>
 </body></html>
 """
