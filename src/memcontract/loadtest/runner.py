@@ -298,6 +298,8 @@ class _Worker:
         # Unix time from the monotonic clock: immune to wall-clock steps during the run.
         self.offset = time.time() - time.perf_counter()
         self.inflight = 0
+        self.last_usage: Any = None  # the raw x-memory-usage / -level last read
+        self.last_level: Any = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.reported = 0  # seconds handed to progress so far
 
@@ -335,16 +337,29 @@ class _Worker:
             code, details = CLIENT_ERROR, f"{type(err).__name__}: {err}"
         metrics.on_done(code, intended, sent, done, details)
         if trailers:
-            usage = level = None
-            for key, value in trailers:
-                if key == USAGE:
-                    ratio = parse_usage(value)
-                    usage = None if ratio is None else ratio * 100
-                elif key == LEVEL:
-                    parsed = parse_level(value)
-                    level = None if parsed is None else int(parsed)
-            if usage is not None or level is not None:
-                metrics.on_memory(done, usage, level)
+            self.read_memory(metrics, done, trailers.get(USAGE), trailers.get(LEVEL))
+
+    def read_memory(self, metrics: Metrics, done: float, usage: Any, level: Any) -> None:
+        """The target's keys from one call's trailers (``None``: absent, so unchanged).
+
+        Only a value unlike the last one read is parsed and recorded: the timeline carries a
+        value over the seconds that read none, so the same text again adds nothing (and the hot
+        path of a target that sends its keys on every call stays short).
+        """
+        if usage == self.last_usage:
+            usage = None
+        elif usage is not None:
+            self.last_usage = usage
+            ratio = parse_usage(usage)
+            usage = None if ratio is None else ratio * 100
+        if level == self.last_level:
+            level = None
+        elif level is not None:
+            self.last_level = level
+            parsed = parse_level(level)
+            level = None if parsed is None else int(parsed)
+        if usage is not None or level is not None:
+            metrics.on_memory(done, usage, level)
 
     async def open_loop(self, metrics: Metrics, pacer: Pacer, start: float) -> None:
         """Fire calls at their intended starts until the pacer stops; never wait for answers."""
@@ -399,6 +414,7 @@ class _Worker:
         """One phase (warm-up or measured) starting now; returns when its calls are sent."""
         spec = self.spec
         start = metrics.start_unix
+        self.last_usage = self.last_level = None  # each phase's metrics read them afresh
         if spec.schedule is not None:
             pacer = Pacer(spec.schedule, duration=seconds, total=total, phase=self.phase)
             await self.open_loop(metrics, pacer, start)
