@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test drills lint typecheck pytest proto venv clean
+.PHONY: demo test drills lint typecheck pytest proto venv clean browser
 
 # The example server driven into level 3 and back, live (examples/python/demo.py); ~40 s.
 # DEMO_ARGS=--short: a 10 s load (what CI runs); --out NAME: where the reports go.
@@ -40,8 +40,17 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Drills are deselected here (pyproject.toml's addopts: -m 'not drill').
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/pytest -q
+
+# Headless Chromium (Debian's package) for the test that renders the demo's page: installed
+# where missing and possible (root with apt-get); otherwise that test says why it skips.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } || \
+	  echo "make browser: Chromium not installed (needs root and apt-get)"
 
 proto: $(STAMP)
 	$(BIN)/python tools/genproto.py

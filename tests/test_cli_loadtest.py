@@ -221,3 +221,35 @@ def test_ctrl_c_ends_the_run_with_a_report(inventory: str, tmp_path: Path, worke
     assert "answered" in stdout
     report = jsonfmt.read(f"{out}.json")
     assert 0 < report.sent == report.answered < 20 * 60
+
+
+def test_merge_of_two_methods_keeps_each_stream(
+    inventory: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ping, stock, merged = (str(tmp_path / n) for n in ("ping", "stock", "merged"))
+    base = ["loadtest", inventory, "--no-progress"]
+    ping_args = [*_proto_args("Ping"), "--label", "core", "--out", ping]
+    assert main([*base, *ping_args, "--schedule", "step:20,40:1s"]) == 0
+    stock_args = [*_proto_args("GetStock", '{"sku": "sku-0001"}'), "--out", stock]
+    assert main([*base, *stock_args, "--rps", "30", "--duration", "1s"]) == 0
+    assert main(["loadtest", "merge", f"{ping}.json", f"{stock}.json", "--out", merged]) == 0
+    out = capsys.readouterr().out
+    assert "2 streams" in out and "core OK" in out and "GetStock OK" in out
+    report = jsonfmt.read(f"{merged}.json")
+    assert [(s.label, s.sent) for s in report.streams] == [("core", 60), ("GetStock", 30)]
+    assert report.sent == 90 and report.count("OK") == 90
+    kinds = sorted((e.kind, e.stream) for e in report.events if e.kind in ("phase", "stop"))
+    assert kinds == [("phase", "core"), ("stop", "GetStock"), ("stop", "core")]
+    page = Path(f"{merged}.html").read_text()
+    assert "<title>memcontract loadtest: core, GetStock on" in page
+
+
+def test_no_arguments_and_bad_values_first(capsys: pytest.CaptureFixture[str]) -> None:
+    # With no arguments: the target and --method, not merge's report files.
+    assert main(["loadtest"]) == 2
+    err = capsys.readouterr().err
+    assert "TARGET" in err and "--method" in err and "report" not in err
+    # A wrong value is said before a missing mode or method.
+    _fails(["127.0.0.1:1", "--method", "/a.B/C", "--duration", "xx"], capsys, "--duration")
+    _fails(["127.0.0.1:1", "--duration", "5"], capsys, "--method")
+    _fails(["127.0.0.1:1", "--timeout", "soon", "--rps", "5"], capsys, "--timeout")

@@ -1,7 +1,8 @@
 """`make demo` end to end (shortened): the example server reaches level 3, sheds non-core
 calls, keeps serving Ping, serves non-core calls again after the load, is back at level 1
-or below, and says so in its last line; and a demo that cannot reach level 3 says that
-instead and exits 1."""
+or below, and says so in its last line; its page, rendered in headless Chromium, draws every
+chart, per stream, with no script error; and a demo that cannot reach level 3 says that instead
+and exits 1. The full demo (what `make demo` runs) is a drill."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import jsonschema
 import pytest
 
 from memcontract.loadtest.report.jsonfmt import SCHEMA
+
+from .browser import inspect_page
 
 ROOT = Path(__file__).resolve().parent.parent
 SUCCESS = re.compile(
@@ -37,24 +40,34 @@ def run_demo(*args: str, timeout: float = 110) -> subprocess.CompletedProcess[st
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.timeout(120)
-def test_short_demo_reaches_level_3_and_recovers(tmp_path: Path) -> None:
-    check_demo(tmp_path, "--short")
+@pytest.fixture(scope="module")
+def short_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """`make demo DEMO_ARGS=--short` run once: (its reports' NAME, its stdout lines)."""
+    name = tmp_path_factory.mktemp("demo") / "demo"
+    return name, finished_demo(name, "--short")
 
 
 @pytest.mark.drill
 @pytest.mark.timeout(180)
 def test_the_full_demo_reaches_level_3_and_recovers(tmp_path: Path) -> None:
     # What `make demo` runs: the 25 s ramp, not the 10 s one.
-    check_demo(tmp_path, timeout=170)
+    lines = finished_demo(tmp_path / "demo", timeout=170)
+    match = SUCCESS.fullmatch(lines[-1])
+    assert match, lines[-1]
+    assert float(match[2]) >= 90.0 and 1 <= int(match[4]) <= 15
 
 
-def check_demo(tmp_path: Path, *args: str, timeout: float = 110) -> None:
-    """Run the demo with ``args``; check its last line, its reports and their schema."""
-    name = tmp_path / "demo"
+def finished_demo(name: Path, *args: str, timeout: float = 110) -> list[str]:
+    """Run the demo with ``args``, its reports to ``name``; its stdout lines (exit status 0)."""
     done = run_demo(*args, "--out", str(name), timeout=timeout)
-    lines = done.stdout.strip().splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip().splitlines()
+
+
+@pytest.mark.timeout(120)
+def test_short_demo_reaches_level_3_and_recovers(short_demo: tuple[Path, list[str]]) -> None:
+    name, lines = short_demo
+    tmp_path = name.parent
     match = SUCCESS.fullmatch(lines[-1])
     assert match, lines[-1]
     shed, core, served, back = int(match[1]), float(match[2]), int(match[3]), int(match[4])
@@ -77,9 +90,39 @@ def check_demo(tmp_path: Path, *args: str, timeout: float = 110) -> None:
         st["count"] for s in streams for st in s["statuses"] if st["code"] == "RESOURCE_EXHAUSTED"
     )
     assert shed_counts == shed
+    # The merged report keeps the three streams apart, exactly, and marks what happened.
+    assert [(s["config"]["method"].rsplit("/", 1)[1], s["totals"]["sent"]) for s in merged[
+        "streams"
+    ]] == [("Report", streams[0]["totals"]["sent"]), ("Ping", streams[1]["totals"]["sent"]), (
+        "GetStock", streams[2]["totals"]["sent"]
+    )]  # fmt: skip
+    events = {(e["kind"], e["stream"], e["level"]) for e in merged["events"]}
+    assert ("stop", "Report", None) in events
+    assert ("server-level", "", 3) in events  # the server's own transition (WatchPressure)
+    assert ("level", "GetStock", 3) in events  # and as the trailers said it
     html = name.with_suffix(".html").read_text()
-    assert "Answered by status" in html and "RESOURCE_EXHAUSTED" in html
+    assert "<title>memcontract loadtest: Report, Ping, GetStock on 127.0.0.1:" in html
+    assert "GetStock: answers by status" in html and "RESOURCE_EXHAUSTED" in html
     assert name.with_suffix(".csv").stat().st_size > 0
+
+
+@pytest.mark.timeout(600)  # the first use may apt-get install Chromium
+def test_the_demo_page_draws_every_chart_in_a_browser(
+    short_demo: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    name, _ = short_demo
+    rendered = inspect_page(name.with_suffix(".html"), tmp_path)
+    assert rendered.errors == []
+    assert len(rendered.charts) == 10  # 3 streams' answers, sent, p99, usage, level, 2 harness, pct
+    assert all(chart["drawn"] >= 1 for chart in rendered.charts), rendered.charts
+    by_stream = {c["stream"]: c for c in rendered.charts if c["stream"]}
+    assert set(by_stream) == {"Report", "Ping", "GetStock"}
+    assert by_stream["GetStock"]["drawn"] == 2  # OK and RESOURCE_EXHAUSTED, both drawn
+    dom = rendered.dom
+    ping = re.search(r'<svg[^>]*data-stream="Ping".*?</svg>', dom, re.S)
+    assert ping and 'data-series="OK"' in ping[0]  # Ping: served throughout
+    assert 'data-series="RESOURCE_EXHAUSTED"' not in ping[0]
+    assert dom.count('<g class="marker">') >= 9 * 3  # events marked on every time chart
 
 
 @pytest.mark.timeout(120)

@@ -280,3 +280,15 @@ def test_a_redirected_code_still_suppresses_its_successor(
     )
     assert resolve("MC010") is BY_CODE["MC003"]
     assert lint_paths([str(src)]).findings == []
+
+
+def test_a_contract_file_named_explicitly_is_checked_whatever_its_name(tmp_path: Path) -> None:
+    good, bad = tmp_path / "service.yaml", tmp_path / "settings.yml"
+    good.write_text((ROOT / "examples/contracts/demo.yaml").read_text())
+    bad.write_text("version: [\n")
+    ok = lint_cli(str(good))
+    assert (ok.returncode, ok.stdout) == (0, "All checks passed (1 file checked).\n")
+    failed = lint_cli(str(bad))
+    assert failed.returncode == 1 and f"{bad}:2:1: MC004 invalid YAML" in failed.stdout
+    # In a directory, such names are not taken for contracts (a settings file is not one).
+    assert lint_cli(str(tmp_path)).stdout == "All checks passed (0 files checked).\n"

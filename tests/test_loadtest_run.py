@@ -55,6 +55,40 @@ def test_open_loop_sends_at_the_requested_rate(target: str) -> None:
     # Live progress saw every second of the run, in order.
     assert [s.second for s in seconds][:6] == [0, 1, 2, 3, 4, 5]
     assert sum(s.sent for s in seconds) == 600
+    # The harness measured itself: every send's lag, its loop each second, its CPU.
+    h = report.harness
+    assert h.send_lag is not None and h.loop_lag is not None and h.cpu_peak_percent is not None
+    assert decode(h.send_lag_histogram or "").get_total_count() == 600
+    assert all(s.loop_lag_ms is not None for s in report.timeline[:6])
+    assert [e.kind for e in report.events] == ["stop"]
+
+
+def test_a_blocked_event_loop_is_reported_as_the_harness_falling_behind(target: str) -> None:
+    """Something else hogs the harness's event loop (30 ms of every 40): its own lag p99 goes
+    over 10 ms, the sends come late, and the report says latencies include its delay."""
+
+    async def hogged() -> Report:
+        done = asyncio.Event()
+
+        async def hog() -> None:
+            while not done.is_set():
+                time.sleep(0.03)  # blocks the loop, as a starved or busy harness would be
+                await asyncio.sleep(0.01)
+
+        hogging = asyncio.ensure_future(hog())
+        try:
+            spec = LoadSpec(target, "/test.Load/Echo", schedule=Schedule.constant(100), duration=2)
+            return await run_async(spec)
+        finally:
+            done.set()
+            await hogging
+
+    report = asyncio.run(hogged())
+    h = report.harness
+    assert h.behind and h.lag_p99_ms > 10, h
+    assert h.loop_lag is not None and h.loop_lag.quantiles["p99"] > 10
+    assert report.late > 0
+    assert "latencies include the harness's delay" in h.warnings()[0]
 
 
 def test_ramp_follows_the_schedule(target: str) -> None:

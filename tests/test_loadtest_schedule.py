@@ -120,3 +120,19 @@ def _starts(pacer: Pacer) -> list[float]:
     while (t := pacer.intended(len(starts))) is not None:
         starts.append(t)
     return starts
+
+
+def test_default_workers_two_for_a_wide_closed_loop_one_otherwise() -> None:
+    import os
+
+    from memcontract.loadtest import LoadSpec
+
+    def count(**kwargs: object) -> int:
+        return LoadSpec("127.0.0.1:1", "/a.B/C", **kwargs).worker_count  # type: ignore[arg-type]
+
+    two = min(2, os.cpu_count() or 1)
+    assert count(concurrency=32) == two and count(concurrency=16) == two
+    assert count(concurrency=15) == 1 and count(schedule=parse_schedule("const:5000")) == 1
+    assert count(concurrency=32, workers=1) == 1 and count(concurrency=2, workers=3) == 3
+    spec = LoadSpec("127.0.0.1:1", "/a.B/C", concurrency=32)
+    assert spec.config()["workers"] == two and spec.config()["connections"] == two

@@ -198,3 +198,17 @@ def test_once_reads_a_go_service_through_its_pressure_service(go_bin: Path) -> N
     (entry,) = json.loads(proc.stdout)
     assert (entry["source"], entry["usage_ratio"], entry["level"]) == ("watch", 0.97, 3)
     assert entry["module"] == "inventory" and "allocations" not in entry  # Go keeps none
+
+
+def test_once_on_a_pipe_prints_full_columns() -> None:
+    """rich clips to 80 columns when stdout is not a terminal; `top --once | cat` must not."""
+    rig = Rig(make_contract(version="v7"))
+    rig.step(0.42)
+    down = closed_port()
+    with backend(rig.guard, services=True) as address:
+        proc = run_cli("--once", address, down)
+    assert proc.returncode == 1, proc.stderr  # one target is unreachable
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) > 80
+    assert not any("…" in line for line in lines)  # nothing cut short
+    assert any(address in line and "42" in line for line in lines)

@@ -19,7 +19,9 @@ ends with one line (here folded)::
     demo: peak level 3, non-core shed N, core success P%, non-core served again S s, back to
     level 1 in T s after the load stopped; report NAME.json NAME.html
 
-``NAME.json``/``.csv``/``.html`` are the three streams merged exactly (the harness's ``merge``);
+``NAME.json``/``.csv``/``.html`` are the three streams merged exactly (the harness's ``merge``,
+which keeps each stream's own report inside), with the server's own level transitions (read
+from its ``MemoryPressureService.WatchPressure`` stream) as events on the page's timeline;
 ``NAME.report.json``, ``NAME.ping.json`` and ``NAME.getstock.json`` are the streams apart.
 When level 3 is not reached, non-core calls are not served again, the server is not back at
 level 1 or below after the load (its trailers say), or the core method fails, the line starts
@@ -49,11 +51,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
+import grpc
+import grpc.aio
+
 from memcontract import Contract
 from memcontract.loadtest import LoadSpec, LoadTestError, Report, Second, parse_schedule
 from memcontract.loadtest.metrics import Metrics, merge
 from memcontract.loadtest.report import jsonfmt, write_all
+from memcontract.loadtest.result import Event
 from memcontract.loadtest.runner import preflight, run_worker
+from memcontract.v1 import memcontract_pb2 as mpb
+from memcontract.v1 import memcontract_pb2_grpc as mpb_grpc
+from memcontract.wire import from_proto
 
 from .inventory_demo.v1 import inventory_demo_pb2 as pb
 
@@ -306,11 +315,32 @@ class Watch:
         return None if second is None else second + 1 - self.load_s
 
 
+async def watch_server_levels(target: str, events: list[Event]) -> None:
+    """Append the server's own level transitions (its ``WatchPressure`` stream) to ``events``
+    until cancelled: the first level seen, then each change, timed when it arrived."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = mpb_grpc.MemoryPressureServiceStub(channel)
+        last: int | None = None
+        try:
+            async for message in stub.WatchPressure(mpb.WatchPressureRequest()):
+                pressure = from_proto(message.pressure)
+                level = int(pressure.level)
+                if level != last:
+                    change = f"{level} at start" if last is None else f"{last} -> {level}"
+                    text = f"server level {change} (usage {pressure.usage_ratio:.0%})"
+                    events.append(Event(time.time(), "server-level", text, level=level))
+                    last = level
+        except grpc.aio.AioRpcError as err:  # the timeline loses its markers, not the demo
+            if err.code() != grpc.StatusCode.CANCELLED:
+                print(f"demo: WatchPressure ended: {err.code().name}", file=sys.stderr)
+
+
 async def run_streams(
-    specs: Mapping[str, LoadSpec], plan: Plan, board: Board
+    specs: Mapping[str, LoadSpec], plan: Plan, board: Board, server_events: list[Event]
 ) -> tuple[dict[str, Report], Watch]:
     """Run the streams together; stop the steady ones ``linger_s`` after non-core calls are
-    served again (or at the end of the watch). Returns each stream's report."""
+    served again (or at the end of the watch). Returns each stream's report; the server's own
+    level transitions meanwhile go to ``server_events``."""
     for spec in specs.values():
         await preflight(spec)  # unreachable target or unknown method: before any load
     stop = asyncio.Event()
@@ -344,8 +374,15 @@ async def run_streams(
         finally:
             board.finished(key)
 
-    async with asyncio.TaskGroup() as group:
-        tasks = {key: group.create_task(stream(key)) for key in specs}
+    watcher = asyncio.ensure_future(
+        watch_server_levels(next(iter(specs.values())).target, server_events)
+    )
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = {key: group.create_task(stream(key)) for key in specs}
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
     # Frozen once all have ended: freezing takes the event loop for up to a second.
     reports = {key: task.result().freeze(specs[key].config()) for key, task in tasks.items()}
     return reports, watch
@@ -601,8 +638,11 @@ def outcome(reports: Mapping[str, Report], watch: Watch, plan: Plan) -> Outcome:
     )
 
 
-def write_reports(reports: Mapping[str, Report], name: str) -> None:
-    """``NAME.KEY.json`` per stream, and the streams merged exactly into ``NAME.*``."""
+def write_reports(
+    reports: Mapping[str, Report], name: str, server_events: Sequence[Event] = ()
+) -> None:
+    """``NAME.KEY.json`` per stream, and the streams merged exactly into ``NAME.*`` with the
+    server's own level transitions among its events."""
     sources = []
     for key, report in reports.items():
         path = pathlib.Path(f"{name}.{key}.json")
@@ -610,8 +650,10 @@ def write_reports(reports: Mapping[str, Report], name: str) -> None:
         jsonfmt.write(report, path)
         sources.append(path.name)
     streams = "; ".join(f"{r.config['method']} {r.config['schedule']}" for r in reports.values())
-    config = {**reports[REPORT].config, "streams": streams}
-    write_all(merge(reports.values(), config, sources), name)
+    config = {**reports[REPORT].config, "label": "demo", "streams": streams}
+    merged = merge(reports.values(), config, sources)
+    events = sorted((*merged.events, *server_events), key=lambda e: e.unix)
+    write_all(replace(merged, events=tuple(events)), name)
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -686,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     contract = pathlib.Path(args.contract).resolve()
     started = time.monotonic()
     try:
-        reports, watch, peak = run_demo(
+        reports, watch, peak, server_events = run_demo(
             contract, plan, args.out, live=not args.plain, metrics_port=args.metrics_port
         )
     except KeyboardInterrupt:
@@ -697,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"demo: FAILED: {err}", flush=True)
         return 1
-    write_reports(reports, args.out)
+    write_reports(reports, args.out, server_events)
     result = outcome(reports, watch, plan)
     if peak is not None:
         budget = Contract.load(contract).module.max_heap_mb
@@ -709,15 +751,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_demo(
     contract: pathlib.Path, plan: Plan, name: str, *, live: bool, metrics_port: int | None = None
-) -> tuple[dict[str, Report], Watch, float | None]:
-    """Start the server, run the streams with the live view; (reports, watch, peak RSS MiB)."""
+) -> tuple[dict[str, Report], Watch, float | None, list[Event]]:
+    """Start the server, run the streams with the live view; (reports, watch, peak RSS MiB,
+    the server's own level transitions)."""
+    server_events: list[Event] = []
     log_path = pathlib.Path(f"{name}.server.log")
     with ExampleServer(contract, log_path, metrics_port=metrics_port) as server:
         with Board((REPORT, PING, PROBE), live=live and sys.stdout.isatty()) as board:
             for text in intro(server, contract, plan):
                 board.note(text)
-            reports, watch = asyncio.run(run_streams(stream_specs(server.port, plan), plan, board))
-        return reports, watch, server.peak_rss_mib()
+            specs = stream_specs(server.port, plan)
+            reports, watch = asyncio.run(run_streams(specs, plan, board, server_events))
+        return reports, watch, server.peak_rss_mib(), server_events
 
 
 if __name__ == "__main__":

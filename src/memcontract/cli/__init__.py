@@ -1,11 +1,13 @@
 """The ``memcontract`` command line.
 
-Every command prints errors as one line on stderr and exits 2 on bad input; no tracebacks.
+Every command prints errors as one line on stderr and exits 2 on bad input; no tracebacks,
+not even when the reader of its output goes away (``memcontract lint | head``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -41,15 +43,34 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input)."""
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)  # --help to a closed pipe fails here
         status: int = args.run(args)
     except MemcontractError as err:
         print(f"memcontract: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+    try:
+        sys.stdout.flush()  # here, not at exit, where a closed pipe is a traceback
+    except BrokenPipeError:
+        return _reader_gone()
     return status
+
+
+#: The exit status of a command whose output pipe was closed (128 + SIGPIPE, as a shell says).
+BROKEN_PIPE_STATUS = 141
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (``| head``): stop quietly. Python would flush stdout again at
+    exit and print a traceback; point it at /dev/null first (the Python docs' recipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return BROKEN_PIPE_STATUS
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # the harness (and grpc) load only when the command runs
     from ..loadtest import LoadSpec, LoadTestError, Report, Schedule, Tls
 
 _KEY_RE = re.compile(r"[0-9a-z_.-]+")
+DEFAULT_TIMEOUT_S = 20.0
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 EPILOG = """\
 examples:
@@ -43,7 +45,9 @@ def register(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("target", help="host:port, or the word 'merge' followed by report files")
+    p.add_argument(
+        "target", nargs="?", help="host:port, or the word 'merge' followed by report files"
+    )
     p.add_argument("reports", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--method", metavar="M", help="/package.Service/Method")
     payload = p.add_argument_group("payload (default: an empty request)")
@@ -85,7 +89,10 @@ def register(sub: Any) -> None:
         "--connections", metavar="N", type=int, default=1, help="connections (default 1)"
     )
     load.add_argument(
-        "--workers", metavar="N", type=int, default=1, help="worker processes (default 1)"
+        "--workers",
+        metavar="N",
+        type=int,
+        help="worker processes (default: 1; closed loop from 16 callers, 2)",
     )
     load.add_argument(
         "--max-inflight",
@@ -104,6 +111,11 @@ def register(sub: Any) -> None:
     tls.add_argument("--key", metavar="FILE", help="PEM client key (with --cert)")
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="NAME", help="write NAME.json, NAME.csv and NAME.html")
+    out.add_argument(
+        "--label",
+        metavar="L",
+        help="the stream's name in merged reports (default: the method's last part)",
+    )
     out.add_argument("--no-progress", action="store_true", help="no live table on a terminal")
     p.set_defaults(run=run_loadtest)
 
@@ -115,6 +127,8 @@ def run_loadtest(args: argparse.Namespace) -> int:
 
     if args.target == "merge":
         return run_merge(args)
+    if args.target is None:
+        raise _bad("give the TARGET (host:port) and --method (see --help)")
     if args.reports:
         raise _bad(f"unexpected arguments: {' '.join(args.reports)}")
     spec = build_spec(args)
@@ -155,6 +169,16 @@ def build_spec(args: argparse.Namespace) -> LoadSpec:
     """The LoadSpec the flags describe; LoadTestError naming the flag when one is wrong."""
     from ..loadtest import LoadSpec, parse_duration, resolve
 
+    # Values that are wrong are said before values that are missing (a mode, the method).
+    durations = {
+        name: parse_duration(value, what=f"--{name.replace('_', '-')}") if value else None
+        for name, value in (
+            ("duration", args.duration),
+            ("warmup", None if args.warmup in ("0", "0s") else args.warmup),
+            ("timeout", args.timeout),
+            ("connect_timeout", args.connect_timeout),
+        )
+    }
     if not args.method:
         raise _bad("--method is required (e.g. --method /package.Service/Method)")
     method, payload = resolve(
@@ -172,16 +196,17 @@ def build_spec(args: argparse.Namespace) -> LoadSpec:
         server_streaming=method.server_streaming,
         schedule=_schedule(args),
         concurrency=args.concurrency,
-        duration=parse_duration(args.duration, what="--duration") if args.duration else None,
+        duration=durations["duration"],
         total=args.total,
-        warmup=0.0 if args.warmup in ("0", "0s") else parse_duration(args.warmup, what="--warmup"),
+        warmup=durations["warmup"] or 0.0,
         metadata=tuple(_metadata(item) for item in args.metadata),
-        timeout=parse_duration(args.timeout, what="--timeout"),
+        timeout=durations["timeout"] or DEFAULT_TIMEOUT_S,
         connections=args.connections,
         workers=args.workers,
         tls=_tls(args),
         max_inflight=args.max_inflight,
-        connect_timeout=parse_duration(args.connect_timeout, what="--connect-timeout"),
+        connect_timeout=durations["connect_timeout"] or DEFAULT_CONNECT_TIMEOUT_S,
+        label=args.label,
     )
 
 

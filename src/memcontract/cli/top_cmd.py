@@ -10,6 +10,10 @@ from typing import Any
 
 from ..errors import MemcontractError
 
+#: Columns of ``top --once`` when stdout is not a terminal: wide enough for any table, which
+#: takes its natural width (no padding to this).
+PIPE_WIDTH = 1000
+
 
 class UsageError(MemcontractError):
     """A bad command line: one message, exit status 2."""
@@ -65,7 +69,9 @@ def _once(targets: list[str], args: argparse.Namespace) -> int:
     else:
         from rich.console import Console
 
-        Console().print(render_table(states, allocations=args.allocations))
+        # On a pipe rich would clip to 80 columns; a script reading it wants every column.
+        width = None if sys.stdout.isatty() else PIPE_WIDTH
+        Console(width=width).print(render_table(states, allocations=args.allocations))
     return 1 if any(s.error is not None for s in states) else 0
 
 

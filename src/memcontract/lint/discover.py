@@ -27,6 +27,10 @@ class Files:
 def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Files:
     """Python files and contract files under ``paths`` (files or directories).
 
+    In a directory, contract files are told by their name (``is_contract_file``); a file
+    named explicitly is checked whatever its name: Python by its suffix, anything else as a
+    contract file (``memcontract lint service.yaml`` validates it, never "0 files checked").
+
     Raises:
         LintUsageError: a path does not exist.
     """
@@ -36,15 +40,16 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Files:
         path = Path(given)
         if not path.exists():
             raise LintUsageError(f"{given}: no such file or directory")
-        candidates = [path] if path.is_file() else _walk(path, exclude)
+        explicit = path.is_file()
+        candidates = [path] if explicit else _walk(path, exclude)
         for candidate in candidates:
             key = candidate.resolve()
-            if key in seen or _excluded(candidate, exclude):
+            if key in seen or (not explicit and _excluded(candidate, exclude)):
                 continue
             seen.add(key)
             if candidate.suffix in PYTHON_SUFFIXES:
                 files.python.append(candidate)
-            elif is_contract_file(candidate):
+            elif explicit or is_contract_file(candidate):
                 files.contracts.append(candidate)
     return files
 

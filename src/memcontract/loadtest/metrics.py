@@ -9,19 +9,35 @@ together) or machines line up when merged with :meth:`Metrics.add` (histograms a
 
 Latencies are recorded in microseconds in [1 µs, 1 h]; a value the histogram cannot hold is
 counted in ``out_of_range`` (HdrHistogram's ``record_value`` returns False), never lost silently.
+
+The harness measures itself beside the target (wrk2's lesson: a client that falls behind
+reports its own delay as the target's): each call's send lag, the event loop's lag and its
+thread's CPU per second (``SelfCheck``). Level changes read in trailers become events.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from .result import QUANTILES, ErrorCount, Latency, Report, Second, StatusStats
+from .result import (
+    CPU_SATURATED_PERCENT,
+    QUANTILES,
+    ErrorCount,
+    Event,
+    Latency,
+    Report,
+    Second,
+    SelfCheck,
+    StatusStats,
+    stream_label,
+)
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
@@ -31,6 +47,16 @@ LATE_S = 0.010  # a call sent more than this after its intended start is "late"
 LATE_MS = LATE_S * 1000
 MAX_ERROR_KINDS = 64  # distinct (code, details) pairs kept; the rest are pooled
 OTHER_DETAILS = "(other details)"
+_NUMBER_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def normalise(details: str) -> str:
+    """``details`` with every number written ``N``: one group per kind of error.
+
+    >>> normalise("memory level 3: usage 102.3% of 96 MiB")
+    'memory level N: usage N% of N MiB'
+    """
+    return _NUMBER_RE.sub("N", details)
 
 
 def new_histogram(digits: int = DIGITS) -> HdrHistogram:
@@ -80,7 +106,18 @@ def summarize(histogram: HdrHistogram) -> Latency:
 class Bucket:
     """One wall-clock second of one or more workers (mutable; see ``result.Second``)."""
 
-    __slots__ = ("answered", "codes", "dropped", "histogram", "late", "level", "sent", "usage")
+    __slots__ = (
+        "answered",
+        "codes",
+        "cpu",
+        "dropped",
+        "histogram",
+        "late",
+        "level",
+        "loop_lag",
+        "sent",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self.sent = 0
@@ -91,6 +128,8 @@ class Bucket:
         self.histogram: HdrHistogram | None = None
         self.usage: float | None = None  # percent, last seen
         self.level: int | None = None  # highest seen
+        self.loop_lag: float | None = None  # ms, the worst in the second
+        self.cpu: float | None = None  # % of the second the event-loop thread was busy
 
     def record(self, code: str, micros: int) -> bool:
         """One answered call; False when the latency is out of the histogram's range."""
@@ -119,6 +158,8 @@ class Bucket:
                 self.histogram = new_histogram(SECOND_DIGITS)
             self.histogram.add(other.histogram)
         self.memory(other.usage, other.level)
+        self.loop_lag = _max(self.loop_lag, other.loop_lag)
+        self.cpu = _max(self.cpu, other.cpu)
 
     def freeze(self, second: int, start_unix: float) -> Second:
         """The immutable record of second ``second`` of a run that began at ``start_unix``."""
@@ -142,6 +183,8 @@ class Bucket:
             late=self.late,
             dropped=self.dropped,
             histogram=encode(h) if h is not None and has else None,
+            loop_lag_ms=self.loop_lag,
+            cpu_percent=self.cpu,
         )
 
     @classmethod
@@ -153,7 +196,14 @@ class Bucket:
         bucket.codes.update(second.codes)
         bucket.histogram = decode(second.histogram) if second.histogram else None
         bucket.usage, bucket.level = second.usage_percent, second.level
+        bucket.loop_lag, bucket.cpu = second.loop_lag_ms, second.cpu_percent
         return bucket
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
 
 
 class Metrics:
@@ -172,6 +222,11 @@ class Metrics:
         self.service: dict[str, HdrHistogram] = {}
         self.buckets: dict[int, Bucket] = {}
         self.errors: Counter[tuple[str, str]] = Counter()
+        self.examples: dict[tuple[str, str], str] = {}
+        self.send_lag = new_histogram(SECOND_DIGITS)
+        self.loop_lag = new_histogram(SECOND_DIGITS)
+        self.events: list[Event] = []
+        self.level: int | None = None  # the target's level as last read in trailers
         self.sent = 0
         self.answered = 0
         self.late = 0
@@ -191,6 +246,8 @@ class Metrics:
         self.sent += 1
         bucket = self.bucket(sent)
         bucket.sent += 1
+        if not self.closed_loop:
+            record(self.send_lag, max(LOWEST_US, int((sent - intended) * 1_000_000)))
         if sent - intended > LATE_S:
             self.late += 1
             bucket.late += 1
@@ -225,11 +282,47 @@ class Metrics:
         if not bucket.record(code, micros) or not ok:
             self.out_of_range += 1
         if details is not None:
-            key = (code, details)
-            if key not in self.errors and len(self.errors) >= MAX_ERROR_KINDS:
-                key = (code, OTHER_DETAILS)
-            self.errors[key] += 1
+            self.on_error(code, details)
         return bucket
+
+    def on_error(self, code: str, details: str, count: int = 1, example: str | None = None) -> None:
+        """``count`` calls ended with ``code`` and ``details`` (grouped with numbers as N)."""
+        key = (code, normalise(details))
+        if key not in self.errors and len(self.errors) >= MAX_ERROR_KINDS:
+            key = (code, OTHER_DETAILS)
+        self.errors[key] += count
+        self.examples.setdefault(key, details if example is None else example)
+
+    def on_memory(self, at: float, usage: float | None, level: int | None) -> None:
+        """The target's state read from the trailers of a call that ended at ``at`` (Unix s).
+
+        ``None`` is a key the trailers did not carry: unchanged since last seen (targets that
+        send keys only on change), not level 0. A level unlike the last one read is an event.
+        """
+        self.bucket(at).memory(usage, level)
+        if level is not None and level != self.level:
+            text = (
+                f"level {level} at first read"
+                if self.level is None
+                else (f"level {self.level} -> {level}")
+            )
+            self.events.append(Event(at, "level", text, level=level))
+            self.level = level
+
+    def on_loop_lag(self, at: float, lag_s: float) -> None:
+        """The event loop woke a timer ``lag_s`` late at ``at`` (Unix s)."""
+        record(self.loop_lag, max(LOWEST_US, int(lag_s * 1_000_000)))
+        bucket = self.bucket(at)
+        bucket.loop_lag = _max(bucket.loop_lag, lag_s * 1000)
+
+    def on_cpu(self, at: float, percent: float) -> None:
+        """The harness's event-loop thread was busy ``percent`` % of the second ending ``at``."""
+        bucket = self.bucket(at - 1e-6)
+        bucket.cpu = _max(bucket.cpu, percent)
+
+    def on_event(self, event: Event) -> None:
+        """A phase boundary or a load stop (see ``result.Event``)."""
+        self.events.append(event)
 
     def add(self, other: Metrics) -> None:
         """Merge ``other`` into this (exact: counts and histograms add)."""
@@ -241,6 +334,11 @@ class Metrics:
         for key, bucket in other.buckets.items():
             self.buckets.setdefault(key, Bucket()).add(bucket)
         self.errors.update(other.errors)
+        for group, example in other.examples.items():
+            self.examples.setdefault(group, example)
+        self.send_lag.add(other.send_lag)
+        self.loop_lag.add(other.loop_lag)
+        self.events.extend(other.events)
         self.sent += other.sent
         self.answered += other.answered
         self.late += other.late
@@ -270,12 +368,12 @@ class Metrics:
             for code, hist in sorted(self.latency.items(), key=lambda kv: (kv[0] != "OK", kv[0]))
         )
         errors = tuple(
-            ErrorCount(code, details, count)
+            ErrorCount(code, details, count, self.examples.get((code, details), ""))
             for (code, details), count in sorted(self.errors.items(), key=lambda kv: -kv[1])
         )
-        timeline = _carry_memory(
-            self.buckets[key].freeze(key, self.start_unix) for key in sorted(self.buckets)
-        )
+        timeline = self._timeline()
+        events = _distinct_levels(sorted(self.events, key=lambda e: e.unix))
+        label = stream_label(config)
         return Report(
             config=dict(config),
             start_unix=self.start_unix,
@@ -290,6 +388,42 @@ class Metrics:
             errors=errors,
             timeline=timeline,
             sources=tuple(sources),
+            events=tuple(
+                e if e.stream or e.kind == "server-level" else _tag(e, label) for e in events
+            ),
+            harness=self._self_check(timeline),
+        )
+
+    def _timeline(self) -> tuple[Second, ...]:
+        """The seconds, the target's usage and level carried over seconds that read none."""
+        changes = sorted((e.unix, e.level) for e in self.events if e.kind == "level")
+        seconds = []
+        usage: float | None = None
+        level: int | None = None
+        for key in sorted(self.buckets):
+            second = self.buckets[key].freeze(key, self.start_unix)
+            if second.usage_percent is None and usage is not None:
+                second = replace(second, usage_percent=usage)
+            if second.level is None and level is not None:
+                second = replace(second, level=level)
+            usage, level = second.usage_percent, second.level
+            end = self.start_unix + key + 1
+            for at, changed in changes:  # the level in force when the second ends
+                if at < end and at >= end - 1:
+                    level = changed
+            seconds.append(second)
+        return tuple(seconds)
+
+    def _self_check(self, timeline: tuple[Second, ...]) -> SelfCheck:
+        cpu = [s.cpu_percent for s in timeline if s.cpu_percent is not None]
+        send, loop = self.send_lag, self.loop_lag
+        return SelfCheck(
+            send_lag=summarize(send) if send.get_total_count() else None,
+            loop_lag=summarize(loop) if loop.get_total_count() else None,
+            send_lag_histogram=encode(send) if send.get_total_count() else None,
+            loop_lag_histogram=encode(loop) if loop.get_total_count() else None,
+            cpu_saturated_s=sum(1 for p in cpu if p >= CPU_SATURATED_PERCENT),
+            cpu_peak_percent=max(cpu, default=None),
         )
 
     @classmethod
@@ -303,15 +437,41 @@ class Metrics:
         for second in report.timeline:
             metrics.buckets[second.second] = Bucket.thaw(second)
         for error in report.errors:
-            metrics.errors[(error.code, error.details)] += error.count
+            metrics.on_error(error.code, error.details, error.count, error.example)
+        for name, histogram in (
+            ("send_lag", report.harness.send_lag_histogram),
+            ("loop_lag", report.harness.loop_lag_histogram),
+        ):
+            if histogram:
+                setattr(metrics, name, decode(histogram))
+        metrics.events = list(report.events)
         metrics.sent, metrics.answered = report.sent, report.answered
         metrics.late, metrics.dropped = report.late, report.dropped
         metrics.out_of_range = report.out_of_range
         return metrics
 
 
-def merge(reports: Iterable[Report], config: Mapping[str, Any], sources: Iterable[str]) -> Report:
-    """One report of several runs (workers or machines), exact through their histograms."""
+def _tag(event: Event, stream: str) -> Event:
+    return replace(event, stream=stream, text=f"{event.text} ({stream})")
+
+
+def _distinct_levels(events: list[Event]) -> list[Event]:
+    """``events`` (sorted) less the level events that repeat their stream's previous level
+    (several workers of one stream each see the same change)."""
+    last: dict[str, int | None] = {}
+    kept = []
+    for event in events:
+        if event.kind == "level":
+            if event.stream in last and last[event.stream] == event.level:
+                continue
+            last[event.stream] = event.level
+        kept.append(event)
+    return kept
+
+
+def _merge_exact(
+    reports: Iterable[Report], config: Mapping[str, Any], sources: Iterable[str]
+) -> Report:
     merged: Metrics | None = None
     for report in reports:
         metrics = Metrics.from_report(report)
@@ -324,15 +484,24 @@ def merge(reports: Iterable[Report], config: Mapping[str, Any], sources: Iterabl
     return merged.freeze(config, sources)
 
 
-def _carry_memory(seconds: Iterable[Second]) -> tuple[Second, ...]:
-    """The timeline with a second that saw no ``x-memory-*`` keys showing the last usage and
-    level seen: a calm target sends its keys only when they change (absent: unchanged)."""
-    out: list[Second] = []
-    usage: float | None = None
-    level: int | None = None
-    for second in seconds:
-        if second.usage_percent is None and second.level is None and usage is not None:
-            second = dataclasses.replace(second, usage_percent=usage, level=level)
-        usage, level = second.usage_percent, second.level
-        out.append(second)
-    return tuple(out)
+def stream_key(report: Report) -> tuple[str, str]:
+    """What makes two reports one stream: the same method and label."""
+    return (str(report.config.get("method", "")), report.label)
+
+
+def merge(reports: Iterable[Report], config: Mapping[str, Any], sources: Iterable[str]) -> Report:
+    """One report of several runs, exact through their histograms.
+
+    Runs of one stream (same method and label: workers, machines) merge into one; different
+    streams are kept apart in ``streams`` (each merged exactly), and the totals, statuses and
+    timeline are all of them together, exactly. ``config`` is the merged report's.
+    """
+    parts = [stream for report in reports for stream in report.stream_reports()]
+    groups: dict[tuple[str, str], list[Report]] = {}
+    for part in parts:
+        groups.setdefault(stream_key(part), []).append(part)
+    streams = tuple(_merge_exact(group, group[0].config, ()) for group in groups.values())
+    if len(streams) == 1:
+        return _merge_exact(streams, config, sources)
+    total = _merge_exact(streams, config, sources)
+    return replace(total, streams=streams)

@@ -6,9 +6,10 @@ counted, never queued). Latency counts from the intended start. Closed loop: ``c
 callers, each sending its next call as soon as the previous one ends.
 
 Calls are raw bytes through grpcio's generic multi-callables (no serializers, no generated
-code). The target's ``x-memory-usage`` / ``x-memory-level`` are read from the trailers of a
-sample of calls (at most one every ``TRAILER_EVERY_S`` per worker, enough for a per-second
-timeline and cheap on the hot path).
+code). The target's ``x-memory-usage`` / ``x-memory-level`` are read from the trailers of every
+call: a target that sends its keys only when they change says so on one call, and an absent
+key means "unchanged", never level 0. Beside the load, a monitor task measures the harness
+itself: how late its event loop wakes a timer, and how busy the loop's thread is each second.
 
 >>> spec = LoadSpec("127.0.0.1:50051", "/pkg.Svc/Get", concurrency=4, duration=10)
 >>> spec.mode, spec.share(1, 2).concurrency
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import logging
 import math
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,13 +36,17 @@ from ..wire import LEVEL, USAGE, parse_level, parse_usage
 from .errors import LoadTestError, TargetUnreachable
 from .metrics import Bucket, Metrics
 from .pacer import Pacer
-from .result import Report, Second
+from .result import Event, Report, Second
 from .schedule import Schedule
 
-TRAILER_EVERY_S = 0.05
+LOOP_TICK_S = 0.02  # how often the monitor asks the event loop to wake it
 CLIENT_ERROR = "CLIENT_ERROR"  # the status of a call that failed in the client, not on the wire
 log = logging.getLogger("memcontract.loadtest")
 DEFAULT_DURATION_S = 10.0
+#: From this many closed-loop callers, the default is two worker processes: with one, the
+#: harness reached 0.74x ghz's throughput at 32 callers, with two 1.00x (docs/benchmarks.md).
+AUTO_WORKERS_CONCURRENCY = 16
+AUTO_WORKERS = 2
 
 #: Called with each second as it closes (merged over workers), on the event loop's thread.
 ProgressCallback = Callable[[Second], None]
@@ -62,9 +69,13 @@ class LoadSpec:
     length, else 10 s); ``warmup`` (s) runs first (the schedule's first seconds, or the same
     concurrency) and is not measured; the measured part then starts the schedule afresh.
     ``timeout`` (s) is each call's deadline. ``connections`` channels are spread over
-    ``workers`` processes (at least one each). ``tls`` ``None`` means plaintext.
+    ``workers`` processes (at least one each); ``None`` picks (:attr:`worker_count`): one in
+    open loop, and in closed loop from ``AUTO_WORKERS_CONCURRENCY`` callers up, two (or the
+    CPUs, if fewer), since one Python process tops out near one core's worth of calls.
+    ``tls`` ``None`` means plaintext.
     ``max_inflight`` bounds the calls in flight in open loop (split over workers): past it, due
-    calls are dropped and counted. Little's law sizes it: 1000 in flight carry 10 000 calls/s
+    calls are dropped and counted. ``label`` names the stream in merged reports (default: the
+    method's last part). Little's law sizes it: 1000 in flight carry 10 000 calls/s
     at 100 ms; an unbounded queue inside grpcio would only slow the client itself down.
     """
 
@@ -80,10 +91,11 @@ class LoadSpec:
     metadata: tuple[tuple[str, str | bytes], ...] = ()
     timeout: float = 20.0
     connections: int = 1
-    workers: int = 1
+    workers: int | None = None
     tls: Tls | None = None
     max_inflight: int = 1000
     connect_timeout: float = 5.0
+    label: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.payload, bytes):
@@ -100,6 +112,15 @@ class LoadSpec:
                 raise LoadTestError(f"--{name.replace('_', '-')} {value}: must be > 0")
         if self.warmup < 0:
             raise LoadTestError(f"--warmup {self.warmup}: must be >= 0")
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or the default for this load when it is ``None`` (see above)."""
+        if self.workers is not None:
+            return self.workers
+        if self.concurrency is not None and self.concurrency >= AUTO_WORKERS_CONCURRENCY:
+            return max(1, min(AUTO_WORKERS, os.cpu_count() or 1, self.concurrency))
+        return 1
 
     @property
     def mode(self) -> str:
@@ -148,12 +169,35 @@ class LoadSpec:
             "total": self.total,
             "warmup_s": self.warmup,
             "timeout_s": self.timeout,
-            "connections": max(self.connections, self.workers),
-            "workers": self.workers,
+            "connections": max(self.connections, self.worker_count),
+            "workers": self.worker_count,
             "tls": self.tls is not None,
             "payload_bytes": len(self.payload),
             "metadata": sorted(k for k, _ in self.metadata),
+            "label": self.label,
         }
+
+    def phases(self, start: float) -> Iterator[Event]:
+        """The schedule's boundaries inside the measured part (Unix s from ``start``)."""
+        if self.schedule is None:
+            return
+        end = self.run_seconds or math.inf
+        offset = 0.0
+        segments = self.schedule.segments
+        for before, after in itertools.pairwise(segments):
+            offset += before.seconds
+            if 0 < offset < end:
+                text = (
+                    f"{after.start_rps:g}/s"
+                    if after.start_rps == after.end_rps
+                    else (f"ramp {after.start_rps:g} -> {after.end_rps:g}/s")
+                )
+                yield Event(start + offset, "phase", f"step to {text}")
+        offset = self.schedule.seconds
+        if segments and 0 < offset < end:
+            yield Event(
+                start + offset, "phase", f"schedule ends, {self.schedule.hold_rps:g}/s held"
+            )
 
 
 def is_loopback(target: str) -> bool:
@@ -254,7 +298,8 @@ class _Worker:
         # Unix time from the monotonic clock: immune to wall-clock steps during the run.
         self.offset = time.time() - time.perf_counter()
         self.inflight = 0
-        self.next_trailers = 0.0
+        self.last_usage: Any = None  # the raw x-memory-usage / -level last read
+        self.last_level: Any = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.reported = 0  # seconds handed to progress so far
 
@@ -281,28 +326,40 @@ class _Worker:
                 await call
             code = "OK"
             done = self.now()
-            if done >= self.next_trailers:
-                trailers = await call.trailing_metadata()
+            trailers = await call.trailing_metadata()
         except grpc.aio.AioRpcError as err:
             done = self.now()
             code = err.code().name
             details = err.details() or ""
-            trailers = err.trailing_metadata() if done >= self.next_trailers else None
+            trailers = err.trailing_metadata()
         except Exception as err:  # grpcio failing locally: counted, never the end of the run
             done = self.now()
             code, details = CLIENT_ERROR, f"{type(err).__name__}: {err}"
-        bucket = metrics.on_done(code, intended, sent, done, details)
-        if trailers is not None:
-            self.next_trailers = done + TRAILER_EVERY_S
-            usage = level = None
-            for key, value in trailers:
-                if key == USAGE:
-                    ratio = parse_usage(value)
-                    usage = None if ratio is None else ratio * 100
-                elif key == LEVEL:
-                    parsed = parse_level(value)
-                    level = None if parsed is None else int(parsed)
-            bucket.memory(usage, level)
+        metrics.on_done(code, intended, sent, done, details)
+        if trailers:
+            self.read_memory(metrics, done, trailers.get(USAGE), trailers.get(LEVEL))
+
+    def read_memory(self, metrics: Metrics, done: float, usage: Any, level: Any) -> None:
+        """The target's keys from one call's trailers (``None``: absent, so unchanged).
+
+        Only a value unlike the last one read is parsed and recorded: the timeline carries a
+        value over the seconds that read none, so the same text again adds nothing (and the hot
+        path of a target that sends its keys on every call stays short).
+        """
+        if usage == self.last_usage:
+            usage = None
+        elif usage is not None:
+            self.last_usage = usage
+            ratio = parse_usage(usage)
+            usage = None if ratio is None else ratio * 100
+        if level == self.last_level:
+            level = None
+        elif level is not None:
+            self.last_level = level
+            parsed = parse_level(level)
+            level = None if parsed is None else int(parsed)
+        if usage is not None or level is not None:
+            metrics.on_memory(done, usage, level)
 
     async def open_loop(self, metrics: Metrics, pacer: Pacer, start: float) -> None:
         """Fire calls at their intended starts until the pacer stops; never wait for answers."""
@@ -357,12 +414,29 @@ class _Worker:
         """One phase (warm-up or measured) starting now; returns when its calls are sent."""
         spec = self.spec
         start = metrics.start_unix
+        self.last_usage = self.last_level = None  # each phase's metrics read them afresh
         if spec.schedule is not None:
             pacer = Pacer(spec.schedule, duration=seconds, total=total, phase=self.phase)
             await self.open_loop(metrics, pacer, start)
         else:
             deadline = start + seconds if seconds is not None else math.inf
             await self.closed_loop(metrics, spec.concurrency or 1, deadline, total)
+
+    async def monitor(self, metrics: Metrics) -> None:
+        """Measure the harness itself until cancelled: how late the event loop wakes a timer
+        (every ``LOOP_TICK_S``) and how busy its thread is (CPU per second, in %)."""
+        wall, cpu = self.now(), time.thread_time()
+        second = math.floor(wall - metrics.start_unix)
+        while True:
+            due = self.now() + LOOP_TICK_S
+            await asyncio.sleep(LOOP_TICK_S)
+            now = self.now()
+            metrics.on_loop_lag(now, max(0.0, now - due))
+            if math.floor(now - metrics.start_unix) != second:
+                used = time.thread_time()
+                metrics.on_cpu(now, min(100.0, 100 * (used - cpu) / max(1e-9, now - wall)))
+                wall, cpu = now, used
+                second = math.floor(now - metrics.start_unix)
 
     async def drain(self) -> None:
         """Wait for the open loop's calls still in flight (each bounded by its deadline)."""
@@ -415,13 +489,18 @@ async def run_worker(
         if spec.warmup > 0:
             await worker.run_phase(Metrics(start), spec.warmup, None)
         metrics = Metrics(start + spec.warmup, closed_loop=spec.mode == "closed")
-        ticker = asyncio.ensure_future(worker.ticker(metrics)) if progress else None
+        for event in spec.phases(metrics.start_unix):
+            metrics.on_event(event)
+        helpers = [asyncio.ensure_future(worker.monitor(metrics))]
+        if progress:
+            helpers.append(asyncio.ensure_future(worker.ticker(metrics)))
         try:
             await worker.run_phase(metrics, spec.run_seconds, spec.total)
+            metrics.on_event(Event(worker.now(), "stop", "load stopped"))
             await worker.drain()
         finally:
-            if ticker is not None:
-                ticker.cancel()
+            for helper in helpers:
+                helper.cancel()
         if progress is not None:  # the rest, the last (partial) second included
             last = max(metrics.buckets, default=-1)
             worker.report_seconds(metrics, until=metrics.start_unix + last + 1)
@@ -442,8 +521,9 @@ async def run_async(
     Setting ``stop`` ends the run early (calls in flight finish) with a report of what was
     measured. Raises TargetUnreachable or LoadTestError before any load is sent.
     """
-    if spec.workers != 1:
+    if spec.workers not in (None, 1):
         raise LoadTestError("run_async runs one worker; use run() for --workers > 1")
+    spec = replace(spec, workers=1)
     await preflight(spec)
     metrics = await run_worker(spec, progress=progress, stop=stop)
     return metrics.freeze(spec.config())

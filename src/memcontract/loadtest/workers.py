@@ -29,13 +29,13 @@ START_DELAY_S = 0.2  # between the last worker ready and the common start
 
 
 def run(spec: LoadSpec, *, progress: ProgressCallback | None = None) -> Report:
-    """Run ``spec`` to the end and return its report (blocking; spawns ``spec.workers``).
+    """Run ``spec`` to the end and return its report (blocking; spawns ``spec.worker_count``).
 
     ``progress`` receives each second, merged over workers, as it closes. The first Ctrl-C
     (SIGINT) ends the run early with a report of what was measured; a second one aborts.
     Raises TargetUnreachable or LoadTestError before any load is sent.
     """
-    if spec.workers == 1:
+    if spec.worker_count == 1:
         return asyncio.run(_run_stoppable(spec, progress))
     asyncio.run(preflight(spec))
     return _Pool(spec, progress).run()
@@ -73,7 +73,7 @@ class _Pool:
         self.reports: dict[int, Report] = {}
 
     def run(self) -> Report:
-        count = self.spec.workers
+        count = self.spec.worker_count
         live = self.progress is not None
         procs = [
             self.ctx.Process(
@@ -167,7 +167,7 @@ class _Pool:
             second = second_from_dict(payload)
             parts = self.seconds[second.second]
             parts.append(second)
-            if len(parts) == self.spec.workers:
+            if len(parts) == self.spec.worker_count:
                 del self.seconds[second.second]
                 self.progress(_merge_seconds(parts))
 

@@ -1,7 +1,8 @@
 """The per-second CSV (``NAME.csv``): one row per second of the run, one column per status.
 
 Columns: ``second, unix, sent, answered, late, dropped, p50_ms, p99_ms, max_ms,
-usage_percent, level``, then the count of each status code seen in the run (``OK``, ...).
+usage_percent, level, loop_lag_ms, cpu_percent`` (the last two: the harness itself), then the
+count of each status code seen in the run (``OK``, ...).
 Empty cells mean "nothing measured in that second".
 """
 
@@ -24,6 +25,8 @@ FIXED = (
     "max_ms",
     "usage_percent",
     "level",
+    "loop_lag_ms",
+    "cpu_percent",
 )
 
 
@@ -46,6 +49,8 @@ def write(report: Report, path: str | Path) -> None:
                 _cell(s.max_ms),
                 _cell(s.usage_percent),
                 "" if s.level is None else s.level,
+                _cell(s.loop_lag_ms),
+                _cell(s.cpu_percent),
             ]
             writer.writerow([*fixed, *(s.codes.get(code, 0) for code in codes)])
 

@@ -1,8 +1,10 @@
-"""The JSON form of a report (``NAME.json``): a stable schema, ``memcontract.loadtest/v1``.
+"""The JSON form of a report (``NAME.json``): a stable schema, ``memcontract.loadtest/v2``.
 
 :data:`SCHEMA` is the JSON Schema every file this module writes satisfies (the tests validate
 against it; the README documents it). Reading a file back gives the same :class:`Report`, with
-its histograms, so files merge exactly.
+its histograms, so files merge exactly. v2 added, to v1: ``streams`` (a merged report keeps each
+stream's own report; theirs have none), ``events``, ``harness`` (its own lag and CPU), the
+errors' ``example`` and the timeline's ``loop_lag_ms``/``cpu_percent``; v1 files still read.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from typing import Any
 
 from ..errors import LoadTestError
 from ..result import (
+    OLD_SCHEMA_IDS,
     QUANTILES,
     SCHEMA_ID,
     ErrorCount,
+    Event,
     Latency,
     Report,
     Second,
+    SelfCheck,
     StatusStats,
 )
 
@@ -33,137 +38,198 @@ _LATENCY = {
     "additionalProperties": False,
 }
 
-#: JSON Schema (draft 2020-12) of the report file.
-SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "memcontract loadtest report",
+_LATENCY_OR_NULL = {"oneOf": [_LATENCY, {"type": "null"}]}
+_EVENT = {
+    "type": "object",
+    "required": ["unix", "kind", "text", "stream", "level"],
+    "additionalProperties": False,
+    "properties": {
+        "unix": {"type": "number"},
+        "kind": {"enum": ["phase", "stop", "level", "server-level"]},
+        "text": {"type": "string"},
+        "stream": {"type": "string"},
+        "level": {"type": ["integer", "null"], "minimum": 0, "maximum": 3},
+    },
+}
+_HARNESS = {
     "type": "object",
     "required": [
-        "schema",
-        "config",
-        "sources",
-        "start_unix",
-        "end_unix",
-        "duration_s",
-        "totals",
-        "latency_ms",
-        "statuses",
-        "errors",
-        "timeline",
+        "send_lag_ms",
+        "loop_lag_ms",
+        "send_lag_histogram",
+        "loop_lag_histogram",
+        "lag_p99_ms",
+        "behind",
+        "cpu_saturated_s",
+        "cpu_peak_percent",
+        "warnings",
     ],
     "additionalProperties": False,
     "properties": {
-        "schema": {"const": SCHEMA_ID},
-        "config": {
-            "type": "object",
-            "required": ["target", "method", "mode"],
-            "properties": {
-                "target": {"type": "string"},
-                "method": {"type": "string", "pattern": "^/[^/]+/[^/]+$"},
-                "mode": {"enum": ["open", "closed"]},
-                "schedule": {"type": ["string", "null"]},
-                "concurrency": {"type": ["integer", "null"], "minimum": 1},
-                "duration_s": {"type": ["number", "null"]},
-                "total": {"type": ["integer", "null"]},
-                "warmup_s": {"type": "number"},
-                "timeout_s": {"type": "number"},
-                "connections": {"type": "integer", "minimum": 1},
-                "workers": {"type": "integer", "minimum": 1},
-            },
-        },
-        "sources": {"type": "array", "items": {"type": "string"}},
-        "start_unix": {"type": "number"},
-        "end_unix": {"type": "number"},
-        "duration_s": {"type": "number", "minimum": 0},
-        "totals": {
-            "type": "object",
-            "required": [
-                "sent",
-                "answered",
-                "late",
-                "dropped",
-                "out_of_range",
-                "rate_sent",
-                "rate_answered",
-            ],
-            "additionalProperties": False,
-            "properties": {
-                "sent": _COUNT,
-                "answered": _COUNT,
-                "late": _COUNT,
-                "dropped": _COUNT,
-                "out_of_range": _COUNT,
-                "rate_sent": _MS,
-                "rate_answered": _MS,
-            },
-        },
-        "latency_ms": {"oneOf": [_LATENCY, {"type": "null"}]},
-        "statuses": {
-            "type": "array",
-            "items": {
+        "send_lag_ms": _LATENCY_OR_NULL,
+        "loop_lag_ms": _LATENCY_OR_NULL,
+        "send_lag_histogram": {"type": ["string", "null"]},
+        "loop_lag_histogram": {"type": ["string", "null"]},
+        "lag_p99_ms": _MS,
+        "behind": {"type": "boolean"},
+        "cpu_saturated_s": _COUNT,
+        "cpu_peak_percent": _MS_OR_NULL,
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def _report_schema(streams: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a report whose ``streams`` are as given (nested reports have none)."""
+    return {
+        "type": "object",
+        "required": [
+            "schema",
+            "config",
+            "sources",
+            "start_unix",
+            "end_unix",
+            "duration_s",
+            "totals",
+            "latency_ms",
+            "statuses",
+            "errors",
+            "timeline",
+            "events",
+            "harness",
+            "streams",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "schema": {"const": SCHEMA_ID},
+            "config": {
                 "type": "object",
-                "required": ["code", "count", "latency_ms", "histogram", "service_histogram"],
-                "additionalProperties": False,
+                "required": ["target", "method", "mode"],
                 "properties": {
-                    "code": {"type": "string", "pattern": "^[A-Z_]+$"},
-                    "count": _COUNT,
-                    "latency_ms": _LATENCY,
-                    "histogram": {"type": "string"},
-                    "service_histogram": {"type": "string"},
+                    "target": {"type": "string"},
+                    "method": {"type": "string", "pattern": "^/[^/]+/[^/]+$"},
+                    "mode": {"enum": ["open", "closed"]},
+                    "schedule": {"type": ["string", "null"]},
+                    "concurrency": {"type": ["integer", "null"], "minimum": 1},
+                    "duration_s": {"type": ["number", "null"]},
+                    "total": {"type": ["integer", "null"]},
+                    "warmup_s": {"type": "number"},
+                    "timeout_s": {"type": "number"},
+                    "connections": {"type": "integer", "minimum": 1},
+                    "workers": {"type": "integer", "minimum": 1},
+                    "label": {"type": ["string", "null"]},
                 },
             },
-        },
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["code", "details", "count"],
-                "additionalProperties": False,
-                "properties": {
-                    "code": {"type": "string"},
-                    "details": {"type": "string"},
-                    "count": _COUNT,
-                },
-            },
-        },
-        "timeline": {
-            "type": "array",
-            "items": {
+            "sources": {"type": "array", "items": {"type": "string"}},
+            "start_unix": {"type": "number"},
+            "end_unix": {"type": "number"},
+            "duration_s": {"type": "number", "minimum": 0},
+            "totals": {
                 "type": "object",
                 "required": [
-                    "second",
-                    "unix",
                     "sent",
                     "answered",
-                    "codes",
-                    "p50_ms",
-                    "p99_ms",
-                    "max_ms",
-                    "usage_percent",
-                    "level",
                     "late",
                     "dropped",
-                    "histogram",
+                    "out_of_range",
+                    "rate_sent",
+                    "rate_answered",
                 ],
                 "additionalProperties": False,
                 "properties": {
-                    "second": {"type": "integer"},
-                    "unix": {"type": "integer"},
                     "sent": _COUNT,
                     "answered": _COUNT,
-                    "codes": {"type": "object", "additionalProperties": _COUNT},
-                    "p50_ms": _MS_OR_NULL,
-                    "p99_ms": _MS_OR_NULL,
-                    "max_ms": _MS_OR_NULL,
-                    "usage_percent": _MS_OR_NULL,
-                    "level": {"type": ["integer", "null"], "minimum": 0, "maximum": 3},
                     "late": _COUNT,
                     "dropped": _COUNT,
-                    "histogram": {"type": ["string", "null"]},
+                    "out_of_range": _COUNT,
+                    "rate_sent": _MS,
+                    "rate_answered": _MS,
                 },
             },
+            "latency_ms": {"oneOf": [_LATENCY, {"type": "null"}]},
+            "statuses": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "count", "latency_ms", "histogram", "service_histogram"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "string", "pattern": "^[A-Z_]+$"},
+                        "count": _COUNT,
+                        "latency_ms": _LATENCY,
+                        "histogram": {"type": "string"},
+                        "service_histogram": {"type": "string"},
+                    },
+                },
+            },
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "details", "count", "example"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "string"},
+                        "details": {"type": "string"},
+                        "count": _COUNT,
+                        "example": {"type": "string"},
+                    },
+                },
+            },
+            "timeline": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "second",
+                        "unix",
+                        "sent",
+                        "answered",
+                        "codes",
+                        "p50_ms",
+                        "p99_ms",
+                        "max_ms",
+                        "usage_percent",
+                        "level",
+                        "late",
+                        "dropped",
+                        "histogram",
+                        "loop_lag_ms",
+                        "cpu_percent",
+                    ],
+                    "additionalProperties": False,
+                    "properties": {
+                        "second": {"type": "integer"},
+                        "unix": {"type": "integer"},
+                        "sent": _COUNT,
+                        "answered": _COUNT,
+                        "codes": {"type": "object", "additionalProperties": _COUNT},
+                        "p50_ms": _MS_OR_NULL,
+                        "p99_ms": _MS_OR_NULL,
+                        "max_ms": _MS_OR_NULL,
+                        "usage_percent": _MS_OR_NULL,
+                        "level": {"type": ["integer", "null"], "minimum": 0, "maximum": 3},
+                        "late": _COUNT,
+                        "dropped": _COUNT,
+                        "histogram": {"type": ["string", "null"]},
+                        "loop_lag_ms": _MS_OR_NULL,
+                        "cpu_percent": _MS_OR_NULL,
+                    },
+                },
+            },
+            "events": {"type": "array", "items": _EVENT},
+            "harness": _HARNESS,
+            "streams": streams,
         },
-    },
+    }
+
+
+#: JSON Schema (draft 2020-12) of the report file: a report, whose ``streams`` are reports
+#: of one stream each (with no streams of their own).
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "memcontract loadtest report",
+    **_report_schema({"type": "array", "items": _report_schema({"type": "array", "maxItems": 0})}),
 }
 
 
@@ -183,6 +249,8 @@ def second_to_dict(second: Second) -> dict[str, Any]:
         "late": second.late,
         "dropped": second.dropped,
         "histogram": second.histogram,
+        "loop_lag_ms": second.loop_lag_ms,
+        "cpu_percent": second.cpu_percent,
     }
 
 
@@ -220,9 +288,50 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             }
             for s in report.statuses
         ],
-        "errors": [{"code": e.code, "details": e.details, "count": e.count} for e in report.errors],
+        "errors": [
+            {"code": e.code, "details": e.details, "count": e.count, "example": e.example}
+            for e in report.errors
+        ],
         "timeline": [second_to_dict(s) for s in report.timeline],
+        "events": [
+            {"unix": e.unix, "kind": e.kind, "text": e.text, "stream": e.stream, "level": e.level}
+            for e in report.events
+        ],
+        "harness": _harness_to_dict(report.harness),
+        "streams": [report_to_dict(stream) for stream in report.streams],
     }
+
+
+def _harness_to_dict(check: SelfCheck) -> dict[str, Any]:
+    return {
+        "send_lag_ms": check.send_lag.to_dict() if check.send_lag else None,
+        "loop_lag_ms": check.loop_lag.to_dict() if check.loop_lag else None,
+        "send_lag_histogram": check.send_lag_histogram,
+        "loop_lag_histogram": check.loop_lag_histogram,
+        "lag_p99_ms": check.lag_p99_ms,
+        "behind": check.behind,
+        "cpu_saturated_s": check.cpu_saturated_s,
+        "cpu_peak_percent": check.cpu_peak_percent,
+        "warnings": check.warnings(),
+    }
+
+
+def _harness_from_dict(data: Mapping[str, Any] | None) -> SelfCheck:
+    if not data:
+        return SelfCheck()
+
+    def latency(key: str) -> Latency | None:
+        value = data.get(key)
+        return Latency.from_dict(value) if value else None
+
+    return SelfCheck(
+        send_lag=latency("send_lag_ms"),
+        loop_lag=latency("loop_lag_ms"),
+        send_lag_histogram=data.get("send_lag_histogram"),
+        loop_lag_histogram=data.get("loop_lag_histogram"),
+        cpu_saturated_s=data.get("cpu_saturated_s", 0),
+        cpu_peak_percent=data.get("cpu_peak_percent"),
+    )
 
 
 def report_from_dict(data: Mapping[str, Any]) -> Report:
@@ -248,9 +357,15 @@ def report_from_dict(data: Mapping[str, Any]) -> Report:
             )
             for s in data["statuses"]
         ),
-        errors=tuple(ErrorCount(e["code"], e["details"], e["count"]) for e in data["errors"]),
+        errors=tuple(
+            ErrorCount(e["code"], e["details"], e["count"], e.get("example", ""))
+            for e in data["errors"]
+        ),
         timeline=tuple(second_from_dict(s) for s in data["timeline"]),
         sources=tuple(data["sources"]),
+        events=tuple(Event(**e) for e in data.get("events", ())),
+        harness=_harness_from_dict(data.get("harness")),
+        streams=tuple(report_from_dict(s) for s in data.get("streams", ())),
     )
 
 
@@ -267,7 +382,7 @@ def read(path: str | Path) -> Report:
         raise LoadTestError(f"{path}: {err.strerror or err}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise LoadTestError(f"{path}: not JSON: {err}") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA_ID:
+    if not isinstance(data, dict) or data.get("schema") not in (SCHEMA_ID, *OLD_SCHEMA_IDS):
         raise LoadTestError(f"{path}: not a loadtest report (schema {SCHEMA_ID!r} expected)")
     try:
         return report_from_dict(data)
