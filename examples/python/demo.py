@@ -103,6 +103,9 @@ class Plan:
     # rows per Report: 30,000 take the server to about 1.2x its budget with 6 in flight; with
     # 20,000 the peak was 0.96-0.99x and level 3 was reached in only half the short runs
     report_rows: int = 30_000
+    # each Report is held this long after it is built (a slow consumer downstream), so that the
+    # reports in flight, and the memory, pile up on a fast idle machine as on a loaded one
+    report_hold_ms: int = 1_500
     ping_timeout_s: float = 5.0
 
     @property
@@ -224,7 +227,9 @@ def stream_specs(port: int, plan: Plan) -> dict[str, LoadSpec]:
         REPORT: LoadSpec(
             target,
             f"{SERVICE}/Report",
-            payload=pb.ReportRequest(rows=plan.report_rows).SerializeToString(),
+            payload=pb.ReportRequest(
+                rows=plan.report_rows, hold_ms=plan.report_hold_ms
+            ).SerializeToString(),
             server_streaming=True,
             schedule=parse_schedule(plan.ramp),
             duration=plan.load_s,
@@ -277,8 +282,11 @@ class Watch:
     load_s: float
     shed_seen: bool = False
     served_again: int | None = None
-    #: The first second at or after the end of the load whose trailers said level 1 or below.
+    #: The first second at or after the end of the load when the level the trailers last said
+    #: was 1 or below (a calm server sends its keys only on a change: absent is unchanged).
     back: int | None = None
+    #: The level the trailers last said, in any stream.
+    level: int | None = None
 
     @property
     def done(self) -> bool:
@@ -291,9 +299,11 @@ class Watch:
             return False
         if key != PING and second.codes.get(SHED, 0):
             self.shed_seen = True
+        if second.level is not None:
+            self.level = second.level
         if not self.shed_seen or second.second < self.load_s:
             return False
-        if self.back is None and second.level is not None and second.level <= 1:
+        if self.back is None and self.level is not None and self.level <= 1:
             self.back = second.second
         if key == PROBE and self.served_again is None and second.codes.get("OK", 0):
             self.served_again = second.second

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from .inventory_demo.v1 import inventory_demo_pb2_grpc as pb_grpc
 SERVICE = "inventory_demo.v1.InventoryDemo"
 DEFAULT_REPORT_ROWS = 20_000  # about 4 MiB of row text, more as Python objects
 MAX_REPORT_ROWS = 200_000
+MAX_HOLD_MS = 10_000
 DEFAULT_CHUNK_ROWS = 1_000
 DETAIL_WIDTH = 200
 CACHE = "cache"
@@ -211,15 +213,17 @@ class Inventory:
         self.db.close()
 
 
-def report_size(request: pb.ReportRequest) -> tuple[int, int] | str:
-    """(rows, chunk_rows) of a Report request, or what is wrong with it."""
+def report_size(request: pb.ReportRequest) -> tuple[int, int, float] | str:
+    """(rows, chunk_rows, hold seconds) of a Report request, or what is wrong with it."""
     rows = request.rows or DEFAULT_REPORT_ROWS
     chunk_rows = request.chunk_rows or DEFAULT_CHUNK_ROWS
     if not 0 < rows <= MAX_REPORT_ROWS:
         return f"rows must be between 1 and {MAX_REPORT_ROWS}"
     if chunk_rows <= 0:
         return "chunk_rows must be positive"
-    return rows, chunk_rows
+    if not 0 <= request.hold_ms <= MAX_HOLD_MS:
+        return f"hold_ms must be between 0 and {MAX_HOLD_MS}"
+    return rows, chunk_rows, request.hold_ms / 1000
 
 
 class InventoryServicer(pb_grpc.InventoryDemoServicer):
@@ -244,8 +248,9 @@ class InventoryServicer(pb_grpc.InventoryDemoServicer):
         if isinstance(size, str):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, size)
             return
-        rows, chunk_rows = size
+        rows, chunk_rows, hold_s = size
         report = self.inventory.build_report(rows)
+        time.sleep(hold_s)  # the report stays in memory while a slow consumer is waited for
         yield from self.inventory.chunks(report, chunk_rows)
 
 
@@ -280,7 +285,10 @@ class AioInventoryServicer(pb_grpc.InventoryDemoServicer):
         if isinstance(size, str):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, size)
             return
-        rows, chunk_rows = size
+        rows, chunk_rows, hold_s = size
         report = await asyncio.to_thread(self.inventory.build_report, rows)
+        await asyncio.sleep(
+            hold_s
+        )  # the report stays in memory while a slow consumer is waited for
         for chunk in self.inventory.chunks(report, chunk_rows):
             yield chunk

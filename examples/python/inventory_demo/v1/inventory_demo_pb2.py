@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&inventory_demo/v1/inventory_demo.proto\x12\x11inventory_demo.v1\"U\n\x0e\x43\x61llerPressure\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x13\n\x0busage_ratio\x18\x02 \x01(\x01\x12\r\n\x05level\x18\x03 \x01(\x05\x12\x0e\n\x06module\x18\x04 \x01(\t\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"\x8a\x01\n\x10GetStockResponse\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61\x63he_denied\x18\x04 \x01(\t\x12\x31\n\x06\x63\x61ller\x18\x05 \x01(\x0b\x32!.inventory_demo.v1.CallerPressure\"\r\n\x0bPingRequest\"A\n\x0cPingResponse\x12\x31\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32!.inventory_demo.v1.CallerPressure\"1\n\rReportRequest\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x12\n\nchunk_rows\x18\x02 \x01(\x05\":\n\tReportRow\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"H\n\x0bReportChunk\x12\r\n\x05index\x18\x01 \x01(\x05\x12*\n\x04rows\x18\x02 \x03(\x0b\x32\x1c.inventory_demo.v1.ReportRow2\xfb\x01\n\rInventoryDemo\x12S\n\x08GetStock\x12\".inventory_demo.v1.GetStockRequest\x1a#.inventory_demo.v1.GetStockResponse\x12G\n\x04Ping\x12\x1e.inventory_demo.v1.PingRequest\x1a\x1f.inventory_demo.v1.PingResponse\x12L\n\x06Report\x12 .inventory_demo.v1.ReportRequest\x1a\x1e.inventory_demo.v1.ReportChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&inventory_demo/v1/inventory_demo.proto\x12\x11inventory_demo.v1\"U\n\x0e\x43\x61llerPressure\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x13\n\x0busage_ratio\x18\x02 \x01(\x01\x12\r\n\x05level\x18\x03 \x01(\x05\x12\x0e\n\x06module\x18\x04 \x01(\t\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"\x8a\x01\n\x10GetStockResponse\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61\x63he_denied\x18\x04 \x01(\t\x12\x31\n\x06\x63\x61ller\x18\x05 \x01(\x0b\x32!.inventory_demo.v1.CallerPressure\"\r\n\x0bPingRequest\"A\n\x0cPingResponse\x12\x31\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32!.inventory_demo.v1.CallerPressure\"B\n\rReportRequest\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x12\n\nchunk_rows\x18\x02 \x01(\x05\x12\x0f\n\x07hold_ms\x18\x03 \x01(\x05\":\n\tReportRow\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"H\n\x0bReportChunk\x12\r\n\x05index\x18\x01 \x01(\x05\x12*\n\x04rows\x18\x02 \x03(\x0b\x32\x1c.inventory_demo.v1.ReportRow2\xfb\x01\n\rInventoryDemo\x12S\n\x08GetStock\x12\".inventory_demo.v1.GetStockRequest\x1a#.inventory_demo.v1.GetStockResponse\x12G\n\x04Ping\x12\x1e.inventory_demo.v1.PingRequest\x1a\x1f.inventory_demo.v1.PingResponse\x12L\n\x06Report\x12 .inventory_demo.v1.ReportRequest\x1a\x1e.inventory_demo.v1.ReportChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,11 +42,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PINGRESPONSE']._serialized_start=336
   _globals['_PINGRESPONSE']._serialized_end=401
   _globals['_REPORTREQUEST']._serialized_start=403
-  _globals['_REPORTREQUEST']._serialized_end=452
-  _globals['_REPORTROW']._serialized_start=454
-  _globals['_REPORTROW']._serialized_end=512
-  _globals['_REPORTCHUNK']._serialized_start=514
-  _globals['_REPORTCHUNK']._serialized_end=586
-  _globals['_INVENTORYDEMO']._serialized_start=589
-  _globals['_INVENTORYDEMO']._serialized_end=840
+  _globals['_REPORTREQUEST']._serialized_end=469
+  _globals['_REPORTROW']._serialized_start=471
+  _globals['_REPORTROW']._serialized_end=529
+  _globals['_REPORTCHUNK']._serialized_start=531
+  _globals['_REPORTCHUNK']._serialized_end=603
+  _globals['_INVENTORYDEMO']._serialized_start=606
+  _globals['_INVENTORYDEMO']._serialized_end=857
 # @@protoc_insertion_point(module_scope)

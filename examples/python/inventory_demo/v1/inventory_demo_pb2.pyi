@@ -49,12 +49,14 @@ class PingResponse(_message.Message):
     def __init__(self, caller: _Optional[_Union[CallerPressure, _Mapping]] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
-    __slots__ = ("rows", "chunk_rows")
+    __slots__ = ("rows", "chunk_rows", "hold_ms")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     CHUNK_ROWS_FIELD_NUMBER: _ClassVar[int]
+    HOLD_MS_FIELD_NUMBER: _ClassVar[int]
     rows: int
     chunk_rows: int
-    def __init__(self, rows: _Optional[int] = ..., chunk_rows: _Optional[int] = ...) -> None: ...
+    hold_ms: int
+    def __init__(self, rows: _Optional[int] = ..., chunk_rows: _Optional[int] = ..., hold_ms: _Optional[int] = ...) -> None: ...
 
 class ReportRow(_message.Message):
     __slots__ = ("sku", "quantity", "detail")
