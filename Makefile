@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest proto venv clean
+.PHONY: demo test lint typecheck pytest proto venv clean drills
 
 # The example server driven into level 3 and back, live (examples/python/demo.py); ~40 s.
 # DEMO_ARGS=--short: a 10 s load (what CI runs); --out NAME: where the reports go.
@@ -32,6 +32,12 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+# Fault drills and soaks (about 12 min): the tests marked `drill` (deselected by `make test`),
+# then the gateway's 10-minute soak (bench/gateway_soak.py; its exit status is its verdict).
+drills: $(STAMP) gateway ghz
+	$(BIN)/pytest -q -m drill
+	$(BIN)/python bench/gateway_soak.py
 
 proto: $(STAMP)
 	$(BIN)/python tools/genproto.py

@@ -18,6 +18,8 @@ type eventLog struct {
 	queue   chan map[string]any
 	done    chan struct{}
 	dropped atomic.Int64
+	// startOnce starts the writer goroutine.
+	startOnce sync.Once
 	// state guards closed against an emit racing close.
 	state  sync.RWMutex
 	closed bool
@@ -25,10 +27,15 @@ type eventLog struct {
 
 const eventQueue = 256
 
+// newEventLog returns a log whose queued lines are written once start is
+// called (after the listening line, which is always the first).
 func newEventLog(out io.Writer) *eventLog {
-	l := &eventLog{out: out, queue: make(chan map[string]any, eventQueue), done: make(chan struct{})}
-	go l.run()
-	return l
+	return &eventLog{out: out, queue: make(chan map[string]any, eventQueue), done: make(chan struct{})}
+}
+
+// start writes the queued lines and those to come.
+func (l *eventLog) start() {
+	l.startOnce.Do(func() { go l.run() })
 }
 
 func (l *eventLog) run() {
@@ -86,5 +93,6 @@ func (l *eventLog) close() {
 		close(l.queue)
 	}
 	l.state.Unlock()
+	l.start()
 	<-l.done
 }

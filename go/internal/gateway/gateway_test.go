@@ -3,9 +3,12 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,6 +310,12 @@ func TestDeadlineAndCancellationKeepTheirCodes(t *testing.T) {
 	up := startUpstream(t, "127.0.0.1:0")
 	gw := startGateway(t, "--upstream", up.addr)
 	conn := dialRaw(t, gw.addr)
+	eventually(t, "connected", func() bool { // the deadline below is for the call, not the dial
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _, _, err := call(ctx, conn, "/test.S/Echo", nil, "x")
+		return err == nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	cs, err := conn.NewStream(ctx, anyArity, "/test.S/Echo") // never half-closed: ends by the deadline
@@ -339,11 +348,13 @@ func TestLevel3UpstreamIsSkippedAndShedWhenAlone(t *testing.T) {
 	conn := dialRaw(t, gw.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for range 4 { // both get calls until hot reports
-		if _, _, _, err := call(ctx, conn, "/test.S/Echo", nil, "x"); err != nil {
+	eventually(t, "both READY, hot reported", func() bool {
+		// Until calm is READY a call may find only hot, and be refused here.
+		if _, _, _, err := call(ctx, conn, "/test.S/Echo", nil, "x"); err != nil && status.Code(err) != codes.ResourceExhausted {
 			t.Fatal(err)
 		}
-	}
+		return hot.calls.Load() > 0 && calm.calls.Load() > 0
+	})
 	before := hot.calls.Load()
 	for range 50 {
 		if _, _, _, err := call(ctx, conn, "/test.S/Echo", nil, "x"); err != nil {
@@ -449,5 +460,36 @@ func TestErrorsOfTheGatewayNameNoUpstream(t *testing.T) {
 	_, _, _, err = call(ctx, dialRaw(t, gw.addr), "/test.S/Echo", nil, "x")
 	if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "127.0.0.1") {
 		t.Errorf("error %v: want UNAVAILABLE naming no upstream", err)
+	}
+}
+
+func TestMetricsExposition(t *testing.T) {
+	up := startUpstream(t, "127.0.0.1:0")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := lis.Addr().(*net.TCPAddr).Port
+	_ = lis.Close()
+	gw := startGateway(t, "--upstream", up.addr, "--metrics-port", strconv.Itoa(port))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, _, err := call(ctx, dialRaw(t, gw.addr), "/test.S/Echo", nil, "x"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		fmt.Sprintf("memcontract_gateway_calls_total{upstream=%q} 1\n", up.addr),
+		fmt.Sprintf("memcontract_gateway_upstream_ready{upstream=%q} 1\n", up.addr),
+		"# TYPE memcontract_gateway_edge_sheds_total counter\n",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -79,6 +80,8 @@ type gateway struct {
 	descriptors *descriptors
 	draining    atomic.Bool
 	started     time.Time
+	metrics     *http.Server
+	metricsLis  net.Listener
 }
 
 var channelSeq atomic.Int64
@@ -90,6 +93,7 @@ const stripLogEvery = 10 * time.Second
 func build(o *Options, stdout io.Writer) (*gateway, error) {
 	g := &gateway{options: o, events: newEventLog(stdout), strips: &stripCounts{}, started: time.Now()}
 	fail := func(err error) (*gateway, error) {
+		g.events.out = io.Discard // a gateway that never listened prints nothing on stdout
 		g.close()
 		return nil, err
 	}
@@ -154,6 +158,11 @@ func build(o *Options, stdout io.Writer) (*gateway, error) {
 	g.table.onReady = g.upstreamsReady
 	if g.listener, err = net.Listen("tcp", o.Listen); err != nil {
 		return fail(configErrorf("listen: cannot bind %s: %v", o.Listen, bindReason(err)))
+	}
+	if o.MetricsPort != 0 {
+		if g.metrics, g.metricsLis, err = g.serveMetrics(o.MetricsPort); err != nil {
+			return fail(err)
+		}
 	}
 	return g, nil
 }
@@ -326,11 +335,15 @@ func (g *gateway) run(sig <-chan os.Signal) int {
 		"event": "listening", "address": net.JoinHostPort(hp.host, strconv.Itoa(port)), "port": port,
 		"worker": 0, "pid": os.Getpid(), "methods": methods, "upstreams": g.options.Upstreams,
 	})
+	g.events.start()
 	if g.sampler != nil {
 		g.sampler.Start()
 	}
 	served := make(chan error, 1)
 	go func() { served <- g.server.Serve(g.listener) }()
+	if g.metrics != nil {
+		go func() { _ = g.metrics.Serve(g.metricsLis) }()
+	}
 	g.conn.Connect()
 	stopLogging := make(chan struct{})
 	defer close(stopLogging)
@@ -416,6 +429,9 @@ func (g *gateway) close() {
 	}
 	if g.listener != nil {
 		_ = g.listener.Close()
+	}
+	if g.metrics != nil {
+		_ = g.metrics.Close()
 	}
 	if g.conn != nil {
 		_ = g.conn.Close()
