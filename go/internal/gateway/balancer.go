@@ -113,6 +113,7 @@ type upstream struct {
 	calls    atomic.Int64
 	seen     atomic.Pointer[seen]
 	seenAt   atomic.Int64 // unix nanoseconds of the last report
+	askedAt  atomic.Int64 // unix nanoseconds a call last read the trailers
 	doneFunc func(balancer.DoneInfo)
 }
 
@@ -339,7 +340,27 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		}
 	}
 	e.up.calls.Add(1)
+	if !e.up.wantsReport(p.t.now()) {
+		return balancer.PickResult{SubConn: e.sc}, nil
+	}
 	return balancer.PickResult{SubConn: e.sc, Done: e.up.doneFunc}, nil
+}
+
+// reportEvery is how often an upstream's trailers are read while it is calm:
+// with a Done callback grpc-go also parses the call's ORCA report, a cost
+// worth paying on every call only while the level is high or unknown.
+const reportEvery = 10 * time.Millisecond
+
+// wantsReport reports whether this call's trailers are to be read: always
+// at level 2 or more, or without a fresh report; else at most every
+// reportEvery (a sample changes every sample_interval_ms, 100 ms or more).
+func (u *upstream) wantsReport(now int64) bool {
+	s := u.seen.Load()
+	if s == nil || s.pressure.Level >= 2 {
+		return true
+	}
+	last := u.askedAt.Load()
+	return now-last >= int64(reportEvery) && u.askedAt.CompareAndSwap(last, now)
 }
 
 // pinned picks the upstream a probe names (the gateway's own health check of
