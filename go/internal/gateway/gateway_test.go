@@ -50,6 +50,7 @@ func startUpstream(t *testing.T, addr string) *testUpstream {
 	}
 	u := &testUpstream{addr: lis.Addr().String(), health: health.NewServer()}
 	u.trailer.Store(&metadata.MD{})
+	//memcontract:ignore MC001 a test upstream: its trailers are set by each test, not by a sampler
 	u.server = grpc.NewServer(grpc.ForceServerCodecV2(newCodec()), grpc.UnknownServiceHandler(u.handle))
 	healthpb.RegisterHealthServer(u.server, u.health)
 	go func() { _ = u.server.Serve(lis) }()
