@@ -60,7 +60,7 @@ godrift: $(STAMP) gotools
 
 golint: gotools
 	$(GOBIN)/buf lint
-	@out=$$(gofmt -l $(GOLIB) $(GODIR)); \
+	@out=$$(gofmt -l $(GOLIB) $(GODIR) bench/goproxy); \
 	if [ -n "$$out" ]; then echo "gofmt -l: not formatted:" >&2; echo "$$out" >&2; exit 1; fi
 
 govet:
@@ -70,9 +70,15 @@ govet:
 gounit:
 	set -e; for m in $(GOMODS); do (cd $$m && $(GO) test -race ./...); done
 
-# The example binaries, for the Python cross-language tests.
-gobuild:
+# The example binaries, for the Python cross-language tests, and the gateway.
+gobuild: gateway
 	cd $(GODIR) && $(GO) build -o bin/ ./cmd/...
+
+# The gateway (go/cmd/memcontract-gateway) at go/bin/memcontract-gateway; users run
+# `go install github.com/memcontract/memcontract/go/cmd/memcontract-gateway@latest`.
+.PHONY: gateway
+gateway:
+	cd $(GOLIB) && $(GO) build -o bin/memcontract-gateway ./cmd/memcontract-gateway
 
 # Dogfood: memcontract's own analyzers over every module; a finding fails the build.
 gomclint:

@@ -12,4 +12,14 @@ var (
 	// MarshalLoadReport is func(memcontract.Pressure) ([]byte, error): the
 	// value of endpoint-load-metrics-bin a server sends for a pressure.
 	MarshalLoadReport any
+	// PressureFromProto is func(*memcontractv1.MemoryPressure)
+	// (memcontract.Pressure, error): a MemoryPressure message checked and
+	// converted (the gateway reads it from a shed call's status details).
+	PressureFromProto any
+	// FormatUsage is func(float64) string: a usage ratio as x-memory-usage
+	// writes it ("68.4%").
+	FormatUsage any
+	// CoreMatcher is func(globs []string) func(method string) bool: the
+	// contract's core_methods matcher.
+	CoreMatcher any
 )

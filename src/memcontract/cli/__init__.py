@@ -44,7 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input)."""
     try:
-        args = _parser().parse_args(argv)  # --help to a closed pipe fails here
+        parser = _parser()
+        args, unknown = parser.parse_known_args(argv)  # --help to a closed pipe fails here
+        # `memcontract gateway` takes any flags: it only says where the Go gateway is.
+        if unknown and args.command != "gateway":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         status: int = args.run(args)
     except MemcontractError as err:
         print(f"memcontract: {err}", file=sys.stderr)
