@@ -62,7 +62,8 @@ class WeightedRoundRobin:
         return np.where(usable, weights, np.nan)
 
     def on_reports(self, received: Mask, weights: Array, now: float) -> None:
-        """Callers that got an answer from a backend this tick take its report (``OnLoadReport``)."""
+        """Callers that got an answer from a backend this tick take its report
+        (``OnLoadReport``)."""
         take = received & ~np.isnan(weights)[None, :]
         if not take.any():
             return

@@ -4,11 +4,12 @@ Everything the simulated fleet decides goes through two small interfaces of our 
 
 * :class:`BackendBrain` — one per simulated backend process: its sampler's decisions. It runs
   the real :class:`memcontract.ladder.Ladder`, the guard's :class:`memcontract.guard.RateEstimator`,
-  the real :class:`memcontract.recovery.Recovery` (level 3's way out; its ``release`` callback
-  only records that a release was asked for: the simulation's memory model applies it), and
-  builds the report a backend would send with :meth:`memcontract.contract.OrcaOptions.reported_rates`
-  and :func:`memcontract.wire.orca_load_report` (the ``application_utilization``,
-  ``rps_fractional`` and ``eps`` a weighted round robin balancer reads).
+  the real :class:`memcontract.recovery.Recovery` (level 3's way out; its ``release``
+  callback only records that a release was asked for: the simulation's memory model applies
+  it), and builds the report a backend would send with
+  :meth:`memcontract.contract.OrcaOptions.reported_rates` and
+  :func:`memcontract.wire.orca_load_report` (the ``application_utilization``, ``rps_fractional``
+  and ``eps`` a weighted round robin balancer reads).
 * :class:`CallerPolicy` — one per simulated client process (one channel to the service): the
   client side's fail-fast, the real :class:`memcontract.peers.PeerTable` fed as the client
   interceptor feeds it (``record(target, pressure, pushback)``, ``blocked(target)``).

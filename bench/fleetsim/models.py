@@ -12,6 +12,8 @@ Each field of :class:`Model` has a ``# source:`` comment: *measured* (with the c
 * ``used``: what the kernel charges (RSS, the cgroup working set): ``live`` plus memory the
   allocator retains after it was freed;
 * Python (pymalloc arenas, glibc free lists): ``used`` follows ``live`` up and stays at its peak;
+  when live memory is freed, :attr:`Model.py_return_on_free` of it goes back at once (blocks
+  above glibc's mmap threshold, arenas emptied whole), the rest stays;
   a release (``gc.collect()`` + ``malloc_trim(0)``) hands back a fraction of ``used - live``:
   :attr:`Model.py_keep_first` of it stays after the first release since the peak,
   :attr:`Model.py_keep_later` after each later one;
@@ -67,6 +69,10 @@ class Model:
     py_keep_first: float = 0.66
     # source: measured (README "Level 3 must end"): gc.collect() returned 17 to 31 MiB (median
     # 24) of the ~71 MiB the example server held above its start after the load: 1 - 24/71
+    py_return_on_free: float = 0.3
+    # source: measured (README "Level 3 must end", bench/recovery.py): the load's ~125 MiB of
+    # calls (24 x 5.2 MiB) freed left RSS ~70 MiB above its start after the first release
+    # (keep 0.66): 1 - 70 / (125 * 0.66) = 0.15 to 0.3; 0.3 taken
     py_keep_later: float = 0.99
     # source: measured (README): RSS 121 MiB at the load's end, 117 MiB 30 s and several
     # releases later: about 1 % of the excess per later release
@@ -130,8 +136,7 @@ class Model:
         """Per-backend core and non-core arrival rates at calm (calls/s), from the calm CPU
         utilization and the class mix."""
         per_call = (
-            self.core_share * self.core_service_s
-            + (1 - self.core_share) * self.noncore_service_s
+            self.core_share * self.core_service_s + (1 - self.core_share) * self.noncore_service_s
         )
         total = self.calm_utilization * self.cores / per_call
         return total * self.core_share, total * (1 - self.core_share)

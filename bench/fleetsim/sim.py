@@ -37,6 +37,9 @@ ANSWERS_PER_TICK = 4
 #: The PS stretch factor 1 / (1 - rho) is capped at rho = 0.8: a steady queue near rho = 1 takes
 #: longer than a tick to build; above rho = 1 the fluid backlog takes over (assumed).
 RHO_CAP = 0.8
+#: A shed call's round trip on loopback, seconds (assumed: about a millisecond of grpc plus
+#: the interceptor; used only by the closed-loop load of the recovery calibration).
+CLOSED_LOOP_SHED_S = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ class Result:
     time_back_s: float | None  # None: the scenario has no end; inf: not within the run
     herd_max: int
     callers: int
+    ends_at: float | None = None
     wall_s: float = 0.0
     series: dict[str, list[float]] = field(default_factory=dict)
 
@@ -172,6 +176,13 @@ class Fleet:
         self.wrr_update = wrr.get("update", model.wrr_update_s)
         self.shares = np.tile(round_robin(self.up), (self.c, 1))
         self.pickers_stale = False
+        #: Called with the time after every tick (the calibration's counters).
+        self.observers: list[Callable[[float], None]] = []
+        #: Non-core callers calling back to back (0: open loop, the flows above).
+        self.closed_loop = 0
+        self.closed_loop_callers = 0  # the largest closed_loop so far (its calls' sojourn)
+        self.in_non = np.zeros(backends)  # non-core calls in flight (balanced)
+        self.in_hot = np.zeros(backends)  # hot-key calls in flight
         self.policies = [
             CallerPolicy(self.module, key=variant.fail_fast_key) for _ in range(self.c)
         ]
@@ -252,6 +263,7 @@ class Fleet:
         self.seasoned[backend] = 0.0
         self.leak[backend] = 0.0
         self.backlog[backend] = 0.0
+        self.in_non[backend] = self.in_hot[backend] = 0.0
         self.level[backend], self.admit[backend] = 0, 1.0
         self.report[backend] = np.nan
         self.brains[backend] = self._brain()
@@ -300,6 +312,8 @@ class Fleet:
         if not up.any():  # nothing to send to: every call sent fails (UNAVAILABLE)
             zeros = np.zeros(self.n)
             self._record(now, zeros, zeros, zeros, hot)
+            for observe in self.observers:
+                observe(now)
             return
         admit = np.where(up, self.admit, 0.0)
         shed = (lam_non + lam_hot) * (1 - admit)
@@ -315,16 +329,28 @@ class Fleet:
         late_core = np.exp(-m.deadline_s / sojourn_core)
         late_non = np.exp(-m.deadline_s / sojourn_non)
         in_core = lam_core * np.minimum(sojourn_core, m.deadline_s)
-        in_non = lam_non_in * np.minimum(sojourn_non, m.deadline_s)
-        in_hot = lam_hot_in * np.minimum(sojourn_non, m.deadline_s)
+        stay = np.minimum(sojourn_non, m.deadline_s)
+        target_non, target_hot = lam_non_in * stay, lam_hot_in * stay
+        # Calls in flight follow their steady state (Little's law): rising at once (a call
+        # allocates early, as the example's Report does), falling over one sojourn (a call
+        # shed now does not stop those running).
+        follow = -np.expm1(-dt / np.maximum(stay, 1e-3))
+        if self.closed_loop_callers:
+            self._closed_loop_step(admit)
+        else:
+            rising = target_non > self.in_non
+            self.in_non += (target_non - self.in_non) * np.where(rising, 1, follow)
+        self.in_hot += (target_hot - self.in_hot) * np.where(target_hot > self.in_hot, 1, follow)
+        in_non, in_hot = self.in_non, self.in_hot
         self.leak += self.leak_rate * dt
+        before = self.live
         self.live = (
             self.base_live
             + in_core * m.core_call_bytes
             + (in_non + in_hot * m.hot_call_bytes_factor) * m.noncore_call_bytes
             + self.leak
         )
-        used = self._used()
+        used = self._used(before)
         killed = up & (used > m.hard_limit)
         served = up & ~killed
         t.core_ok += float((lam_core * (1 - late_core))[served].sum() * dt)
@@ -349,6 +375,37 @@ class Fleet:
             self._fail_fast(now, calls, hot * dt)
         noncore_ok = (lam_non_in + lam_hot_in) * (1 - late_non) * served
         self._record(now, used, lam_core * (1 - late_core) * served, noncore_ok, hot)
+        for observe in self.observers:
+            observe(now)
+
+    def _closed_loop_step(self, admit: Array) -> None:
+        """The closed-loop load's calls in flight: up at once to what admission lets in; down
+        linearly over one sojourn (calls started together under processor sharing end
+        together, spread by their start)."""
+        per_backend = self.closed_loop_callers / self.n
+        target = self._closed_loop_in_flight(admit) if self.closed_loop else np.zeros(self.n)
+        drain = per_backend * self.dt / self.closed_loop_sojourn()
+        self.in_non = np.where(
+            target > self.in_non, target, np.maximum(target, self.in_non - drain)
+        )
+
+    def _closed_loop_in_flight(self, admit: Array) -> Array:
+        """``closed_loop`` callers calling back to back (``bench/recovery.py``'s load): a shed
+        call returns at once and is repeated, an admitted one holds its memory for the
+        processor-sharing sojourn ``callers * service / cores``; in flight is the share of
+        the callers' time spent in admitted calls."""
+        per_backend = self.closed_loop / self.n
+        sojourn = self.closed_loop_sojourn()
+        busy = admit * sojourn
+        share = np.divide(busy, busy + (1 - admit) * CLOSED_LOOP_SHED_S, where=busy > 0,
+                          out=np.zeros(self.n))  # fmt: skip
+        return per_backend * share * self.up
+
+    def closed_loop_sojourn(self) -> float:
+        """An admitted call's sojourn under the closed-loop load: processor sharing among
+        every caller's call (the callers are almost always in an admitted call)."""
+        m = self.model
+        return self.closed_loop_callers / self.n * m.noncore_service_s / m.cores
 
     def _hot_rates(self) -> Array:
         d = self.disturbance
@@ -356,11 +413,12 @@ class Fleet:
             return np.zeros(self.n)
         return np.where(d.hot & self.up, d.hot_rate, 0.0)
 
-    def _used(self) -> Array:
-        """Update the retained memory from ``live``; return ``used`` (bytes)."""
+    def _used(self, before: Array) -> Array:
+        """Update the retained memory from ``live`` (was ``before``); return ``used`` (bytes)."""
         m = self.model
         if m.runtime == "python":
-            self.retained = np.maximum(self.retained, self.live)
+            freed = np.maximum(before - self.live, 0.0)
+            self.retained = np.maximum(self.retained - m.py_return_on_free * freed, self.live)
             self.seasoned = np.minimum(self.seasoned, self.retained - self.live)
         else:
             target = self.live * (1 + m.go_gogc / 100)
@@ -481,6 +539,7 @@ class Fleet:
             time_back_s=back,
             herd_max=self.herd_max,
             callers=self.c,
+            ends_at=d.ends_at,
             series=self.series,
         )
 
