@@ -50,6 +50,7 @@ SENSITIVITY: tuple[tuple[str, dict[str, float | str], dict[str, str]], ...] = (
     ("defaults (Python, hard limit 1.25x, 12 MiB per call)", {}, {}),
     ("hard limit 1.10x the budget", {"hard_limit_ratio": 1.10}, {}),
     ("hard limit 1.50x the budget", {"hard_limit_ratio": 1.50}, {}),
+    ("server concurrency capped at 16 (a sync server's thread pool)", {"max_in_flight": 16}, {}),
     ("memory per non-core call x0.5 (6 MiB)", {"noncore_call_bytes": 6 * 2**20}, {}),
     ("memory per non-core call x2 (24 MiB)", {"noncore_call_bytes": 24 * 2**20}, {}),
     (

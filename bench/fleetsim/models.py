@@ -90,6 +90,10 @@ class Model:
     # --- requests ---
     cores: float = 2.0
     # source: assumed (a 2-CPU pod; this machine has 2)
+    cpu_spread: float = 0.10
+    base_spread: float = 0.05
+    # source: assumed: backends' CPU speed (noisy neighbours) and base memory vary with these
+    # coefficients of variation (normal, clipped at +-30 % and +-20 %)
     core_service_s: float = 0.005
     # source: assumed (Ping's handler; the example's Ping p50 is a few ms on this machine)
     noncore_service_s: float = 0.08
@@ -98,6 +102,10 @@ class Model:
     # source: assumed (half the calls are core: health, reads the product must keep)
     calm_utilization: float = 0.40
     # source: assumed (CPU utilization of a backend at calm: typical autoscaler target 40-60 %)
+    max_in_flight: float = 0.0
+    # source: assumed: 0, no cap (a grpc.aio server, or a sync one with a large pool); the
+    # sensitivity tries 16 (the example's sync server: a 16-thread pool, calls beyond it queue
+    # holding only their request)
     deadline_s: float = 5.0
     # source: the example clients' 5 s deadline (tests/test_balancers.py, examples/python)
     hot_call_bytes_factor: float = 4.0

@@ -150,8 +150,13 @@ class Fleet:
         self.disturbance = Disturbance()
         n = backends
         self.up = np.ones(n, dtype=bool)
-        self.base_live = model.base_live_ratio * model.capacity
-        self.live = np.full(n, self.base_live)
+        # Backends differ a little (assumed spreads; a fleet of identical backends in lockstep
+        # would make every lever look alike): CPU speed and base memory.
+        spread = self.rng.standard_normal((2, n))
+        self.cores = model.cores * np.clip(1 + model.cpu_spread * spread[0], 0.7, 1.3)
+        base = model.base_live_ratio * np.clip(1 + model.base_spread * spread[1], 0.8, 1.2)
+        self.base_live = base * model.capacity
+        self.live = self.base_live.copy()
         self.retained = self.live.copy()
         # bytes of used - live that have been through a release already (Python: a later
         # release returns less of them than the first did)
@@ -259,7 +264,7 @@ class Fleet:
 
     def _restart(self, backend: int, delay: float) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(delay + self.model.ready_delay_s)
-        self.live[backend] = self.retained[backend] = self.base_live
+        self.live[backend] = self.retained[backend] = self.base_live[backend]
         self.seasoned[backend] = 0.0
         self.leak[backend] = 0.0
         self.backlog[backend] = 0.0
@@ -320,10 +325,10 @@ class Fleet:
         lam_non_in, lam_hot_in = lam_non * admit, lam_hot * admit
         t.noncore_shed += shed.sum() * dt
         work = lam_core * m.core_service_s + (lam_non_in + lam_hot_in) * m.noncore_service_s
-        limit = m.cores * m.deadline_s
-        self.backlog = np.clip(self.backlog + (work - m.cores) * dt, 0.0, limit)
-        rho = np.minimum(work / m.cores, RHO_CAP)
-        delay = self.backlog / m.cores
+        cores = self.cores
+        self.backlog = np.clip(self.backlog + (work - cores) * dt, 0.0, cores * m.deadline_s)
+        rho = np.minimum(work / cores, RHO_CAP)
+        delay = self.backlog / cores
         sojourn_core = m.core_service_s / (1 - rho) + delay
         sojourn_non = m.noncore_service_s / (1 - rho) + delay
         late_core = np.exp(-m.deadline_s / sojourn_core)
@@ -342,6 +347,9 @@ class Fleet:
             self.in_non += (target_non - self.in_non) * np.where(rising, 1, follow)
         self.in_hot += (target_hot - self.in_hot) * np.where(target_hot > self.in_hot, 1, follow)
         in_non, in_hot = self.in_non, self.in_hot
+        if m.max_in_flight:  # a concurrency cap: calls beyond it wait, holding (almost) nothing
+            running = np.minimum(1.0, m.max_in_flight / np.maximum(in_non + in_hot, 1e-9))
+            in_non, in_hot = in_non * running, in_hot * running
         self.leak += self.leak_rate * dt
         before = self.live
         self.live = (
@@ -405,7 +413,7 @@ class Fleet:
         """An admitted call's sojourn under the closed-loop load: processor sharing among
         every caller's call (the callers are almost always in an admitted call)."""
         m = self.model
-        return self.closed_loop_callers / self.n * m.noncore_service_s / m.cores
+        return self.closed_loop_callers / self.n * m.noncore_service_s / float(self.cores.mean())
 
     def _hot_rates(self) -> Array:
         d = self.disturbance

@@ -52,7 +52,7 @@ REPORT_CPU_S = 10.0 / 24
 
 def simulate_balancers(calls_per_s: float, seed: int = 1) -> dict[str, float | None]:
     """The test_balancers run, simulated: backend 0's share and the seconds until even."""
-    model = Model(sample_interval=0.1, capacity=100 * MIB, hard_limit_ratio=100.0)
+    model = Model(sample_interval=0.1, capacity=100 * MIB, hard_limit_ratio=100.0, cpu_spread=0.0)
     fleet = Fleet(3, BALANCER_VARIANT, model, seed=seed, callers=1, wrr_config=BALANCER_WRR)
     fleet.core_rate = np.array([calls_per_s])
     fleet.noncore_rate = np.array([0.0])
@@ -94,6 +94,8 @@ def recovery_model(peak_ratio: float) -> Model:
         noncore_call_bytes=per_call * MIB,
         noncore_service_s=REPORT_CPU_S,
         cores=1.0,  # one GIL
+        cpu_spread=0.0,
+        base_spread=0.0,
     )
 
 
