@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import os
 import re
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -30,7 +31,37 @@ PAGE = ROOT / "docs/fleetsim.html"
 BEGIN, END = "<!-- fleetsim:begin -->", "<!-- fleetsim:end -->"
 SIZES = (10, 100, 1000)
 SECONDS = 300.0
-SPEED = (1000, 600.0, "surge", "none")
+SPEED = (1000, 600.0, "surge", "memcontract")
+
+
+def seeds_for(backends: int) -> tuple[int, ...]:
+    """Fleets drawn per cell: three below 1,000 backends (a small fleet's outcome depends on
+    which backends are slow), one at 1,000 (already an average over many)."""
+    return (1, 2, 3) if backends < 1000 else (1,)
+
+
+def cell(scenario: str, backends: int, variant: Variant, model: Model, seconds: float) -> Result:
+    """One table cell: the median of each figure over :func:`seeds_for` fleets (the first
+    fleet's time series for the charts)."""
+    runs = [run(scenario, backends, variant, model, seconds, s) for s in seeds_for(backends)]
+    if len(runs) == 1:
+        return runs[0]
+
+    def median(values: list[float]) -> float:
+        return float(statistics.median(values))
+
+    backs = [r.time_back_s for r in runs]
+    return dataclasses.replace(
+        runs[0],
+        oom_kills=round(median([r.oom_kills for r in runs])),
+        core_success=median([r.core_success for r in runs]),
+        noncore_shed=median([r.noncore_shed for r in runs]),
+        noncore_ok=median([r.noncore_ok for r in runs]),
+        core_p99_ms=median([r.core_p99_ms for r in runs]),
+        time_back_s=None if None in backs else median([b for b in backs if b is not None]),
+        herd_max=round(median([r.herd_max for r in runs])),
+        wall_s=sum(r.wall_s for r in runs),
+    )
 
 
 def run(
@@ -46,7 +77,7 @@ def run(
 
 #: The assumptions the headline depends on most, and the values tried (the first is the
 #: default). Each row: (what, Model changes, Variant changes).
-SENSITIVITY: tuple[tuple[str, dict[str, float | str], dict[str, str]], ...] = (
+SENSITIVITY: tuple[tuple[str, dict[str, float | str], dict[str, str | int]], ...] = (
     ("defaults (Python, hard limit 1.25x, 12 MiB per call)", {}, {}),
     ("hard limit 1.10x the budget", {"hard_limit_ratio": 1.10}, {}),
     ("hard limit 1.50x the budget", {"hard_limit_ratio": 1.50}, {}),
@@ -61,6 +92,8 @@ SENSITIVITY: tuple[tuple[str, dict[str, float | str], dict[str, str]], ...] = (
     ("retention: Go runtime (GOGC 100; soft limit with memcontract)", {"runtime": "go"}, {}),
     ("backends measure live memory, not used (issue 22's what-if)", {}, {"ladder_input": "live"}),
     ("fail-fast per instance (issue 23's what-if)", {}, {"fail_fast_key": "instance"}),
+    ("contract: ladder.confirm.level3 1 (level 3 on one sample)", {}, {"confirm_level3": 1}),
+    ("contract: ladder.recover_after 20 (10 s per step down)", {}, {"recover_after": 20}),
 )
 SENSITIVITY_VARIANTS = ("none", "memcontract", "shedding", "fail-fast", "wrr-orca")
 
@@ -75,7 +108,7 @@ def sensitivity(backends: int, seconds: float, scenarios: Sequence[str]) -> list
             cells = []
             for name in SENSITIVITY_VARIANTS:
                 variant = dataclasses.replace(VARIANTS[name], **variant_changes)
-                r = run(scenario, backends, variant, model, seconds)
+                r = cell(scenario, backends, variant, model, seconds)
                 cells.append(f"{r.oom_kills} / {100 * r.core_success:.1f} %")
             rows.append(f"| {label} | {scenario} | " + " | ".join(cells) + " |")
             print(rows[-1], flush=True)
@@ -134,11 +167,12 @@ half-open recovery), `fail-fast` (the client's PeerTable, keyed per target as th
 today), `wrr-orca` (grpc `weighted_round_robin` over the ORCA report, `rates: headroom`),
 `gc-release` (the release on entering level 3 and when it stalls; Go: the soft limit).
 
-Columns: OOM kills over the run; core calls answered OK within the 5 s deadline; non-core calls
-shed by a backend or failed fast by a caller; non-core answered OK; core p99 latency (a
-deadline miss counts as 5 s); seconds from the disturbance's end until every backend is up at
-level ≤ 1 ("> N": not within the run; "—": a leak has no end); herding: the most callers whose
-split of calls moved by 5 % or more (or whose fail-fast state flipped) within one tick.
+Each cell is the median over three fleets drawn with different slow backends (one at 1,000
+backends). Columns: OOM kills over the run; core calls answered OK within the 5 s deadline;
+non-core calls shed by a backend or failed fast by a caller; non-core answered OK; core p99
+latency (a deadline miss counts as 5 s); seconds from the disturbance's end until every backend is
+up at level ≤ 1 ("> N": not within the run; "—": a leak has no end); herding: the most callers
+whose split of calls moved by 5 % or more (or whose fail-fast state flipped) within one tick.
 
 {report.table(results)}
 
@@ -187,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in SCENARIOS:
         for backends in sizes:
             for variant in VARIANTS.values():
-                r = run(scenario, backends, variant, Model(), args.seconds)
+                r = cell(scenario, backends, variant, Model(), args.seconds)
                 results.append(r)
                 print(report.table([r]).splitlines()[-1], f"({r.wall_s:.1f} s)", flush=True)
     sens = sensitivity(100, args.seconds, ("surge", "hot-key"))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from memcontract.contract import ModuleContract
+from memcontract.contract import LadderConfig, LevelCounts, ModuleContract
 
 from .balancers import Array, Mask, WeightedRoundRobin, round_robin
 from .decisions import Answer, BackendBrain, CallerPolicy
@@ -53,6 +53,10 @@ class Variant:
     fail_fast: bool = False
     fail_fast_key: str = "target"
     ladder_input: str = "used"
+    #: contract settings (memcontract's defaults): samples to confirm level 3, and samples
+    #: below a level's threshold before stepping down one level
+    confirm_level3: int = 3
+    recover_after: int = 5
 
 
 VARIANTS: dict[str, Variant] = {
@@ -141,7 +145,11 @@ class Fleet:
         self.model = model
         self.variant = variant
         self.rng = np.random.default_rng(seed)
-        self.module = contract or ModuleContract(name="fleet")
+        ladder = LadderConfig(
+            confirm=LevelCounts(1, min(2, variant.confirm_level3), variant.confirm_level3),
+            recover_after=variant.recover_after,
+        )
+        self.module = contract or ModuleContract(name="fleet", ladder=ladder)
         self.dt = model.sample_interval
         core, noncore = model.calm_rates()
         # each caller's calm demand (calls/s): the fleet's calm load split evenly
