@@ -465,32 +465,49 @@ func TestErrorsOfTheGatewayNameNoUpstream(t *testing.T) {
 	}
 }
 
-func TestMetricsExposition(t *testing.T) {
-	up := startUpstream(t, "127.0.0.1:0")
+// freePort returns a port that was free a moment ago (for a flag that takes a
+// port number, not a listener).
+func freePort(t *testing.T) int {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := lis.Addr().(*net.TCPAddr).Port
-	_ = lis.Close()
+	defer lis.Close()
+	return lis.Addr().(*net.TCPAddr).Port
+}
+
+// scrape returns the body of /metrics on port.
+func scrape(t *testing.T, port int) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+func TestMetricsExposition(t *testing.T) {
+	up := startUpstream(t, "127.0.0.1:0")
+	port := freePort(t)
 	gw := startGateway(t, "--upstream", up.addr, "--metrics-port", strconv.Itoa(port))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, _, _, err := call(ctx, dialRaw(t, gw.addr), "/test.S/Echo", nil, "x"); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body := scrape(t, port)
 	for _, want := range []string{
 		fmt.Sprintf("memcontract_gateway_calls_total{upstream=%q} 1\n", up.addr),
 		fmt.Sprintf("memcontract_gateway_upstream_ready{upstream=%q} 1\n", up.addr),
 		"# TYPE memcontract_gateway_edge_sheds_total counter\n",
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
@@ -498,23 +515,13 @@ func TestMetricsExposition(t *testing.T) {
 
 func TestMetricsWithAContractExposeTheGatewaysOwnPressure(t *testing.T) {
 	up := startUpstream(t, "127.0.0.1:0")
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := lis.Addr().(*net.TCPAddr).Port
-	_ = lis.Close()
+	port := freePort(t)
 	contract := filepath.Join(t.TempDir(), "gateway.yaml")
 	if err := os.WriteFile(contract, []byte("version: v1\nmodules: [{name: gateway, max_heap_mb: 512}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startGateway(t, "--upstream", up.addr, "--contract", contract, "--metrics-port", strconv.Itoa(port))
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body := scrape(t, port)
 	for _, want := range []string{
 		"# TYPE memcontract_level gauge\n", // the library's families, as every service's
 		"memcontract_memory_budget_bytes 5.36870912e+08\n",
@@ -523,7 +530,7 @@ func TestMetricsWithAContractExposeTheGatewaysOwnPressure(t *testing.T) {
 		"# TYPE go_goroutines gauge\n",
 		fmt.Sprintf("memcontract_gateway_upstream_ready{upstream=%q} ", up.addr), // and its own
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
