@@ -23,7 +23,7 @@ import grpc
 import psutil
 from memcontract.interceptors import server_interceptor
 
-from memcontract import Contract, Guard, wire
+from memcontract import Contract, Guard
 from memcontract.trust import TrustPolicy
 
 CONTRACT = """
@@ -32,9 +32,11 @@ modules:
     max_heap_mb: {max_heap_mb}
     alloc_rate_mb_per_sec: 1000000   # the heap signal alone
     sample_interval_ms: 100
+    core_methods: ["/flood.Echo/SampledAt"]   # the test's own question is never shed
 """
 INTERVAL_S = 0.1
 METHOD = "/flood.Echo/Echo"
+SAMPLED_AT = "/flood.Echo/SampledAt"
 MIB = 1024 * 1024
 # A 64 KiB limit on received metadata (grpcio's default is 8 KiB; services raise it).
 OPTIONS = [("grpc.max_metadata_size", 64 * 1024)]
@@ -48,12 +50,19 @@ def serve(max_heap_mb: int, trust_arg: str) -> None:
     def echo(request: bytes, context: Any) -> bytes:
         return request
 
+    def sampled_at(request: bytes, context: Any) -> bytes:
+        # Asked directly: a calm server's trailers carry no pressure while nothing changes.
+        return repr(guard.pressure.sampled_at).encode()
+
     server = grpc.server(
         futures.ThreadPoolExecutor(4),
         interceptors=[server_interceptor(guard, trust=trust)],
         options=OPTIONS,
     )
-    handlers = {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    handlers = {
+        "Echo": grpc.unary_unary_rpc_method_handler(echo),
+        "SampledAt": grpc.unary_unary_rpc_method_handler(sampled_at),
+    }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("flood.Echo", handlers),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -134,14 +143,13 @@ class FloodServer:
         return self.rss() - before
 
     def wait_for_samples_after(self, since: float, samples: int = 3, seconds: float = 10) -> None:
-        """Wait until the server's trailers carry a sample taken ``samples`` intervals after
-        ``since`` (Unix time): its guard has seen the flood's growth as long as level 3 needs
-        to confirm it."""
+        """Wait until the server's guard has taken a sample ``samples`` intervals after
+        ``since`` (Unix time): it has seen the flood's growth as long as level 3 needs to
+        confirm it."""
         deadline = time.monotonic() + seconds
+        sampled_at = self._channel.unary_unary(SAMPLED_AT)
         while True:
-            _, trailers = self.call()
-            pressure = wire.decode(tuple(trailers.items())).pressure
-            if pressure is not None and pressure.sampled_at >= since + samples * INTERVAL_S:
+            if float(sampled_at(b"", timeout=10)) >= since + samples * INTERVAL_S:
                 return
             assert time.monotonic() < deadline, f"no sample {samples} intervals after the flood"
             time.sleep(0.01)
