@@ -48,7 +48,7 @@ def go_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=GODIR, env=child_env(), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     if done.returncode != 0:
-        unavailable(f"go build {' '.join(packages)} failed:\n{done.stderr.strip()}")
+        pytest.fail(f"go build {' '.join(packages)} failed:\n{done.stderr.strip()}", pytrace=False)
     return outdir
 
 
