@@ -49,22 +49,39 @@ func fleetServer(t *testing.T, src memcontract.Source, edit func(m *memcontractv
 	}
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return dial(t, lis.Addr().String()), srv
+}
+
+// dial opens a new connection to target (a quiet server tells each
+// connection its keys on its first call).
+func dial(t *testing.T, target string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return conn, srv
+	return conn
 }
 
-func healthReport(t *testing.T, conn *grpc.ClientConn) *v3orcapb.OrcaLoadReport {
+// healthTrailer makes one health Check on conn and returns its trailer.
+func healthTrailer(t *testing.T, conn *grpc.ClientConn) metadata.MD {
 	t.Helper()
 	var tr metadata.MD
 	if _, err := healthpb.NewHealthClient(conn).Check(ctx(t), &healthpb.HealthCheckRequest{}, grpc.Trailer(&tr)); err != nil {
 		t.Fatal(err)
 	}
+	return tr
+}
+
+func healthReport(t *testing.T, conn *grpc.ClientConn) *v3orcapb.OrcaLoadReport {
+	t.Helper()
+	reports := healthTrailer(t, conn).Get(memcontract.LoadReportKey)
+	if len(reports) != 1 {
+		t.Fatalf("%s: %d values, want one", memcontract.LoadReportKey, len(reports))
+	}
 	var r v3orcapb.OrcaLoadReport
-	if err := proto.Unmarshal([]byte(tr.Get(memcontract.LoadReportKey)[0]), &r); err != nil {
+	if err := proto.Unmarshal([]byte(reports[0]), &r); err != nil {
 		t.Fatal(err)
 	}
 	return &r
@@ -90,6 +107,25 @@ func TestORCAReportCarriesUtilizationAndRates(t *testing.T) {
 	}
 	if r.GetEps() != 0 {
 		t.Errorf("eps = %v, want 0", r.GetEps())
+	}
+}
+
+// TestQuietServerSendsTheReportOnChange: calm is free for the ORCA report
+// too: a quiet server's report goes with a connection's first call and with
+// a change, not with every call (grpc-go's WRR keeps a weight for 3 minutes).
+func TestQuietServerSendsTheReportOnChange(t *testing.T) {
+	src := memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.3, CapacityBytes: 1 << 30})
+	conn, _ := fleetServer(t, src, func(*memcontractv1.ModuleContract) {})
+	healthReport(t, conn) // the connection's first call
+	if tr := healthTrailer(t, conn); len(tr.Get(memcontract.LoadReportKey)) != 0 || len(tr.Get("x-memory-level")) != 0 {
+		t.Fatalf("a quiet server's second call carries %v, want no keys and no report", tr)
+	}
+	src.Set(memcontract.Pressure{UsageRatio: 0.97, Level: memcontract.LevelCritical, CapacityBytes: 1 << 30})
+	if r := healthReport(t, conn); r.GetNamedMetrics()[memcontract.LevelMetricName] != 3 {
+		t.Errorf("report after the change = %v, want level 3", r)
+	}
+	if r := healthReport(t, conn); r.GetMemUtilization() != 0.97 {
+		t.Errorf("report at level 3 = %v, want one on every call", r)
 	}
 }
 
@@ -148,10 +184,10 @@ func TestORCAHeadroomRates(t *testing.T) {
 		m.Orca.Rates = memcontract.RatesHeadroom
 	})
 	for range 10 {
-		healthReport(t, conn)
+		healthTrailer(t, conn) // quiet at 60 %: only the first carries a report
 	}
 	time.Sleep(150 * time.Millisecond)
-	if r := healthReport(t, conn); math.Abs(r.GetRpsFractional()-0.4) > 1e-9 || r.GetEps() != 0 || r.GetApplicationUtilization() != 0.6 {
+	if r := healthReport(t, dial(t, conn.Target())); math.Abs(r.GetRpsFractional()-0.4) > 1e-9 || r.GetEps() != 0 || r.GetApplicationUtilization() != 0.6 {
 		t.Errorf("report = %v, want rps_fractional 0.4 (the headroom), eps 0, application_utilization 0.6", r)
 	}
 }

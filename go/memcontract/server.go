@@ -176,6 +176,7 @@ func (s *Server) UntrustedCount() int64 { return s.untrusted.Load() }
 type callState struct {
 	info CallInfo
 	shed *status.Status
+	tell bool // the call carries this server's keys and ORCA report (calm is free)
 }
 
 type callStateKey struct{}
@@ -227,7 +228,7 @@ func (s *Server) enter(ctx context.Context, method string, stream bool) (context
 	}
 	trailer := metadata.MD{}
 	if stream || s.tells(ctx, st.info.Own) {
-		trailer = encode(st.info.Own)
+		trailer, st.tell = encode(st.info.Own), true
 	}
 	if s.sheds(st.info.Own, method) {
 		s.shed.Add(1)
@@ -287,8 +288,15 @@ func (s *Server) shedStatus(own Pressure, method string) *status.Status {
 // recordORCA adds memory as the call entered to the call's ORCA recorder
 // (installed by orca.CallMetricsServerOption), beside what the handler
 // records; grpc-go merges the recorder over ServerMetrics, which adds the
-// service's own metrics and the call rates.
-func (s *Server) recordORCA(ctx context.Context, own Pressure) {
+// service's own metrics and the call rates. Only on a call that carries the
+// keys: grpc-go writes endpoint-load-metrics-bin only when someone asked for
+// the recorder, so a quiet server's other calls carry no report (calm is
+// free, as in Python; a handler that records its own metrics still sends).
+func (s *Server) recordORCA(ctx context.Context, st *callState) {
+	if !st.tell {
+		return
+	}
+	own := st.info.Own
 	if r := orca.CallMetricsRecorderFromContext(ctx); r != nil {
 		r.SetMemoryUtilization(memUtilization(own))
 		if s.reportsMemory() {
@@ -317,7 +325,7 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		ctx, st := s.enter(ctx, info.FullMethod, false)
 		defer func() { s.done(st, err) }()
-		s.recordORCA(ctx, st.info.Own)
+		s.recordORCA(ctx, st)
 		if st.shed != nil {
 			return nil, st.shed.Err()
 		}
@@ -331,7 +339,7 @@ func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		ctx, st := s.enter(ss.Context(), info.FullMethod, true)
 		defer func() { s.done(st, err) }()
-		s.recordORCA(ctx, st.info.Own)
+		s.recordORCA(ctx, st)
 		if st.shed != nil {
 			return st.shed.Err()
 		}
