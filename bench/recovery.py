@@ -126,7 +126,8 @@ MIB = 1024 * 1024
 
 def watch_level(stub: Any, since: float, limit: float) -> tuple[float | None, Pressure]:
     """Call ``GetStock`` every 0.2 s until ``limit`` s after ``since``: when its trailers first
-    said level 1 or below, and the last pressure they carried (the state at rest)."""
+    said level 1 or below (or carried no keys: calm), and the last pressure they carried (the
+    state at rest)."""
     first: float | None = None
     last = Pressure()
     while (now := time.monotonic()) - since < limit:
@@ -138,8 +139,9 @@ def watch_level(stub: Any, since: float, limit: float) -> tuple[float | None, Pr
         seen = wire.decode(trailers).pressure
         if seen is not None:
             last = seen
-            if first is None and seen.level <= 1:
-                first = now - since
+        # No keys at all: a quiet server (level 0) that said so already (design §5)
+        if first is None and (seen is None or seen.level <= 1):
+            first = now - since
         time.sleep(0.2)  # pacing the probe calls
     return first, last
 

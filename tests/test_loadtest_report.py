@@ -261,6 +261,19 @@ def test_level_changes_are_events_and_an_absent_key_means_unchanged() -> None:
     assert page.count('<g class="marker">') == 2 * page.count('data-chart="1"') == 14
 
 
+def test_a_level_read_last_in_a_second_is_carried_over_live_and_in_the_report() -> None:
+    """Level 3 then level 0 in one second: the second shows 3 (its highest), the seconds
+    after it that read no key show 0 (in force when it ended), live as in the report."""
+    metrics = Metrics(START)
+    for at, level in [(START + 0.2, 3), (START + 0.7, 0), (START + 1.5, None), (START + 2.5, None)]:
+        metrics.on_sent(at, at)
+        metrics.on_done("OK", at, at, at + 0.01)
+        metrics.on_memory(at + 0.01, None if level is None else 50.0, level)
+    live = [metrics.live_second(k).level for k in range(3)]
+    assert live == [3, 0, 0]
+    assert [s.level for s in metrics.freeze(CONFIG).timeline] == live
+
+
 def test_phases_and_stop_are_events() -> None:
     from memcontract.loadtest import LoadSpec, parse_schedule
 

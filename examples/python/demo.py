@@ -560,7 +560,7 @@ class Board:
                 _count(probe, "OK"),
                 _count(probe, SHED),
                 "-" if usage is None else f"{usage:.1f}",
-                f"[{colour}]{level}[/]" if level is not None and colour else str(level or "-"),
+                "-" if level is None else f"[{colour}]{level}[/]" if colour else str(level),
             )
         return table
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class TrustPolicy:
-    """Whose reported pressure counts (SPEC §7). Default: everyone.
+    """Whose reported pressure counts (docs/design.md §7). Default: everyone.
 
     Args:
         networks: caller addresses trusted, as CIDRs (``"10.0.0.0/8"``, ``"127.0.0.1/32"``).

@@ -47,6 +47,7 @@ LATE_S = 0.010  # a call sent more than this after its intended start is "late"
 LATE_MS = LATE_S * 1000
 MAX_ERROR_KINDS = 64  # distinct (code, details) pairs kept; the rest are pooled
 OTHER_DETAILS = "(other details)"
+_Carry = tuple[float | None, int | None]  # (usage %, level) a second carries to the next
 _NUMBER_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
@@ -227,6 +228,7 @@ class Metrics:
         self.loop_lag = new_histogram(SECOND_DIGITS)
         self.events: list[Event] = []
         self.level: int | None = None  # the target's level as last read in trailers
+        self._live_carry: _Carry = (None, None)  # what the next live second carries over
         self.sent = 0
         self.answered = 0
         self.late = 0
@@ -396,23 +398,44 @@ class Metrics:
 
     def _timeline(self) -> tuple[Second, ...]:
         """The seconds, the target's usage and level carried over seconds that read none."""
-        changes = sorted((e.unix, e.level) for e in self.events if e.kind == "level")
+        changes = self._level_changes()
         seconds = []
-        usage: float | None = None
-        level: int | None = None
+        carry: _Carry = (None, None)
         for key in sorted(self.buckets):
-            second = self.buckets[key].freeze(key, self.start_unix)
-            if second.usage_percent is None and usage is not None:
-                second = replace(second, usage_percent=usage)
-            if second.level is None and level is not None:
-                second = replace(second, level=level)
-            usage, level = second.usage_percent, second.level
-            end = self.start_unix + key + 1
-            for at, changed in changes:  # the level in force when the second ends
-                if at < end and at >= end - 1:
-                    level = changed
+            second, carry = self._carried(self.buckets[key], key, carry, changes)
             seconds.append(second)
         return tuple(seconds)
+
+    def live_second(self, key: int) -> Second:
+        """Second ``key`` as it closes, for a live display: usage and level carried over as in
+        the report's timeline (seconds must be asked for in order)."""
+        bucket = self.buckets.get(key) or Bucket()
+        second, self._live_carry = self._carried(
+            bucket, key, self._live_carry, self._level_changes()
+        )
+        return second
+
+    def _level_changes(self) -> list[tuple[float, int | None]]:
+        return sorted((e.unix, e.level) for e in self.events if e.kind == "level")
+
+    def _carried(
+        self, bucket: Bucket, key: int, carry: _Carry, changes: list[tuple[float, int | None]]
+    ) -> tuple[Second, _Carry]:
+        """Second ``key`` with the usage and level carried over from ``carry`` where it read
+        none; and what the next second carries: its usage, and the level in force when it
+        ends (a second's ``level`` is the highest it read, which may not be the last)."""
+        second = bucket.freeze(key, self.start_unix)
+        usage, level = carry
+        if second.usage_percent is None and usage is not None:
+            second = replace(second, usage_percent=usage)
+        if second.level is None and level is not None:
+            second = replace(second, level=level)
+        level = second.level
+        end = self.start_unix + key + 1
+        for at, changed in changes:
+            if end - 1 <= at < end:
+                level = changed
+        return second, (second.usage_percent, level)
 
     def _self_check(self, timeline: tuple[Second, ...]) -> SelfCheck:
         cpu = [s.cpu_percent for s in timeline if s.cpu_percent is not None]

@@ -159,8 +159,8 @@ class Second:
     this second and ``level`` (0-3) the highest ``x-memory-level``; ``None`` when none was seen.
     ``late`` calls went out more than ``LATE_MS`` after their intended start; ``dropped`` ones
     were not sent because the in-flight bound was reached. With targets that send their keys
-    only when they change, an absent key means "unchanged": ``usage_percent`` and ``level``
-    carry the last value seen before over the seconds that saw none.
+    only when they change, an absent key means "unchanged": a second that saw none carries
+    the usage last seen and the level in force when the second before it ended.
     ``loop_lag_ms`` is the harness's worst event-loop lag in this second and ``cpu_percent``
     how busy its event-loop thread was (% of the second; the busiest worker's), ``None`` when
     not measured.

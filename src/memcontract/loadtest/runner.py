@@ -34,7 +34,7 @@ import grpc.aio
 
 from ..wire import LEVEL, USAGE, parse_level, parse_usage
 from .errors import LoadTestError, TargetUnreachable
-from .metrics import Bucket, Metrics
+from .metrics import Metrics
 from .pacer import Pacer
 from .result import Event, Report, Second
 from .schedule import Schedule
@@ -454,8 +454,7 @@ class _Worker:
         """Hand the seconds not yet reported that end by ``until`` (Unix s) to ``progress``."""
         assert self.progress is not None
         while metrics.start_unix + self.reported + 1 <= until:
-            bucket = metrics.buckets.get(self.reported) or Bucket()
-            _guarded(self.progress, bucket.freeze(self.reported, metrics.start_unix))
+            _guarded(self.progress, metrics.live_second(self.reported))
             self.reported += 1
 
 
