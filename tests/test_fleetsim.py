@@ -19,40 +19,66 @@ from bench.fleetsim.models import MIB, Model
 from bench.fleetsim.scenarios import SCENARIOS
 from bench.fleetsim.sim import VARIANTS, Fleet, Result
 from memcontract.contract import ModuleContract
-from memcontract.ladder import Ladder
+from memcontract.ladder import MemoryLadder, MemorySample
 
 
-def test_the_calm_shortcut_decides_as_the_full_path() -> None:
-    """A brain skipping calm samples gives the same samples as one feeding every sample."""
+@pytest.mark.parametrize("ladder_input", ["live", "used"])
+def test_the_calm_shortcut_decides_as_the_full_path(ladder_input: str) -> None:
+    """A brain skipping calm samples gives the same samples as one feeding every sample,
+    with a hard limit, live memory below used, and readings now and then late."""
     module = ModuleContract(name="x", max_heap_mb=100)
-    fast, full = BackendBrain(module), BackendBrain(module)
+    fast = BackendBrain(module, ladder_input=ladder_input)
+    full = BackendBrain(module, ladder_input=ladder_input)
     full.fast_calm = False
     rng = random.Random(7)
-    used = 50.0
-    for step in range(3000):
+    used, now, levels = 50.0, 0.0, set()
+    for step in range(5000):
         used = min(130.0, max(20.0, used + rng.choice((-8, -1, 0, 0, 1, 2, 9)) * rng.random()))
-        args = (used * MIB, used * MIB, 100 * MIB, step * 0.5, 20.0, 0.0)
-        assert fast.sample(*args) == full.sample(*args), step
+        now += rng.choice((0.5, 0.5, 0.5, 0.2, 2.5))
+        args = (used * MIB, 0.6 * used * MIB, 100 * MIB, 125 * MIB, now, 20.0, 0.0)
+        sample = fast.sample(*args)
+        assert sample == full.sample(*args), step
+        levels.add(sample.level)
+    assert levels == {0, 1, 2, 3}  # the walk went through every level
 
 
 def test_the_brain_runs_the_real_ladder() -> None:
-    """The adapter's levels are the ladder's own, sample for sample (no re-implementation)."""
+    """The adapter's levels are the memory ladder's own, sample for sample (no
+    re-implementation): used, live and the hard limit as the guard feeds them."""
     module = ModuleContract(name="x", max_heap_mb=100, alloc_rate_mb_per_sec=1000)
-    brain, ladder = BackendBrain(module), Ladder(module.ladder)
+    brain = BackendBrain(module)
     brain.fast_calm = False
-    for step, ratio in enumerate([0.5, 0.85, 0.92, 0.92, 0.96, 0.96, 0.96, 0.5, 0.5] * 3):
-        sample = brain.sample(ratio * 100 * MIB, 0.0, 100 * MIB, step * 0.5, 1.0, 0.0)
-        rate = brain._rate.rate / module.alloc_rate_bytes_per_sec
-        assert sample.level == ladder.step({"heap": ratio, "alloc_rate": rate}), step
+    ladder = MemoryLadder(
+        module.ladder,
+        interval=module.sample_interval,
+        promised_rate_bytes_per_sec=module.alloc_rate_bytes_per_sec,
+    )
+    ratios = [0.5, 0.85, 0.92, 0.92, 0.96, 0.96, 0.96, 0.96, 0.96, 0.96, 0.96, 0.5, 0.5] * 3
+    seen = []
+    for step, ratio in enumerate(ratios):
+        used, live = ratio * 100 * MIB, 40 * MIB
+        sample = brain.sample(used, live, 100 * MIB, 110 * MIB, step * 0.5, 1.0, 0.0)
+        reading = MemorySample(
+            now=step * 0.5,
+            used_bytes=int(used),
+            capacity_bytes=100 * MIB,
+            live_bytes=int(live),
+            limit_bytes=110 * MIB,
+        )
+        expected = ladder.step(reading)
+        assert (sample.level, sample.usage) == (expected.level, expected.usage_ratio), step
+        seen.append(sample.level)
+    assert 3 in seen and seen[11] < 3  # level 3, then out of it on live memory
 
 
 def test_level_three_sheds_then_goes_half_open_while_retained() -> None:
-    """Memory retained at level 3 (used flat, nothing growing): Recovery releases, then
-    admits 1/8 of non-core calls, doubling (memcontract.recovery's own numbers)."""
-    brain = BackendBrain(ModuleContract(name="x", max_heap_mb=100))
+    """Memory retained at level 3 (used flat, nothing growing, live memory unknown): Recovery
+    releases, then admits 1/8 of non-core calls, doubling (memcontract.recovery's own
+    numbers)."""
+    brain = BackendBrain(ModuleContract(name="x", max_heap_mb=100), ladder_input="used")
     admits, releases = [], []
     for step in range(20):
-        s = brain.sample(120 * MIB, 50 * MIB, 100 * MIB, step * 0.5, 10.0, 0.0)
+        s = brain.sample(120 * MIB, 50 * MIB, 100 * MIB, None, step * 0.5, 10.0, 0.0)
         admits.append(s.admit)
         releases.append(s.release)
     assert admits[:3] == [1.0, 1.0, 0.0]  # level 3 confirmed on the third sample
@@ -61,18 +87,54 @@ def test_level_three_sheds_then_goes_half_open_while_retained() -> None:
     assert sum(releases) >= 2  # and when it stalled
 
 
-def test_fail_fast_per_target_is_decided_by_the_last_answer() -> None:
-    """Today's client keys its window by target: one level-3 answer blocks every non-core
-    call to the service, the next calm answer (any backend) unblocks it."""
-    policy = CallerPolicy(ModuleContract(name="x"), key="target")
-    policy.record(Answer(backend=4, level=3, usage=0.97, at=10.0))
-    assert not policy.allow(False, 10.1) and policy.allow(True, 10.1)
-    policy.record(Answer(backend=5, level=0, usage=0.3, at=10.2))
-    assert policy.allow(False, 10.3)
-    per_instance = CallerPolicy(ModuleContract(name="x"), key="instance")
+def test_level_three_is_left_on_live_memory_with_used_retained() -> None:
+    """Used memory retained above the budget while live memory is low: the ladder leaves
+    level 3 on live memory and reports the live usage (issue 22), admitting every call."""
+    brain = BackendBrain(ModuleContract(name="x", max_heap_mb=100))
+    samples = [
+        brain.sample(97 * MIB, 30 * MIB, 100 * MIB, 125 * MIB, step * 0.5, 10.0, 0.0)
+        for step in range(12)
+    ]
+    assert samples[2].level == 3 and samples[2].admit == 0.0
+    assert samples[-1].level == 0 and samples[-1].admit == 1.0
+    assert samples[-1].usage == pytest.approx(0.30)
+
+
+def test_level_three_comes_before_the_hard_limit() -> None:
+    """Used memory climbing fast toward a hard limit: level 3 at once, before its three
+    confirmations, once used memory plus the growth margin reaches the limit."""
+    brain = BackendBrain(ModuleContract(name="x", max_heap_mb=1024))
+    levels = [
+        brain.sample((20 + 10 * step) * MIB, 10 * MIB, 1024 * MIB, 128 * MIB, step * 0.5, 1, 0)
+        .level
+        for step in range(10)
+    ]
+    assert 3 in levels and 20 + 10 * levels.index(3) < 128
+
+
+def test_fail_fast_per_instance_needs_every_backend_at_level_three() -> None:
+    """The client's table: one backend at level 3 among calm ones never fails calls fast;
+    every answering backend at level 3 does, with one probe per window; backends that name
+    no instance count as one (the last answer decides)."""
+    module = ModuleContract(name="x")
+    per_instance = CallerPolicy(module, key="instance")
     per_instance.record(Answer(backend=5, level=0, usage=0.3, at=10.0))
     per_instance.record(Answer(backend=4, level=3, usage=0.97, at=10.1))
     assert per_instance.allow(False, 10.2)  # not every backend is at level 3
+    t = 20.0
+    for backend in (4, 5, 4, 5):
+        t += 0.1
+        per_instance.record(Answer(backend=backend, level=3, usage=0.97, at=t))
+    window = module.retry_pushback_ms / 1000
+    assert per_instance.allow(True, t + 0.1)
+    assert [per_instance.allow(False, t + 0.1) for _ in range(3)] == [False] * 3
+    assert per_instance.allow(False, t + window + 0.2)  # the probe
+    assert not per_instance.allow(False, t + window + 0.3)
+    per_channel = CallerPolicy(module, key="target")
+    per_channel.record(Answer(backend=4, level=3, usage=0.97, at=10.0))
+    assert not per_channel.allow(False, 10.1) and per_channel.allow(True, 10.1)
+    per_channel.record(Answer(backend=5, level=0, usage=0.3, at=10.2))
+    assert per_channel.allow(False, 10.3)
 
 
 def test_weighted_round_robin_blackout_expiry_and_mean() -> None:

@@ -144,7 +144,7 @@ def recovery_round(contract: str, watch_s: float) -> dict[str, float | None]:
 
 
 def watch(stub: Any, pb: Any, since: float, limit: float) -> tuple[float | None, float | None]:
-    """Every 0.2 s: GetStock (first OK) and Ping (first level <= 1 in its trailers)."""
+    """Every 0.2 s: GetStock (first OK) and Ping (first level <= 1 in its trailers, or none)."""
     first_ok = level_low = None
     while (now := time.monotonic()) - since < limit and (first_ok is None or level_low is None):
         if first_ok is None and call_status(lambda: stub.GetStock.with_call(
@@ -154,7 +154,8 @@ def watch(stub: Any, pb: Any, since: float, limit: float) -> tuple[float | None,
         if level_low is None:
             _, trailers = call_status(lambda: stub.Ping.with_call(pb.PingRequest(), timeout=5))
             level = next((str(v) for k, v in trailers if k == "x-memory-level"), "")
-            if level.isdigit() and int(level) <= 1:
+            # no key at all: a quiet server (level 0) that said so already (design §5)
+            if not level or (level.isdigit() and int(level) <= 1):
                 level_low = now - since
         time.sleep(0.2)
     return first_ok, level_low

@@ -51,8 +51,8 @@ class Variant:
     release: bool = False
     wrr: bool = False
     fail_fast: bool = False
-    fail_fast_key: str = "target"
-    ladder_input: str = "used"
+    fail_fast_key: str = "instance"
+    ladder_input: str = "live"
     #: contract settings (memcontract's defaults): samples to confirm level 3, and samples
     #: below a level's threshold before stepping down one level
     confirm_level3: int = 3
@@ -452,10 +452,12 @@ class Fleet:
 
     def _sample(self, now: float, used: Array, served: Mask, rps: Array, eps: Array) -> None:
         """Every serving backend's sampler: level, admission, report, release."""
-        capacity = self.model.capacity
+        capacity, limit = self.model.capacity, self.model.hard_limit
         used_l, live_l, rps_l, eps_l = used.tolist(), self.live.tolist(), rps.tolist(), eps.tolist()
         for b in np.flatnonzero(served).tolist():
-            s = self.brains[b].sample(used_l[b], live_l[b], capacity, now, rps_l[b], eps_l[b])
+            s = self.brains[b].sample(
+                used_l[b], live_l[b], capacity, limit, now, rps_l[b], eps_l[b]
+            )
             self.level[b] = s.level
             self.admit[b] = s.admit
             self.report[b] = (

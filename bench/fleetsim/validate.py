@@ -34,8 +34,11 @@ from .sim import Fleet, Variant
 
 ROOT = Path(__file__).resolve().parents[2]
 # test_balancers: a contract at sample_interval_ms 100 under grpcio's WRR with these settings;
-# the client is plain grpcio (no memcontract interceptor: no fail-fast).
-BALANCER_VARIANT = Variant("calibration", shedding=True, release=True, wrr=True)
+# the client is plain grpcio (no memcontract interceptor: no fail-fast). Its FakeProbe sets used
+# memory only (live memory unknown): the ladder reads used memory alone.
+BALANCER_VARIANT = Variant(
+    "calibration", shedding=True, release=True, wrr=True, ladder_input="used"
+)
 BALANCER_WRR = {"blackout": 0.0, "update": 0.1, "expiration": 2.0}
 CALM, PRESSURED = 0.3, 0.9
 SETTLE_S = MEASURE_S = 3.0
