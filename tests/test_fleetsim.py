@@ -105,8 +105,9 @@ def test_level_three_comes_before_the_hard_limit() -> None:
     confirmations, once used memory plus the growth margin reaches the limit."""
     brain = BackendBrain(ModuleContract(name="x", max_heap_mb=1024))
     levels = [
-        brain.sample((20 + 10 * step) * MIB, 10 * MIB, 1024 * MIB, 128 * MIB, step * 0.5, 1, 0)
-        .level
+        brain.sample(
+            (20 + 10 * step) * MIB, 10 * MIB, 1024 * MIB, 128 * MIB, step * 0.5, 1, 0
+        ).level
         for step in range(10)
     ]
     assert 3 in levels and 20 + 10 * levels.index(3) < 128

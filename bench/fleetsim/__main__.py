@@ -102,6 +102,12 @@ SENSITIVITY: tuple[tuple[str, dict[str, float | str], dict[str, str | int]], ...
     ),
     ("contract: ladder.confirm.level3 1 (level 3 on one sample)", {}, {"confirm_level3": 1}),
     ("contract: ladder.recover_after 20 (10 s per step down)", {}, {"recover_after": 20}),
+    ("contract: orca.rates calls (measured rates)", {}, {"orca_rates": "calls"}),
+    (
+        "contract: orca.application_utilization none (no memory in the report: round robin here)",
+        {},
+        {"orca_utilization": "none"},
+    ),
 )
 SENSITIVITY_VARIANTS = ("none", "memcontract", "shedding")
 
@@ -188,8 +194,9 @@ Scenarios start at 30 s of a {SECONDS:.0f} s run: `surge` 3x traffic for 60 s (r
 `rolling-restart` 10 % at a time. Variants: `none` (round robin, the guard measuring but doing
 nothing), `memcontract` (all levers), and each lever alone: `shedding` (level 3 sheds non-core,
 half-open recovery), `fail-fast` (the client's `CalleeTable`: a channel fails fast only while
-every backend answering it is at level 3), `wrr-orca` (grpc `weighted_round_robin` over the ORCA report, `rates: headroom`),
-`gc-release` (the release on entering level 3 and when it stalls; Go: the soft limit).
+every backend answering it is at level 3), `wrr-orca` (grpc `weighted_round_robin` over the
+ORCA report, `rates: headroom`), `gc-release` (the release on entering level 3 and when it
+stalls; Go: the soft limit).
 
 Each cell is the median over three fleets drawn with different slow backends (one at 1,000
 backends). Columns: OOM kills over the run; core calls answered OK within the 5 s deadline;
@@ -204,19 +211,22 @@ whose split of calls moved by 5 % or more (or whose fail-fast state flipped) wit
 
 Reading it (the mechanisms, seen in the charts and in traces of single backends): the surge
 takes each backend to 120 % of its CPU, so calls in flight, and their memory, grow until
-something sheds. Level 3 sheds every non-core call, and leaves after `recover_after` samples
-below its threshold while the surge still runs: re-admitting everything at once grows memory by
-a fifth of the budget per sample, faster than level 3's three-sample confirmation (1.5 s) can
-catch it before the hard limit: shedding turns into a cycle of bursts, and whether it ends in
-kills depends on the headroom between the level-3 threshold and the hard limit (sensitivity).
-With `ladder.confirm.level3: 1` or `ladder.recover_after: 20` level 3 holds through the surge
-and no backend is killed. A hot key is absorbed by weighted round robin alone (the other calls
-move off the hot backends); shedding alone cannot save a backend whose pinned calls alone
-exceed it. No lever prevents a leak's kills (`on_stuck: recycle` would restart the process
-earlier, which is not simulated). Python's retained memory can keep level 3 (and low WRR
-weights) up long after the disturbance (the "> N" rows). Herding: every caller rebuilds its
-picker in the same tick when a backend goes or comes back, so a kill or a restart batch moves
-all callers at once.
+something sheds. **Shedding alone holds the surge** at every size (no OOM kill, every core call
+served): level 3 comes before the hard limit (used memory plus the growth margin), sheds every
+non-core call, and is left on live memory once the calls in flight are gone (about 2 s after the
+surge). **Adding `weighted_round_robin` over the default report (`orca.rates: headroom`) undoes
+it**: a backend just out of level 3 reports its live usage (about 40 %), a weight fifty times or
+more that of its neighbours still at level 3 (headroom 0.01-0.05), so within one weight update
+every caller moves its load onto the few backends that recovered, they reach the hard limit
+faster than a 0.5 s sampler sees them climb, and are killed; the kills then cascade (the
+`memcontract` and `wrr-orca` rows). With `orca.rates: calls`, or no memory in the report, the
+same levers kill nothing at 100 backends (sensitivity), and so does failing fast per channel
+(before issue 23) which takes load off the whole service. A hot key is absorbed by weighted
+round robin (the other calls move off the hot backends); shedding alone cannot save a backend
+whose pinned calls alone exceed it. No lever prevents a leak's kills (`on_stuck: recycle` would
+restart the process earlier, which is not simulated). Herding: every caller rebuilds its picker
+in the same tick when a backend goes or comes back, so a kill or a restart batch moves all
+callers at once.
 
 **Sensitivity** (the surge at 100 backends, `OOM kills / core success` per variant): the
 headline against the assumptions it depends on most, and against two contract settings.

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from memcontract.contract import LadderConfig, LevelCounts, ModuleContract
+from memcontract.contract import LadderConfig, LevelCounts, ModuleContract, OrcaOptions
 
 from .balancers import Array, Mask, WeightedRoundRobin, round_robin
 from .decisions import Answer, BackendBrain, CallerPolicy
@@ -57,6 +57,9 @@ class Variant:
     #: below a level's threshold before stepping down one level
     confirm_level3: int = 3
     recover_after: int = 5
+    #: the contract's ``orca`` settings: what the report's utilization and rates carry
+    orca_utilization: str = "memory"
+    orca_rates: str = "headroom"
 
 
 VARIANTS: dict[str, Variant] = {
@@ -149,7 +152,10 @@ class Fleet:
             confirm=LevelCounts(1, min(2, variant.confirm_level3), variant.confirm_level3),
             recover_after=variant.recover_after,
         )
-        self.module = contract or ModuleContract(name="fleet", ladder=ladder)
+        orca = OrcaOptions(
+            application_utilization=variant.orca_utilization, rates=variant.orca_rates
+        )
+        self.module = contract or ModuleContract(name="fleet", ladder=ladder, orca=orca)
         self.dt = model.sample_interval
         core, noncore = model.calm_rates()
         # each caller's calm demand (calls/s): the fleet's calm load split evenly
