@@ -78,13 +78,17 @@ type toldEntry struct {
 
 // tells reports whether a call to or from key carries the keys of v now (a
 // sample taken at at): always when not quiet; quiet, when key has not been
-// told, v changed since, or refresh (0: never) has passed.
-func (t *teller) tells(key string, v wireVersion, at time.Time, refresh time.Duration) bool {
+// told, v changed since, or refresh (0: never) has passed. With mark false
+// the call carries them without counting as telling key.
+func (t *teller) tells(key string, v wireVersion, at time.Time, refresh time.Duration, mark bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	last, seen := t.told[key]
 	if v.quiet && seen && last.v.quiet && !v.changedSince(last.v) && (refresh == 0 || at.Before(last.until)) {
 		return false
+	}
+	if !mark {
+		return true
 	}
 	if seen && !v.changedSince(last.v) && last.v.quiet == v.quiet {
 		v = last.v // the usage at the last change is what a step is measured from

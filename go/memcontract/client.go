@@ -149,7 +149,7 @@ func (c *Client) InvalidCount() int64 { return c.invalid.Load() }
 func (c *Client) outgoing(ctx context.Context, target string) context.Context {
 	p := c.source.Pressure()
 	p.Instance = processInstance
-	tell := c.told.tells(target, c.quiet.version(p), p.SampledAt, 0)
+	tell := c.told.tells(target, c.quiet.version(p), p.SampledAt, 0, true)
 	md, had := metadata.FromOutgoingContext(ctx)
 	if !tell && !had {
 		return ctx

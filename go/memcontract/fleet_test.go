@@ -11,10 +11,14 @@ import (
 	v3orcaservicegrpc "github.com/cncf/xds/go/xds/service/orca/v3"
 	v3orcaservicepb "github.com/cncf/xds/go/xds/service/orca/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/orca"
+	"google.golang.org/grpc/reflection"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -126,6 +130,52 @@ func TestQuietServerSendsTheReportOnChange(t *testing.T) {
 	}
 	if r := healthReport(t, conn); r.GetMemUtilization() != 0.97 {
 		t.Errorf("report at level 3 = %v, want one on every call", r)
+	}
+}
+
+// TestQuietServerStreamsFollowTheCalmRule: a stream carries a quiet server's
+// keys as a unary call does, once per connection (a proxy's every call is a
+// stream), and a reflection call tells no connection, so the call grpcurl
+// makes after its reflection stream still shows them.
+func TestQuietServerStreamsFollowTheCalmRule(t *testing.T) {
+	src := memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.3, CapacityBytes: 1 << 30})
+	srv := memcontract.NewServer(src, memcontract.DefaultModule("api"))
+	s := grpc.NewServer(srv.ServerOptions()...)
+	reflection.Register(s)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	conn := dial(t, lis.Addr().String())
+
+	rs, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	_ = rs.CloseSend()
+	for err == nil {
+		_, err = rs.Recv()
+	}
+	// Two calls the unknown-service handler answers: streams to grpc-go.
+	var levels []int
+	for range 2 {
+		var tr metadata.MD
+		err := conn.Invoke(ctx(t), "/no.Such/Method", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}, grpc.Trailer(&tr))
+		if status.Code(err) != codes.Unimplemented {
+			t.Fatalf("unknown method: %v, want Unimplemented", err)
+		}
+		levels = append(levels, len(tr.Get(memcontract.LevelKey)))
+	}
+	if levels[0] != 1 || levels[1] != 0 {
+		t.Errorf("x-memory-level values on the two streams after reflection: %v, want [1 0]", levels)
 	}
 }
 

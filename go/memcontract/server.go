@@ -3,6 +3,7 @@ package memcontract
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,14 +205,15 @@ func InvalidPeerValuesFromContext(ctx context.Context) int {
 
 // enter parses the caller's keys, snapshots the server's pressure, decides
 // whether to shed and sets the trailers (once per call: a context that
-// already holds the state is returned as it is). A stream's trailers always
-// carry the keys (they come once per stream) and tell no connection.
-func (s *Server) enter(ctx context.Context, method string, stream bool) (context.Context, *callState) {
+// already holds the state is returned as it is). Streams follow the calm
+// rule as unary calls do (a proxy's every call is a stream); a reflection
+// call tells no connection, so the call grpcurl makes after its reflection
+// stream still shows the keys.
+func (s *Server) enter(ctx context.Context, method string) (context.Context, *callState) {
 	if st, ok := ctx.Value(callStateKey{}).(*callState); ok {
 		return ctx, st
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	peerP, peerOK, invalid := Decode(md)
+	peerP, peerOK, invalid := Decode(incomingKeys(ctx))
 	if invalid > 0 {
 		s.invalidHeaders.Add(int64(invalid))
 	}
@@ -227,7 +229,7 @@ func (s *Server) enter(ctx context.Context, method string, stream bool) (context
 		}
 	}
 	trailer := metadata.MD{}
-	if stream || s.tells(ctx, st.info.Own) {
+	if s.tells(ctx, st.info.Own, !strings.HasPrefix(method, reflectionPrefix)) {
 		trailer, st.tell = encode(st.info.Own), true
 	}
 	if s.sheds(st.info.Own, method) {
@@ -323,7 +325,7 @@ func (s *Server) done(st *callState, err error) {
 // inside orca.CallMetricsServerOption (see ServerOptions).
 func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		ctx, st := s.enter(ctx, info.FullMethod, false)
+		ctx, st := s.enter(ctx, info.FullMethod)
 		defer func() { s.done(st, err) }()
 		s.recordORCA(ctx, st)
 		if st.shed != nil {
@@ -337,7 +339,7 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // inside orca.CallMetricsServerOption (see ServerOptions).
 func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		ctx, st := s.enter(ss.Context(), info.FullMethod, true)
+		ctx, st := s.enter(ss.Context(), info.FullMethod)
 		defer func() { s.done(st, err) }()
 		s.recordORCA(ctx, st)
 		if st.shed != nil {
@@ -403,7 +405,7 @@ func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	for i, m := range desc.Methods {
 		method, handler := "/"+desc.ServiceName+"/"+m.MethodName, m.Handler
 		d.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			ctx, _ = r.s.enter(ctx, method, false)
+			ctx, _ = r.s.enter(ctx, method)
 			return handler(srv, ctx, dec, interceptor)
 		}}
 	}
@@ -413,10 +415,32 @@ func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 // tells reports whether this call's trailers carry the server's keys: every
 // call at level 1 and up; quiet, a connection's first call, after a change
 // and every RefreshInterval (calm is free).
-func (s *Server) tells(ctx context.Context, own Pressure) bool {
+func (s *Server) tells(ctx context.Context, own Pressure, mark bool) bool {
 	from, ok := peer.FromContext(ctx)
 	if !ok || from.Addr == nil {
 		return true
 	}
-	return s.told.tells(from.Addr.String(), s.quiet.version(own), own.SampledAt, RefreshInterval)
+	return s.told.tells(from.Addr.String(), s.quiet.version(own), own.SampledAt, RefreshInterval, mark)
 }
+
+// reflectionPrefix starts the methods of gRPC's reflection services (v1 and
+// v1alpha).
+const reflectionPrefix = "/grpc.reflection."
+
+// incomingKeys returns the caller's x-memory-* keys, looked up one by one:
+// metadata.FromIncomingContext copies every header of every call.
+func incomingKeys(ctx context.Context) metadata.MD {
+	var md metadata.MD
+	for _, k := range peerKeys {
+		if v := metadata.ValueFromIncomingContext(ctx, k); len(v) > 0 {
+			if md == nil {
+				md = metadata.MD{}
+			}
+			md[k] = v
+		}
+	}
+	return md
+}
+
+// peerKeys are the keys Decode reads.
+var peerKeys = [...]string{UsageKey, CapacityKey, ContractKey, LevelKey, PressureBinKey}
