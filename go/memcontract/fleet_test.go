@@ -47,13 +47,19 @@ func fleetServer(t *testing.T, src memcontract.Source, edit func(m *memcontractv
 	if err := memcontract.RegisterPressureServices(s, srv); err != nil {
 		t.Fatal(err)
 	}
+	return dial(t, serve(t, s)), srv
+}
+
+// serve serves s on a loopback port until the test ends; its address.
+func serve(t *testing.T, s *grpc.Server) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
-	return dial(t, lis.Addr().String()), srv
+	return lis.Addr().String()
 }
 
 // dial opens a new connection to target (a quiet server tells each
@@ -142,13 +148,7 @@ func TestQuietServerStreamsFollowTheCalmRule(t *testing.T) {
 	srv := memcontract.NewServer(src, memcontract.DefaultModule("api"))
 	s := grpc.NewServer(srv.ServerOptions()...)
 	reflection.Register(s)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	conn := dial(t, lis.Addr().String())
+	conn := dial(t, serve(t, s))
 
 	rs, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx(t))
 	if err != nil {
