@@ -87,9 +87,21 @@ func (t *teller) tells(key string, v wireVersion, at time.Time, refresh time.Dur
 	if v.quiet && seen && last.v.quiet && !v.changedSince(last.v) && (refresh == 0 || at.Before(last.until)) {
 		return false
 	}
-	if !mark {
-		return true
+	if mark {
+		t.markLocked(key, v, at, refresh, last, seen)
 	}
+	return true
+}
+
+// mark records that key was told v (a sample taken at at).
+func (t *teller) mark(key string, v wireVersion, at time.Time, refresh time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	last, seen := t.told[key]
+	t.markLocked(key, v, at, refresh, last, seen)
+}
+
+func (t *teller) markLocked(key string, v wireVersion, at time.Time, refresh time.Duration, last toldEntry, seen bool) {
 	if seen && !v.changedSince(last.v) && last.v.quiet == v.quiet {
 		v = last.v // the usage at the last change is what a step is measured from
 	}
@@ -103,5 +115,4 @@ func (t *teller) tells(key string, v wireVersion, at time.Time, refresh time.Dur
 		}
 	}
 	t.told[key] = toldEntry{v: v, until: at.Add(refresh)}
-	return true
 }

@@ -179,6 +179,25 @@ func TestQuietServerStreamsFollowTheCalmRule(t *testing.T) {
 	}
 }
 
+// TestAnOpenStreamTellsNoConnection: a stream tells its connection when it
+// ends (its trailers go out then); a health Watch that stays open (a
+// balancer's health check) leaves the connection's next call to carry them.
+func TestAnOpenStreamTellsNoConnection(t *testing.T) {
+	src := memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.3, CapacityBytes: 1 << 30})
+	conn, _ := fleetServer(t, src, func(*memcontractv1.ModuleContract) {})
+	watch, err := healthpb.NewHealthClient(conn).Watch(ctx(t), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	healthReport(t, conn) // the Watch is still open: this call carries them
+	if tr := healthTrailer(t, conn); len(tr.Get(memcontract.LevelKey)) != 0 {
+		t.Errorf("the call after it carries %v, want nothing (the connection was told)", tr)
+	}
+}
+
 func TestORCAUtilizationNone(t *testing.T) {
 	src := memcontract.NewStaticSource(memcontract.Pressure{UsageRatio: 0.9, CapacityBytes: 1 << 30})
 	conn, _ := fleetServer(t, src, func(m *memcontractv1.ModuleContract) {

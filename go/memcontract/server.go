@@ -178,6 +178,9 @@ type callState struct {
 	info CallInfo
 	shed *status.Status
 	tell bool // the call carries this server's keys and ORCA report (calm is free)
+	// markAtEnd: a stream that carries the keys tells its connection when it
+	// ends, as its trailers go out (a health Watch may never end).
+	markAtEnd bool
 }
 
 type callStateKey struct{}
@@ -206,10 +209,11 @@ func InvalidPeerValuesFromContext(ctx context.Context) int {
 // enter parses the caller's keys, snapshots the server's pressure, decides
 // whether to shed and sets the trailers (once per call: a context that
 // already holds the state is returned as it is). Streams follow the calm
-// rule as unary calls do (a proxy's every call is a stream); a reflection
+// rule as unary calls do (a proxy's every call is a stream) but tell their
+// connection only when they end, when their trailers go out; a reflection
 // call tells no connection, so the call grpcurl makes after its reflection
 // stream still shows the keys.
-func (s *Server) enter(ctx context.Context, method string) (context.Context, *callState) {
+func (s *Server) enter(ctx context.Context, method string, stream bool) (context.Context, *callState) {
 	if st, ok := ctx.Value(callStateKey{}).(*callState); ok {
 		return ctx, st
 	}
@@ -229,8 +233,9 @@ func (s *Server) enter(ctx context.Context, method string) (context.Context, *ca
 		}
 	}
 	trailer := metadata.MD{}
-	if s.tells(ctx, st.info.Own, !strings.HasPrefix(method, reflectionPrefix)) {
+	if s.tells(ctx, st.info.Own, !stream) {
 		trailer, st.tell = encode(st.info.Own), true
+		st.markAtEnd = stream && !strings.HasPrefix(method, reflectionPrefix)
 	}
 	if s.sheds(st.info.Own, method) {
 		s.shed.Add(1)
@@ -325,7 +330,7 @@ func (s *Server) done(st *callState, err error) {
 // inside orca.CallMetricsServerOption (see ServerOptions).
 func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		ctx, st := s.enter(ctx, info.FullMethod)
+		ctx, st := s.enter(ctx, info.FullMethod, false)
 		defer func() { s.done(st, err) }()
 		s.recordORCA(ctx, st)
 		if st.shed != nil {
@@ -339,8 +344,13 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // inside orca.CallMetricsServerOption (see ServerOptions).
 func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		ctx, st := s.enter(ss.Context(), info.FullMethod)
-		defer func() { s.done(st, err) }()
+		ctx, st := s.enter(ss.Context(), info.FullMethod, true)
+		defer func() {
+			if st.markAtEnd {
+				s.markTold(ctx, st.info.Own)
+			}
+			s.done(st, err)
+		}()
 		s.recordORCA(ctx, st)
 		if st.shed != nil {
 			return st.shed.Err()
@@ -405,7 +415,7 @@ func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	for i, m := range desc.Methods {
 		method, handler := "/"+desc.ServiceName+"/"+m.MethodName, m.Handler
 		d.Methods[i] = grpc.MethodDesc{MethodName: m.MethodName, Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			ctx, _ = r.s.enter(ctx, method)
+			ctx, _ = r.s.enter(ctx, method, false)
 			return handler(srv, ctx, dec, interceptor)
 		}}
 	}
@@ -421,6 +431,13 @@ func (s *Server) tells(ctx context.Context, own Pressure, mark bool) bool {
 		return true
 	}
 	return s.told.tells(from.Addr.String(), s.quiet.version(own), own.SampledAt, RefreshInterval, mark)
+}
+
+// markTold records that the call's connection was told own.
+func (s *Server) markTold(ctx context.Context, own Pressure) {
+	if from, ok := peer.FromContext(ctx); ok && from.Addr != nil {
+		s.told.mark(from.Addr.String(), s.quiet.version(own), own.SampledAt, RefreshInterval)
+	}
 }
 
 // reflectionPrefix starts the methods of gRPC's reflection services (v1 and
