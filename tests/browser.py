@@ -2,8 +2,9 @@
 
 :func:`chromium` finds the browser, installing it with apt-get where it is missing and this is
 root with apt-get (``make pytest`` does the same first, as ``make browser``). Where it cannot
-be installed the test skips, saying why, except in CI (``CI`` set), where it fails: a page no
-browser rendered is not a checked page.
+be installed the test skips, saying why, except with ``MEMCONTRACT_REQUIRE_BROWSER=1`` (as
+``.ci/run`` sets it) or ``CI`` set, where it fails: a page no browser rendered is not a checked
+page.
 
 :func:`inspect_page` loads a copy of a page with two scripts added: a ``window.onerror`` hook,
 first in ``<head>``, that writes every script error into the DOM, and a last script that
@@ -94,7 +95,7 @@ def chromium() -> str:
     """The browser's path; skips (fails in CI) the calling test when there is none."""
     path, reason = _find_or_install()
     if path is None:
-        if os.environ.get("CI"):
+        if os.environ.get("MEMCONTRACT_REQUIRE_BROWSER") == "1" or os.environ.get("CI"):
             pytest.fail(f"Chromium is needed and could not be installed: {reason}")
         pytest.skip(f"Chromium is needed: {reason}")
     return path
