@@ -123,6 +123,13 @@ def test_the_demo_page_draws_every_chart_in_a_browser(
     assert ping and 'data-series="OK"' in ping[0]  # Ping: served throughout
     assert 'data-series="RESOURCE_EXHAUSTED"' not in ping[0]
     assert dom.count('<g class="marker">') >= 9 * 3  # events marked on every time chart
+    # The status table, a row per stream: Ping never shed, Report and GetStock shed.
+    rows = {m[1]: m[2] for m in re.finditer(r"<tr><td><b>(\w[\w ]*)</b></td>(.*?)</tr>", dom, re.S)}
+    assert {"Report", "Ping", "GetStock", "all streams"} <= set(rows), rows
+    assert '<td class="n shed">' not in rows["Ping"]
+    assert '<td class="n shed">' in rows["Report"] and '<td class="n shed">' in rows["GetStock"]
+    assert by_stream["Report"]["drawn"] == 2  # Report: OK and shed, both drawn
+    assert "budget 100%" in dom  # the usage chart's budget line
 
 
 @pytest.mark.timeout(120)

@@ -19,7 +19,7 @@ from memcontract.allocations import format_bytes
 from memcontract.recovery import FIRST_FRACTION, Phase, Released, release_memory
 from memcontract.telemetry import HALF_OPEN_ADMITS, RECYCLES, RELEASES, SHEDS
 
-from .support import Rig, make_contract
+from .support import Metrics, Rig, make_contract
 
 HIGH = 1.10  # over budget: level 3 holds however long it stays here
 STALL = 3  # samples without falling or climbing before a release, then before going half-open
@@ -188,6 +188,18 @@ def test_entering_level3_releases_memory_and_counts_the_trim() -> None:
     expected = "unavailable" if recovery.malloc_trim() is None else {"released", "nothing"}
     assert sum(counted.values()) == 1
     assert set(counted) <= (expected if isinstance(expected, set) else {expected})
+
+
+def test_the_release_is_exported_by_its_published_name() -> None:
+    """What an exporter sees of the release on entering level 3 (the OpenTelemetry reader,
+    not the guard's own counts): one ``memcontract.memory.releases`` with its ``result``."""
+    metrics = Metrics()
+    rig = Rig(make_contract(), meter_provider=metrics.provider)
+    rig.run([HIGH] * 3)
+    assert rig.guard.level == Level.CRITICAL
+    results = [a["result"] for a, v in metrics.points().get(RELEASES, []) if v]
+    assert results and set(results) <= {"released", "nothing", "unavailable"}
+    assert metrics.value(RELEASES) == 1
 
 
 def test_malloc_trim_absent_is_harmless_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
