@@ -196,6 +196,23 @@ func TestTimeAtLevelAndCountersFromZero(t *testing.T) {
 	}
 }
 
+// TestAReleaseIsCounted: level 3 held flat hands memory back
+// (debug.FreeOSMemory), and the exposition counts it by result.
+func TestAReleaseIsCounted(t *testing.T) {
+	released := func(f map[string]*dto.MetricFamily) float64 {
+		if _, ok := f["memcontract_memory_releases_total"]; !ok {
+			return 0 // no release yet in this process
+		}
+		return value(t, f, "memcontract_memory_releases_total", "result=released")
+	}
+	s := newStepped(t, 0)
+	before := released(gather(t, s))
+	s.step(0.5, 0.97, 0.97, 0.97, 0.97, 0.97, 0.97, 0.97, 0.97, 0.97)
+	if after := released(gather(t, s)); after <= before {
+		t.Errorf("releases = %v after level 3 held flat, %v before; want more", after, before)
+	}
+}
+
 func TestHandlerServesTheTextFormat(t *testing.T) {
 	s := newStepped(t, 0)
 	s.step(0.97, 0.97, 0.97)
