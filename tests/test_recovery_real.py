@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from examples.python.inventory_demo.v1 import inventory_demo_pb2 as pb  # noqa: E402
 from examples.python.inventory_demo.v1 import inventory_demo_pb2_grpc as pb_grpc  # noqa: E402
 from examples.python.overload import first_success, overload  # noqa: E402
 
@@ -74,6 +75,24 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     raise AssertionError(f"no {key} for {pid}")
 
 
+LOW_LEVELS = ("?", "0", "1")  # "?": trailers without keys, a quiet server (level 0)
+
+
+def level_after(stub: Any, since: float, limit: float) -> str:
+    """Poll ``GetStock`` every 0.2 s until its trailers say level 1 or below, or until ``limit``
+    seconds after ``since`` (monotonic); the last level read."""
+    while True:
+        try:
+            _, call = stub.GetStock.with_call(pb.GetStockRequest(sku="sku-0001"), timeout=5)
+            trailers = call.trailing_metadata()
+        except grpc.RpcError as err:
+            trailers = err.trailing_metadata()  # type: ignore[attr-defined]
+        level = next((str(v) for k, v in trailers or () if k == "x-memory-level"), "?")
+        if level in LOW_LEVELS or time.monotonic() - since >= limit:
+            return level
+        time.sleep(0.2)  # pacing the polls
+
+
 @pytest.mark.parametrize("mode", [[], ["--aio"]], ids=["sync", "aio"])
 def test_non_core_calls_succeed_within_15s_of_the_load_ending(
     tmp_path: Path, mode: list[str]
@@ -97,6 +116,7 @@ def test_non_core_calls_succeed_within_15s_of_the_load_ending(
             )
             after_rss = rss_mb(pid)
             watch = first_success(stub, load.ended_at, limit=RECOVERY_LIMIT)
+            level = level_after(stub, load.ended_at, RECOVERY_LIMIT)
         peak_rss = rss_mb(pid, "VmHWM")
         diagnosis = (
             f"load {dict(load.calls)}; RSS {start_rss:.0f} MiB at start, {peak_rss:.0f} peak, "
@@ -107,14 +127,14 @@ def test_non_core_calls_succeed_within_15s_of_the_load_ending(
         assert load.count("Report", "RESOURCE_EXHAUSTED") >= 50, diagnosis
         assert load.count("Ping", "OK") > 0, diagnosis
         assert load.count("Ping", "RESOURCE_EXHAUSTED") == 0, diagnosis
-        # ... and left the process at level 3 as it ended: the state that used to shed every
-        # non-core call until a restart (RSS stayed 98-119 MiB after the load)
-        assert watch.seen[0][1:] == ("RESOURCE_EXHAUSTED", "3"), diagnosis
-        # within 15 s a non-core call succeeds again, with no restart
+        # (Level 3 may already have been left on live memory when the load's last call ended,
+        # or not yet: the first answer after it is not asserted. Before live memory counted,
+        # the process stayed at level 3 with RSS 98-119 MiB until a restart.)
+        # Within 15 s a non-core call succeeds again, with no restart
         assert watch.first_ok is not None, diagnosis
         assert watch.first_ok <= RECOVERY_LIMIT, diagnosis
-        # ... and that answer says level 1 or below ("?": no keys, a quiet server at level 0)
-        assert watch.seen[-1][2] in ("?", "0", "1"), diagnosis
+        # ... and within the same 15 s the server says level 1 or below ("?": no keys, quiet)
+        assert level in LOW_LEVELS, f"level {level} 15 s after the load; {diagnosis}"
         assert rss_mb(pid) > 0  # the same process
 
 
