@@ -178,9 +178,10 @@ type callState struct {
 	info CallInfo
 	shed *status.Status
 	tell bool // the call carries this server's keys and ORCA report (calm is free)
-	// markAtEnd: a stream that carries the keys tells its connection when it
-	// ends, as its trailers go out (a health Watch may never end).
+	// markAtEnd: a stream that carries the keys tells its connection (conn)
+	// when it ends, as its trailers go out (a health Watch may never end).
 	markAtEnd bool
+	conn      string
 }
 
 type callStateKey struct{}
@@ -233,9 +234,10 @@ func (s *Server) enter(ctx context.Context, method string, stream bool) (context
 		}
 	}
 	trailer := metadata.MD{}
-	if s.tells(ctx, st.info.Own, !stream) {
+	st.conn = connection(ctx)
+	if s.tells(st.conn, st.info.Own, !stream) {
 		trailer, st.tell = encode(st.info.Own), true
-		st.markAtEnd = stream && !strings.HasPrefix(method, reflectionPrefix)
+		st.markAtEnd = stream && st.conn != "" && !strings.HasPrefix(method, reflectionPrefix)
 	}
 	if s.sheds(st.info.Own, method) {
 		s.shed.Add(1)
@@ -347,7 +349,7 @@ func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		ctx, st := s.enter(ss.Context(), info.FullMethod, true)
 		defer func() {
 			if st.markAtEnd {
-				s.markTold(ctx, st.info.Own)
+				s.told.mark(st.conn, s.quiet.version(st.info.Own), st.info.Own.SampledAt, RefreshInterval)
 			}
 			s.done(st, err)
 		}()
@@ -425,19 +427,20 @@ func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 // tells reports whether this call's trailers carry the server's keys: every
 // call at level 1 and up; quiet, a connection's first call, after a change
 // and every RefreshInterval (calm is free).
-func (s *Server) tells(ctx context.Context, own Pressure, mark bool) bool {
-	from, ok := peer.FromContext(ctx)
-	if !ok || from.Addr == nil {
+func (s *Server) tells(conn string, own Pressure, mark bool) bool {
+	if conn == "" {
 		return true
 	}
-	return s.told.tells(from.Addr.String(), s.quiet.version(own), own.SampledAt, RefreshInterval, mark)
+	return s.told.tells(conn, s.quiet.version(own), own.SampledAt, RefreshInterval, mark)
 }
 
-// markTold records that the call's connection was told own.
-func (s *Server) markTold(ctx context.Context, own Pressure) {
+// connection names the call's connection by its peer address ("" when
+// grpc-go gives none).
+func connection(ctx context.Context) string {
 	if from, ok := peer.FromContext(ctx); ok && from.Addr != nil {
-		s.told.mark(from.Addr.String(), s.quiet.version(own), own.SampledAt, RefreshInterval)
+		return from.Addr.String()
 	}
+	return ""
 }
 
 // reflectionPrefix starts the methods of gRPC's reflection services (v1 and
