@@ -7,9 +7,12 @@ cannot coalesce, then ``gc.collect()`` and ``malloc_trim(0)`` as level 3 does. T
 
 * ``every``: ``mallinfo2()`` on every sample (the naive source), and
 * ``meter``: :class:`memcontract._live.LiveMeter` as the probe uses it, below level 2 and at
-  level 2 and above (glibc throttled to every 5 s below level 2, and to 500 x its own cost).
+  level 2 and above (glibc throttled to every 5 s below level 2, and to 500 x its own cost; the
+  walk on a thread of its own, waited for 0.5 ms at most).
 
-Prints p50 / p99 / max per read (ms) and the ratio of p99s.
+Between two samples every walk in flight is let finish (the 0.5 s that pass between samples).
+Prints p50 / p99 / max per read (ms) and the ratio of p99s, then what the meters' glibc walks
+cost on their own thread (each arena's lock is held for its part of that).
 Usage: python bench/live_read.py [--objects 400000] [--samples 400]
 """
 
@@ -55,6 +58,7 @@ def main() -> None:
         meter.watch(closely)
         meters[name] = meter
     costs: dict[str, list[float]] = {"every sample": [], **{name: [] for name in meters}}
+    walks: list[float] = []  # the meters' glibc walks that outlasted the sampler's wait
     for _ in range(args.samples):  # alternating: one read of each per sample
         start = time.perf_counter()
         mallinfo2()
@@ -63,6 +67,10 @@ def main() -> None:
             start = time.perf_counter()
             meter.read()
             costs[name].append(time.perf_counter() - start)
+        for meter in meters.values():  # the time between samples: walks in flight finish
+            if meter._walk is not None and meter._walk.is_alive():
+                meter._walk.join()
+                walks.append(meter.last_cost)
         now[0] += 0.5
     info = mallinfo2()
     print(
@@ -75,6 +83,12 @@ def main() -> None:
         print(
             f"{name:18s} p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  max {worst:7.3f} ms  "
             f"p99 ratio {p99 / base:.3f}"
+        )
+    if walks:
+        p50, _, worst = quantiles(walks)
+        print(
+            f"{len(walks)} walks outlasted the sampler's wait, on their own thread: "
+            f"p50 {p50:.1f} ms, max {worst:.1f} ms"
         )
 
 

@@ -4,7 +4,9 @@ level 3 on live memory.
 Each round starts a fresh example inventory server (sync by default; ``--aio``) under the example
 contract with ``max_heap_mb: 96``, runs 24 concurrent ``Report`` callers for 10 s while ``Ping``
 runs at 100/s (``examples/python/overload.py``), then calls ``GetStock`` every 0.2 s until one
-succeeds or ``--watch`` seconds pass. Rounds alternate between
+succeeds or ``--watch`` seconds pass. Two calm siblings (the same server, no load) run beside it,
+and a stock ``weighted_round_robin`` client (``bench/wrr_share.py``) pings all three from 3 s
+before the load to the end of the watch. Rounds alternate between
 
 * ``without``: the guard with ``disable={"live_exit"}`` — level 3 is left on used memory only
   (release when usage stalls, then half-open shedding: the behavior before issue 22), and
@@ -13,19 +15,23 @@ succeeds or ``--watch`` seconds pass. Rounds alternate between
 Printed per variant (median over rounds, and every round): seconds from the load's end to the
 first successful non-core call and to the first call whose trailers say level 1 or below
 (``>W`` when none within the watch), the peak RSS over the budget, RSS when the load ended,
-used and live memory at the end of the watch (MiB, from the pressure message), and the calls
-shed during the load. Usage: python bench/recovery.py [--rounds 2] [--watch 30] [--aio] [--quick]
+used and live memory at the end of the watch (MiB, from its ``GetPressure``), the calls shed
+during the load, and the WRR share of the overloaded backend: the seconds from the load's end
+after which its calls per 2 s stay within ±20 % of its siblings' mean, and that ratio over the
+watch's last seconds. Usage: python bench/recovery.py [--rounds 2] [--watch 30] [--aio] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,15 +40,18 @@ import grpc
 
 from memcontract import wire
 from memcontract.pressure import Pressure
+from memcontract.top.collect import read_once
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.wrr_share import ShareLog, WrrCalls, even_after  # noqa: E402
 from examples.python.inventory_demo.v1 import inventory_demo_pb2 as pb  # noqa: E402
 from examples.python.inventory_demo.v1 import inventory_demo_pb2_grpc as pb_grpc  # noqa: E402
 from examples.python.overload import first_success, overload  # noqa: E402
 
 BUDGET_MB = 96
+CALM_S = 3.0  # seconds the three servers run calm (the WRR client pinging) before the load
 VARIANTS = ("without", "with")
 
 
@@ -75,6 +84,10 @@ class Round:
     rss_at_end: float  # MiB when the load ended
     rss_after: float  # MiB at the end of the watch
     shed: int
+    even_after: float | None  # seconds from the load's end until the WRR share stays even
+    share_at_rest: float  # backend 0's WRR calls over its siblings' mean, end of the watch
+    shares: list[tuple[float, float]]  # (seconds after the load, that ratio over 2 s)
+    told: list[Pressure]  # what each backend tells at the end (GetPressure), 0 first
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:
@@ -84,12 +97,14 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     return float("nan")
 
 
-def one_round(variant: str, contract: str, args: argparse.Namespace) -> Round:
+@contextlib.contextmanager
+def server(variant: str, contract: str, aio: bool) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A child serving the example for ``variant``: (process, address); killed after."""
     command = [sys.executable, __file__, "--serve", variant, "--contract", contract]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(
-            [*command, *(["--aio"] if args.aio else [])],
+            [*command, *(["--aio"] if aio else [])],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -98,38 +113,59 @@ def one_round(variant: str, contract: str, args: argparse.Namespace) -> Round:
         )
         try:
             port = int(proc.stdout.readline())  # type: ignore[union-attr]
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = pb_grpc.InventoryDemoStub(channel)
-                load = overload(stub, callers=args.callers, seconds=args.seconds)
-                at_end = rss_mb(proc.pid)
-                watch = first_success(stub, load.ended_at, limit=args.watch)
-                level1, rest = watch_level(stub, load.ended_at, args.watch)
-            return Round(
-                variant,
-                watch.first_ok,
-                level1,
-                rest.used_bytes / MIB,
-                float("nan") if rest.live_bytes is None else rest.live_bytes / MIB,
-                rss_mb(proc.pid, "VmHWM") / BUDGET_MB,
-                at_end,
-                rss_mb(proc.pid),
-                load.count("Report", "RESOURCE_EXHAUSTED")
-                + load.count("GetStock", "RESOURCE_EXHAUSTED"),
-            )
+            yield proc, f"127.0.0.1:{port}"
         finally:
             proc.kill()
             proc.wait(10)
 
 
+def ping(channel: grpc.Channel) -> None:
+    pb_grpc.InventoryDemoStub(channel).Ping(pb.PingRequest(), timeout=5)
+
+
+def one_round(variant: str, contract: str, args: argparse.Namespace) -> Round:
+    """Backend 0 overloaded and watched; two calm siblings beside it; a WRR client pinging all
+    three from before the load to the end of the watch."""
+    with contextlib.ExitStack() as stack:
+        started = [stack.enter_context(server(variant, contract, args.aio)) for _ in range(3)]
+        proc, address = started[0]
+        pings = stack.enter_context(WrrCalls([a for _, a in started], ping))
+        shares = stack.enter_context(ShareLog(pings))
+        time.sleep(CALM_S)  # the fleet runs calm before the load, as a deployed one does
+        with grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.InventoryDemoStub(channel)
+            load = overload(stub, callers=args.callers, seconds=args.seconds)
+            at_end = rss_mb(proc.pid)
+            watch = first_success(stub, load.ended_at, limit=args.watch)
+            level1 = watch_level(stub, load.ended_at, args.watch)
+        windows = shares.windows(load.ended_at)
+        told = [read_once(a).pressure or Pressure() for _, a in started]
+        rest = told[0]
+        return Round(
+            variant,
+            watch.first_ok,
+            level1,
+            rest.used_bytes / MIB,
+            float("nan") if rest.live_bytes is None else rest.live_bytes / MIB,
+            rss_mb(proc.pid, "VmHWM") / BUDGET_MB,
+            at_end,
+            rss_mb(proc.pid),
+            load.count("Report", "RESOURCE_EXHAUSTED")
+            + load.count("GetStock", "RESOURCE_EXHAUSTED"),
+            even_after(windows),
+            statistics.median(ratio for _, ratio in windows[-3:]) if windows else float("nan"),
+            windows,
+            told,
+        )
+
+
 MIB = 1024 * 1024
 
 
-def watch_level(stub: Any, since: float, limit: float) -> tuple[float | None, Pressure]:
+def watch_level(stub: Any, since: float, limit: float) -> float | None:
     """Call ``GetStock`` every 0.2 s until ``limit`` s after ``since``: when its trailers first
-    said level 1 or below (or carried no keys: calm), and the last pressure they carried (the
-    state at rest)."""
+    said level 1 or below (or carried no keys: a quiet server at level 0, design §5)."""
     first: float | None = None
-    last = Pressure()
     while (now := time.monotonic()) - since < limit:
         try:
             _, call = stub.GetStock.with_call(pb.GetStockRequest(sku="sku-0001"), timeout=5)
@@ -137,13 +173,15 @@ def watch_level(stub: Any, since: float, limit: float) -> tuple[float | None, Pr
         except grpc.RpcError as err:
             trailers = err.trailing_metadata()  # type: ignore[attr-defined]
         seen = wire.decode(trailers).pressure
-        if seen is not None:
-            last = seen
-        # No keys at all: a quiet server (level 0) that said so already (design §5)
         if first is None and (seen is None or seen.level <= 1):
             first = now - since
         time.sleep(0.2)  # pacing the probe calls
-    return first, last
+    return first
+
+
+def median_or_none(values: list[float | None]) -> float | None:
+    """The median, or None when any round never got there."""
+    return None if None in values else statistics.median(v for v in values if v is not None)
 
 
 def seconds_text(value: float | None, watch: float) -> str:
@@ -181,9 +219,19 @@ def main() -> int:
                     f"{seconds_text(r.level1_after, args.watch)} s after the load; "
                     f"at rest used {r.used_at_rest:.0f} MiB, live {r.live_at_rest:.0f} MiB; "
                     f"peak RSS {r.peak_ratio:.2f}x budget; RSS {r.rss_at_end:.0f} MiB at the "
-                    f"load's end, {r.rss_after:.0f} MiB {args.watch:.0f} s later; {r.shed} shed",
+                    f"load's end, {r.rss_after:.0f} MiB {args.watch:.0f} s later; {r.shed} shed; "
+                    f"WRR share even {seconds_text(r.even_after, args.watch)} s after the "
+                    f"load, {r.share_at_rest:.2f}x its siblings' at rest",
                     flush=True,
                 )
+                shares = " ".join(f"{at:.0f}s:{ratio:.2f}" for at, ratio in r.shares[::2])
+                print(f"  WRR share after the load (2 s windows): {shares}", flush=True)
+                told = ", ".join(
+                    f"{p.usage_ratio:.0%} (used {p.used_bytes / MIB:.0f}, live "
+                    f"{(p.live_bytes or 0) / MIB:.0f} MiB)"
+                    for p in r.told
+                )
+                print(f"  told at the end (backend 0, its siblings): {told}", flush=True)
     kind = "aio" if args.aio else "sync"
     print(
         f"\n{kind} server, {BUDGET_MB} MiB budget, {args.callers} Report callers for "
@@ -191,20 +239,21 @@ def main() -> int:
     )
     header = f"{'variant':8s} {'first OK after load':>20s} {'level<=1 after':>15s} "
     header += f"{'peak/budget':>12s} {'RSS at end':>11s} {'RSS later':>10s} {'live later':>11s}"
+    header += f" {'WRR even after':>15s} {'WRR share at rest':>18s}"
     print(header)
     for variant in VARIANTS:
         mine = [r for r in rounds if r.variant == variant]
-        waits = [r.recovered_after for r in mine]
-        wait = None if None in waits else statistics.median(w for w in waits if w is not None)
-        backs = [r.level1_after for r in mine]
-        back = None if None in backs else statistics.median(b for b in backs if b is not None)
+        wait = median_or_none([r.recovered_after for r in mine])
+        back = median_or_none([r.level1_after for r in mine])
         print(
             f"{variant:8s} {seconds_text(wait, args.watch) + ' s':>20s} "
             f"{seconds_text(back, args.watch) + ' s':>15s} "
             f"{statistics.median(r.peak_ratio for r in mine):>11.2f}x "
             f"{statistics.median(r.rss_at_end for r in mine):>7.0f} MiB "
             f"{statistics.median(r.rss_after for r in mine):>6.0f} MiB "
-            f"{statistics.median(r.live_at_rest for r in mine):>7.0f} MiB"
+            f"{statistics.median(r.live_at_rest for r in mine):>7.0f} MiB "
+            f"{seconds_text(median_or_none([r.even_after for r in mine]), args.watch) + ' s':>15s} "
+            f"{statistics.median(r.share_at_rest for r in mine):>17.2f}x"
         )
     return 0
 

@@ -110,10 +110,11 @@ class MemoryClientInterceptor(
         self.side = ClientSide(guard, target, peers, trust)
 
     def _record(self, call: Any) -> None:
-        # A call that is not a finished unary outcome: an error, a future, or a stream.
-        state = getattr(call, "_state", None)
+        # Any call once done: a unary outcome (holding the finished call as ``_call``), an
+        # error, a future or a stream.
         side = self.side
         if side.learns_target:
+            state = getattr(getattr(call, "_call", call), "_state", None)
             side.learn_target(getattr(state, "target", None))
         try:
             trailers = call.trailing_metadata()
@@ -147,17 +148,7 @@ class MemoryClientInterceptor(
             ),
             request,
         )
-        # A blocking unary call (grpcio's outcome, holding the finished call as ``_call``) has
-        # its trailers in its state already: read them here, without grpcio's accessor (which
-        # takes the call's lock) or a done-callback. Anything else is read when it is done.
-        try:
-            state = call._call._state
-        except AttributeError:
-            call.add_done_callback(self._record)
-            return call
-        if side.learns_target:
-            side.learn_target(getattr(state, "target", None))
-        side.record(state.trailing_metadata)
+        call.add_done_callback(self._record)  # at once when the call is done already
         return call
 
     # One body for the four arities (grpcio passes the request or the request iterator in

@@ -12,14 +12,12 @@ from memcontract.guard import Guard, Snapshot
 from memcontract.pressure import Pressure
 from memcontract.trust import TrustPolicy
 
-from ._memo import decode
 from ._shared import (
     SHED_CODE,
     HandlerCache,
     MergedStatus,
     Metadata,
     ServerSide,
-    count_invalid,
     merged,
     replace_behavior,
 )
@@ -59,9 +57,6 @@ def make_sync_behavior(
     the handler gets a :class:`SyncContext` that merges as trailers are set.
     """
 
-    guard = side.guard
-    trust_all = side.trust_all
-    telemetry = side.telemetry
     count_call, count_error = side.count_call, side.count_error
 
     def wrap(behavior: Any, response_streaming: bool) -> Any:
@@ -90,27 +85,11 @@ def make_sync_behavior(
             return stream
 
         def unary(request: Any, context: Any) -> Any:
-            # start() inlined: this is the path nearly every call takes. Under the default
-            # trust policy a caller needs nothing but the decode; any other policy is asked
-            # first, in caller_pressure(), so an untrusted caller's headers are never decoded.
             count_call()
-            try:  # a grpcio sync server's context: its fields, without a method call each
-                metadata = context._rpc_event.invocation_metadata
-            except AttributeError:
-                metadata = context.invocation_metadata()
-            if trust_all:
-                decoded = decode(metadata)
-                peer = decoded.pressure
-                if decoded.invalid:
-                    count_invalid(telemetry, decoded.invalid)
-            else:
-                peer = side.caller_pressure(metadata, context)
-            snapshot = guard.snapshot
-            if snapshot.critical and side.sheds(snapshot, method):
+            peer, snapshot, shed = side.admit(method, context)
+            if shed:
                 _shed(context, snapshot)
-            ours = snapshot.trailing_metadata
-            if snapshot.wire.quiet:
-                ours = side.trailers(context, snapshot)
+            ours = side.trailers(context, snapshot)
             if merge_at_end:
                 if ours:
                     context.set_trailing_metadata(ours)
@@ -127,10 +106,7 @@ def make_sync_behavior(
                 if token is not None:
                     unbind_caller_pressure(token)
                 if merge_at_end and ours:
-                    try:
-                        theirs = context._state.trailing_metadata
-                    except AttributeError:
-                        theirs = context.trailing_metadata()
+                    theirs = context.trailing_metadata()
                     if theirs is not ours:  # the handler set its own (or aborted with them)
                         context.set_trailing_metadata(merged(theirs, ours))
 

@@ -1,7 +1,7 @@
 """Run the sync interceptors as if grpcio had renamed its private fields (``pytest
 --hide-grpc-privates``): the servicer context and the call objects memcontract sees expose
-their public API only, so every fast path that reads a private field (``context._rpc_event``,
-``context._state``, ``call._call._state``, ``call._state``) takes its fallback.
+their public API only, so every read of a private field (``call._call._state`` and
+``call._state``, for a channel's target) takes its fallback.
 
 Each refused read is counted; the session prints ``grpc private reads refused: N``.
 """

@@ -13,7 +13,8 @@ import pytest
 from memcontract.interceptors import aio_client_interceptors, client_interceptor
 
 from memcontract import wire
-from memcontract.calm import REFRESH_S
+from memcontract.calm import REFRESH_S, version_of
+from memcontract.pressure import Pressure
 
 from .grpc_support import Calls, call_aio, call_sync, serve
 from .support import Rig, make_contract
@@ -148,3 +149,41 @@ def test_a_streaming_response_always_carries_the_keys_and_tells_no_connection(
         # the unary call after them (as grpcurl's after its reflection stream): the first
         assert keys(call_sync(channel, "UnaryUnary", b"ok")[2]) == "42%"
         assert keys(call_sync(channel, "UnaryUnary", b"ok")[2]) is None
+
+
+def test_an_error_ratio_that_moves_is_a_change() -> None:
+    """A quiet process's ORCA report carries its errors over calls: when that moves by 5 points
+    its peers hear it again (a report told once while shed calls still counted, just out of
+    level 3, would otherwise hold a balancer's weight down until the refresh)."""
+    rig = rig_at(0.42)
+    calls = rig.guard.calls
+
+    def after(n_calls: int, n_errors: int) -> Any:
+        for _ in range(n_calls):
+            calls.count_call()
+        for _ in range(n_errors):
+            calls.count_error()
+        rig.step(0.42)
+        return rig.guard.snapshot.wire
+
+    first = after(100, 0)
+    assert first.quiet
+    assert after(100, 4) is first  # 4 points: not a change
+    with_errors = after(100, 40)
+    assert with_errors.number == first.number + 1 and with_errors.quiet
+    assert after(100, 0).number == first.number + 2  # the errors stopped: a change again
+
+
+def test_while_a_plateau_is_recorded_a_point_of_usage_is_a_change() -> None:
+    """The live usage told after a level was left on live memory settles over a few seconds,
+    and the calls shed just before fall out of the error ratio: with a plateau recorded, usage
+    or the error ratio moving by 1 point is a change (5 points otherwise)."""
+    module = make_contract().modules[0]
+    plateau = {"plateau_bytes": 100 << 20}
+    first = version_of(None, Pressure(usage_ratio=0.55, **plateau), module, error_ratio=0.04)
+    kept = Pressure(usage_ratio=0.546, **plateau)
+    assert version_of(first, kept, module, error_ratio=0.036) is first
+    assert version_of(first, Pressure(usage_ratio=0.54, **plateau), module, 0.04).number == 1
+    assert version_of(first, kept, module, error_ratio=0.03).number == 1
+    calm = version_of(None, Pressure(usage_ratio=0.55), module, error_ratio=0.04)
+    assert version_of(calm, Pressure(usage_ratio=0.54), module, error_ratio=0.0) is calm

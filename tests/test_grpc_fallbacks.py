@@ -39,5 +39,7 @@ def test_the_interceptors_pass_with_grpcs_private_fields_hidden() -> None:
     assert child.returncode == 0, tail
     refused = re.search(r"grpc private reads refused: (\d+)", child.stdout)
     assert refused is not None, tail
-    assert int(refused.group(1)) > 100, tail  # the fast paths asked, and fell back
+    # Since the inline fast paths were folded back (issue 23 item 3: they did not pay), only a
+    # client learning its channel's target reads a private field: it asked, and fell back
+    assert int(refused.group(1)) >= 1, tail
     assert re.search(r"\d+ passed", child.stdout) and "skipped" not in child.stdout, tail

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 from xds.data.orca.v3 import orca_load_report_pb2
@@ -58,6 +59,18 @@ def test_flat_used_and_low_live_leave_level3_and_peers_see_live() -> None:
     orca = orca_load_report_pb2.OrcaLoadReport.FromString(md[wire.ORCA_BIN])  # type: ignore[arg-type]
     assert orca.application_utilization == pytest.approx(0.20)
     assert not rig.guard.snapshot.shedding
+
+
+def test_live_memory_is_read_closely_while_a_plateau_is_recorded() -> None:
+    """Peers are told the live usage while a plateau is recorded: the probe keeps reading live
+    memory every sample (as at level 2) after level 3 is left, until the plateau is dropped."""
+    rig = Rig(make_contract())
+    watched: list[int] = []
+    rig.probe.watch_live = watched.append  # type: ignore[attr-defined]  # a LiveWatch now
+    to_level3(rig, live=0.20)
+    assert [rig.step(0.97, live=0.20) for _ in range(3)] == [3, 3, 0]
+    assert rig.step(0.50, live=0.20) == 0  # used fell by itself: the plateau is dropped
+    assert watched == [1, 2, 3, 2, 0]
 
 
 def test_used_climbing_past_the_plateau_is_level3_again_at_once() -> None:
@@ -177,8 +190,8 @@ def test_the_block_size_is_calibrated_from_pymalloc_stats() -> None:
     assert size is not None and 16 <= size <= 512
 
 
-def test_glibc_is_read_every_sample_only_when_watched_closely() -> None:
-    now = [0.0]
+def counted_meter(now: list[float]) -> tuple[_live.LiveMeter, list[int]]:
+    """A meter on the clock ``now[0]`` whose glibc walks are counted (after its first)."""
     meter = _live.LiveMeter(clock=lambda: now[0])
     calls: list[int] = []
     real = meter._mallinfo2
@@ -189,22 +202,65 @@ def test_glibc_is_read_every_sample_only_when_watched_closely() -> None:
         return real()
 
     meter._mallinfo2 = counted  # type: ignore[assignment]
-    for _ in range(5):
-        meter.read()
+    return meter, calls
+
+
+def read_finished(meter: _live.LiveMeter) -> int | None:
+    """``meter.read()``, then the walk it may have started joined (what the next read sees)."""
+    value = meter.read()
+    if meter._walk is not None:
+        meter._walk.join(10)
+    return value
+
+
+def test_glibc_is_read_every_sample_only_when_watched_closely() -> None:
+    now = [0.0]
+    meter, calls = counted_meter(now)
+    for _ in range(11):
+        read_finished(meter)
         now[0] += 0.5
-    assert len(calls) == 1  # below level 2: at most every 5 s
+    assert len(calls) == 1  # below level 2: at most every 5 s (one walk at build, one at 5 s)
     meter.watch(True)
     for _ in range(5):
-        meter.read()
+        read_finished(meter)
         now[0] += 0.5
     assert len(calls) == 6  # level 2 and above: every sample
     meter.last_cost = 0.012  # a fragmented heap: 12 ms a read
     for _ in range(11):
-        meter.read()
+        read_finished(meter)
         now[0] += 0.5
     assert len(calls) == 6  # at most every 500 x 12 ms = 6 s
-    meter.read()
+    read_finished(meter)
     assert len(calls) == 7
+
+
+def test_the_sampler_does_not_wait_for_a_slow_glibc_walk() -> None:
+    """A walk that takes long (a fragmented heap) finishes on its own thread: the read returns
+    the previous walk's bytes at once and the next read has the new ones."""
+    now = [0.0]
+    meter = _live.LiveMeter(clock=lambda: now[0])
+    meter.watch(True)
+    now[0] = 100.0  # the build's walk is long past
+    real = meter._mallinfo2
+    assert real is not None
+    walking, release = threading.Event(), threading.Event()
+
+    def slow() -> object:
+        walking.set()
+        release.wait(10)
+        info = real()
+        info.uordblks += 1 << 40  # a value no real walk gives
+        return info
+
+    meter._mallinfo2 = slow  # type: ignore[assignment]
+    before = meter.read()
+    assert walking.is_set() and before is not None and before < 1 << 40  # did not wait
+    assert meter.read() == pytest.approx(before, abs=1 << 30)  # still walking: none started
+    release.set()
+    assert meter._walk is not None
+    meter._walk.join(10)
+    after = meter.read()
+    assert after is not None and after >= 1 << 40
 
 
 @pytest.mark.parametrize(

@@ -170,6 +170,64 @@ MEMORY_CASES: list[dict[str, object]] = [
         "expect": [(1, N), (2, N), (3, N), (3, N), (3, N), *[(0, 97)] * 4, (3, N)],
     },
     {
+        "name": "the calm gap counts: live + (used - live at the last calm, steady sample) "
+        "at or above the level-1 threshold: no exit; below it: exit to its level",
+        "capacity_mib": 100,
+        "promised_mib_per_s": 1000,  # the climb from 45 to 97 MiB is quiet on growth
+        "samples": [
+            (0.5 * i, u, live, N)
+            for i, (u, live) in enumerate(
+                # gaps 20 (flat), then 24 (flat: the calm gap), then 25 (not flat: not taken)
+                [(40, 20), (40, 20), (40, 16), (45, 20), (97, 90), (97, 70)]
+                + [(97, 65)] * 3
+                + [(97, 57)] * 2  # 57 + 24 = 81 %: no exit (the least gap, 20, would exit)
+                + [(97, 55)] * 2  # 55 + 24 = 79 %: exit (the last gap, 25, would not)
+            )
+        ],
+        "expect": [(0, N)] * 4 + [(1, N), (2, N)] + [(3, N)] * 5 + [(0, 97)] * 2,
+    },
+    {
+        "name": "no steady calm sample: the gap at the last calm one counts",
+        "capacity_mib": 100,
+        "promised_mib_per_s": 1000,
+        "samples": [
+            (0.5 * i, u, live, N)
+            for i, (u, live) in enumerate(
+                [(40, 20), (97, 90), (97, 70), (97, 65)]
+                + [(97, 62)] * 3  # 62 + 20 = 82 %: no exit (a gap of 0 would exit)
+                + [(97, 58)]  # 78 %: exit
+            )
+        ],
+        "expect": [(0, N), (1, N), (2, N)] + [(3, N)] * 4 + [(0, 97)],
+    },
+    {
+        "name": "level 1 on retained memory: left on live; used climbing 5 % above the plateau "
+        "is at once the level used indicates (2, not 3)",
+        "capacity_mib": 100,
+        "promised_mib_per_s": 1000,
+        "samples": [
+            (0.5 * i, u, live, N)
+            for i, (u, live) in enumerate(
+                [(40, 20), (40, 20), (85, 80), (85, 50)]
+                + [(85, 40)] * 3  # flat for 3 samples, 40 + 20 = 60 %: level 0 on live
+                + [(91, 45)] * 2
+            )
+        ],
+        "expect": [(0, N), (0, N), (1, N), (1, N), (1, N), (0, 85), (0, 85), (2, N), (2, N)],
+    },
+    {
+        "name": "used memory back below the level-1 threshold: no live exit, one level at a time",
+        "capacity_mib": 100,
+        "promised_mib_per_s": 1000,
+        "samples": [
+            (0.5 * i, u, live, N)
+            for i, (u, live) in enumerate(
+                [(40, 20), (40, 20), (92, 85), (92, 85)] + [(50, 30)] * 10
+            )
+        ],
+        "expect": [(0, N), (0, N), (1, N)] + [(2, N)] * 5 + [(1, N)] * 5 + [(0, N)],
+    },
+    {
         "name": "live memory unknown: level 3 is held on used memory",
         "capacity_mib": 100,
         "samples": [(0.5 * i, 97, N, N) for i in range(8)],
@@ -263,7 +321,7 @@ def memory_case(case: dict[str, object]) -> dict[str, object]:
         "name": case["name"],
         "capacity_mib": case["capacity_mib"],
         "interval_s": 0.5,
-        "promised_mib_per_s": 100,
+        "promised_mib_per_s": case.get("promised_mib_per_s", 100),
         "live_exit": case.get("live_exit", True),
         "recycles": case.get("recycles", False),
         "samples": [
@@ -329,7 +387,10 @@ def main() -> None:
         "0.80/0.90/0.95, alloc_rate 1.0/1.5/2.0 x promised (100 MiB/s: quiet here), "
         "confirm 1/2/3, recover_after 5): "
         "samples of used, live (null: unknown) and the hard limit (null: none), MiB, at t "
-        "seconds; the level and the retained plateau (MiB, null: none) after each. Read by "
+        "seconds; the level and the retained plateau (MiB, null: none) after each. Live "
+        "memory counts with the calm gap: used - live at the last calm, steady sample (level "
+        "0, no plateau, used flat since the sample before; until there is one, the last calm "
+        "sample). Read by "
         "tests/test_ladder_vectors.py and the Go ladder test.",
         "cases": [memory_case(c) for c in MEMORY_CASES],
     }

@@ -138,6 +138,8 @@ class BackendBrain:
             limit_bytes=limit_bytes,
         )
         if self.fast_calm and self._calm and self._still_calm(reading):
+            # as the ladder's step ends
+            self.memory.note_sample(reading.used_bytes, live_bytes, reading.capacity_bytes)
             usage = reading.used_bytes / reading.capacity_bytes  # as the ladder divides
             return self._sample(Level.NORMAL, usage, 1.0, rps, eps)
         step = self.memory.step(reading)

@@ -10,7 +10,10 @@ import (
 
 // Calm is free: while a process is quiet (level 0, usage and growth below
 // their level-1 thresholds) its x-memory-* keys travel only when what they
-// say changed: the level, quiet or not, or usage by UsageStep or more. A
+// say changed: the level, quiet or not, or usage or the error ratio its ORCA
+// report carries (errors over calls) by UsageStep or more (a balancer weighs
+// both alike: a report told while shed calls still counted, just out of
+// level 3, would otherwise hold a backend's weight down until the refresh). A
 // Server sends them on a connection's first call, after a change, and at
 // least every RefreshInterval per connection; a Client once per change per
 // target. At level 1 and up every call carries them. A receiver reads absent
@@ -18,6 +21,12 @@ import (
 const (
 	// UsageStep is the usage move (5 points of the budget) that is a change.
 	UsageStep = 0.05
+	// PlateauUsageStep is the step (usage and error ratio) while a retained
+	// plateau is recorded: the live usage told then settles, and the calls
+	// shed just before fall out of the error ratio, over the first seconds
+	// after a level was left on live memory; a balancer's weight at about
+	// 50 % usage moves 4 % per point of either.
+	PlateauUsageStep = 0.01
 	// RefreshInterval is how often a quiet Server resends its keys on a
 	// connection at least.
 	RefreshInterval = 30 * time.Second
@@ -27,9 +36,11 @@ const (
 
 // wireVersion is what a process's keys said when they last changed.
 type wireVersion struct {
-	quiet bool
-	level Level
-	usage float64
+	quiet   bool
+	level   Level
+	usage   float64
+	errors  float64 // errors over calls (a Server's; 0 for a Client)
+	plateau bool    // a retained plateau is recorded: usage moves by PlateauUsageStep
 }
 
 // quietRule decides whether a pressure is quiet under a module's thresholds.
@@ -52,15 +63,21 @@ func quietRuleOf(m *memcontractv1.ModuleContract) quietRule {
 
 func (r quietRule) version(p Pressure) wireVersion {
 	quiet := !r.never && p.Level == LevelNormal && p.UsageRatio < r.heap && p.AllocRateRatio < r.allocRate
-	return wireVersion{quiet: quiet, level: p.Level, usage: p.UsageRatio}
+	return wireVersion{quiet: quiet, level: p.Level, usage: p.UsageRatio, plateau: p.PlateauBytes > 0}
 }
 
 // changedSince reports whether v says something told does not: quiet or
-// not, the level, or usage by UsageStep (in tenths of a point, as
+// not, the level, or usage or the error ratio by UsageStep (by
+// PlateauUsageStep while a plateau is recorded; in tenths of a point, as
 // x-memory-usage resolves it).
 func (v wireVersion) changedSince(told wireVersion) bool {
+	step := UsageStep
+	if v.plateau {
+		step = PlateauUsageStep
+	}
 	return v.quiet != told.quiet || v.level != told.level ||
-		math.Round(math.Abs(v.usage-told.usage)*1000) >= UsageStep*1000
+		math.Round(math.Abs(v.usage-told.usage)*1000) >= step*1000 ||
+		math.Round(math.Abs(v.errors-told.errors)*1000) >= step*1000
 }
 
 // teller remembers, per key (a connection or a target), what was last told

@@ -93,12 +93,20 @@ type memoryStep struct {
 }
 
 // memoryLadder enters level 3 on used memory (through the breachLadder) and at
-// once when used + margin reaches a hard limit; leaves it on live memory
-// after used has been flat for confirm.level3 samples with live below the
-// level-1 heap threshold, going straight to live's level and recording the
-// retained plateau; while a plateau is recorded, the heap signal is the live
-// ratio, and used climbing more than plateauTolerance above it (or reaching
-// the hard limit) is level 3 again at once. Not safe for concurrent use.
+// once when used + margin reaches a hard limit. At level 1 and up, after used
+// has been flat for confirm.level3 samples with the live usage below the
+// level-1 heap threshold, it goes straight to the live usage's level and
+// records the retained plateau (memory a spike left behind latches any
+// level); while a plateau is recorded, the heap signal is the live usage,
+// used climbing more than plateauTolerance above it is at once the level used
+// indicates, and reaching the hard limit level 3. Not safe for concurrent use.
+//
+// The live usage is live memory plus the calm gap, the gap between used and
+// live at the last calm, steady sample (level 0, no plateau, used flat since
+// the sample before; until there is one, at the last calm sample): what the
+// process holds outside its heap (binary, stacks, runtime). A process just
+// out of level 3 then tells a usage its calm siblings' used memory can be
+// weighed against; before any calm sample the gap is 0.
 type memoryLadder struct {
 	ladder   *breachLadder
 	growth   growth
@@ -108,12 +116,16 @@ type memoryLadder struct {
 	heapL1   float64
 	confirm3 int
 
-	plateau      uint64
-	liveRatio    float64 // the last known, held while a plateau is
-	hasLiveRatio bool
-	flat         int
-	usedAt3      uint64
-	hasUsedAt3   bool
+	plateau       uint64
+	liveRatio     float64 // the last known live usage, held while a plateau is
+	hasLiveRatio  bool
+	calmGap       uint64 // used - live at the last calm, steady sample
+	steadyGap     bool   // calmGap was taken at a steady sample
+	lastUsed      uint64
+	hasLastUsed   bool
+	flat          int
+	usedBefore    uint64
+	hasUsedBefore bool
 }
 
 func newMemoryLadder(m *memcontractv1.ModuleContract, liveExit bool) *memoryLadder {
@@ -137,7 +149,7 @@ func (l *memoryLadder) step(s memorySample) memoryStep {
 		rateRatio = rate / l.promised
 	}
 	if s.hasLive {
-		l.liveRatio, l.hasLiveRatio = float64(s.live)/capacity, true
+		l.liveRatio, l.hasLiveRatio = float64(s.live+l.calmGap)/capacity, true
 	}
 	margin := l.growth.margin()
 	nearLimit := s.limitBytes > 0 && float64(s.used)+margin >= float64(s.limitBytes)
@@ -156,25 +168,45 @@ func (l *memoryLadder) step(s memorySample) memoryStep {
 	}
 	wasCritical := l.ladder.Level() == LevelCritical
 	l.ladder.Observe(usage, rateRatio)
-	if nearLimit || reentry {
+	switch {
+	case nearLimit:
 		l.ladder.force(LevelCritical)
+	case reentry: // the level used memory indicates, at once
+		l.ladder.settle(usage, rateRatio)
 	}
 	switch {
 	case l.ladder.Level() == LevelCritical && !wasCritical:
 		l.plateau = 0 // level 3 is about used memory again
-		l.flat, l.usedAt3, l.hasUsedAt3 = 0, s.used, true
+		l.flat, l.usedBefore, l.hasUsedBefore = 0, s.used, true
 	case nearLimit:
-		l.flat, l.usedAt3, l.hasUsedAt3 = 0, s.used, true
-	case l.ladder.Level() == LevelCritical:
+		l.flat, l.usedBefore, l.hasUsedBefore = 0, s.used, true
+	case l.ladder.Level() != LevelNormal && l.plateau == 0:
 		if l.leaveOnLive(s, capacity, rateRatio, holds) {
-			usage = float64(s.live) / capacity
+			usage = l.liveRatio
 		}
 	default:
-		l.flat, l.hasUsedAt3 = 0, false
+		l.flat, l.hasUsedBefore = 0, false
 	}
+	l.noteSample(s, capacity)
 	return memoryStep{
 		level: l.ladder.Level(), usageRatio: usage, allocRate: rate, allocRateRatio: rateRatio,
 		plateau: l.plateau, margin: margin, atHardLimit: atHardLimit,
+	}
+}
+
+// noteSample runs after each sample: at a calm one (level 0, no plateau) the
+// gap between used and live becomes the calm gap if used is steady (flat
+// since the sample before: not warming up, not a load starting), or if no
+// steady one was seen yet.
+func (l *memoryLadder) noteSample(s memorySample, capacity float64) {
+	last, hadLast := l.lastUsed, l.hasLastUsed
+	l.lastUsed, l.hasLastUsed = s.used, true
+	if !s.hasLive || l.plateau != 0 || l.ladder.Level() != LevelNormal {
+		return
+	}
+	steady := hadLast && math.Abs(float64(s.used)-float64(last)) <= flatTolerance*capacity
+	if steady || !l.steadyGap {
+		l.calmGap, l.steadyGap = s.used-min(s.live, s.used), steady
 	}
 }
 
@@ -195,21 +227,24 @@ func (l *memoryLadder) checkPlateau(used uint64, capacity float64) bool {
 	return false
 }
 
-// leaveOnLive counts flat samples at level 3 and leaves on live memory when
-// it is low.
+// leaveOnLive counts flat samples at level 1 and up and leaves when the live
+// usage is low.
 func (l *memoryLadder) leaveOnLive(s memorySample, capacity, rateRatio float64, holds bool) bool {
-	flat := l.hasUsedAt3 && math.Abs(float64(s.used)-float64(l.usedAt3)) <= flatTolerance*capacity
+	flat := l.hasUsedBefore && math.Abs(float64(s.used)-float64(l.usedBefore)) <= flatTolerance*capacity
 	if flat {
 		l.flat++
 	} else {
 		l.flat = 0
 	}
-	l.usedAt3, l.hasUsedAt3 = s.used, true
-	if !l.liveExit || !s.hasLive || holds || l.flat < l.confirm3 || float64(s.live)/capacity >= l.heapL1 {
+	l.usedBefore, l.hasUsedBefore = s.used, true
+	// Used memory below the level-1 threshold is not retained memory: the
+	// ladder steps down as usual.
+	if !l.liveExit || !s.hasLive || holds || l.flat < l.confirm3 || l.liveRatio >= l.heapL1 ||
+		float64(s.used)/capacity < l.heapL1 {
 		return false
 	}
 	l.plateau = s.used
-	l.flat, l.hasUsedAt3 = 0, false
-	l.ladder.settle(float64(s.live)/capacity, rateRatio)
+	l.flat, l.hasUsedBefore = 0, false
+	l.ladder.settle(l.liveRatio, rateRatio)
 	return true
 }

@@ -113,7 +113,7 @@ func TestSamplerGapIsNotGrowth(t *testing.T) {
 }
 
 // TestSamplerLeavesLevel3OnLiveMemory: flat used memory with low live
-// memory leaves level 3 for live's level; peers are told the live ratio.
+// memory leaves level 3 for live's level; peers are told the live usage.
 func TestSamplerLeavesLevel3OnLiveMemory(t *testing.T) {
 	restoreGC(t)
 	clock := &stepClock{t: time.Unix(1_800_000_000, 0)}

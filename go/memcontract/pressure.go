@@ -49,8 +49,9 @@ func (l Level) Valid() bool { return l >= LevelNormal && l <= LevelCritical }
 // level 0..3 (the proto's BreachLevel minus one).
 type Pressure struct {
 	// UsageRatio is the usage the ladder weighs and peers are told: used
-	// memory over the effective capacity (may exceed 1), or live memory over
-	// it while a retained plateau is recorded (PlateauBytes > 0).
+	// memory over the effective capacity (may exceed 1), or the live usage
+	// (live plus the calm gap, design §4) while a retained plateau is
+	// recorded (PlateauBytes > 0).
 	UsageRatio float64 `json:"usage_ratio"`
 	// UsedBytes is the used memory in bytes.
 	UsedBytes uint64 `json:"used_bytes"`

@@ -349,7 +349,7 @@ func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		ctx, st := s.enter(ss.Context(), info.FullMethod, true)
 		defer func() {
 			if st.markAtEnd {
-				s.told.mark(st.conn, s.quiet.version(st.info.Own), st.info.Own.SampledAt, RefreshInterval)
+				s.told.mark(st.conn, s.version(st.info.Own), st.info.Own.SampledAt, RefreshInterval)
 			}
 			s.done(st, err)
 		}()
@@ -431,7 +431,17 @@ func (s *Server) tells(conn string, own Pressure, mark bool) bool {
 	if conn == "" {
 		return true
 	}
-	return s.told.tells(conn, s.quiet.version(own), own.SampledAt, RefreshInterval, mark)
+	return s.told.tells(conn, s.version(own), own.SampledAt, RefreshInterval, mark)
+}
+
+// version is what this server's keys and ORCA report say now (calm is free;
+// the error ratio matters only while quiet: otherwise every call tells).
+func (s *Server) version(own Pressure) wireVersion {
+	v := s.quiet.version(own)
+	if v.quiet {
+		v.errors = errorRatio(s.CallRates())
+	}
+	return v
 }
 
 // connection names the call's connection by its peer address ("" when

@@ -10,11 +10,13 @@ over the blocks in use of every size class): when the meter is built, and again 
 level 3 is decided). The call prints to file descriptor 2, which is pointed at a temporary
 file for the ~0.3 ms it takes; anything else written there meanwhile is written back.
 
-``mallinfo2`` walks glibc's free lists under the arena lock: microseconds on a compact heap,
-~12 ms with 300,000 free chunks (bench/live_read.py). So it is read every sample only at level
-2 and above, and otherwise at most every :data:`GLIBC_EVERY` seconds (the last value is
-reused); and never more often than :data:`COST_FACTOR` times its own last cost (at most 0.2 %
-of the sampler's time), at any level.
+``mallinfo2`` walks glibc's free lists under each arena's lock: microseconds on a compact heap,
+~20 ms with 100,000 free chunks (bench/live_read.py). So the walk runs on a thread of its own:
+the sampler starts it and waits at most :data:`WALK_WAIT` seconds for it; a walk that takes longer
+finishes on its own and the sampler uses it at its next read (until then, the previous walk's
+value). Walks start every sample only at level 2 and above, otherwise at most every
+:data:`GLIBC_EVERY` seconds; and never more often than :data:`COST_FACTOR` times the last walk's
+cost (an arena locked 0.2 % of the time at most), at any level.
 
 Live memory is unknown (``None``, never used to leave level 3) where the numbers would lie:
 no glibc ``mallinfo2`` (musl, macOS, Windows, glibc < 2.33), pymalloc off
@@ -31,6 +33,7 @@ import re
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import cast
@@ -40,6 +43,8 @@ SOURCE = "pymalloc+mallinfo2"
 GLIBC_EVERY = 5.0
 #: A glibc read waits at least this many times its last cost (0.2 % of the time at most).
 COST_FACTOR = 500.0
+#: Seconds the sampler waits for a glibc walk it started (a slower one is used next sample).
+WALK_WAIT = 0.0005
 #: Seconds between two calibrations of the bytes per pymalloc block (level 2 and above).
 CALIBRATE_EVERY = 60.0
 
@@ -166,12 +171,16 @@ class LiveMeter:
         self._mallinfo2 = None if self.reason is not None else _mallinfo2()
         self.bytes_per_block = 0.0
         self._calibrated_at = -CALIBRATE_EVERY
-        self._glibc: tuple[float, int] | None = None  # (read at, bytes)
         self.glibc_every = GLIBC_EVERY
         self.last_cost = 0.0
         self.watching = False
+        self._glibc = 0  # bytes in use at the last finished walk
+        self._walk_started = 0.0  # clock time
+        self._walk: threading.Thread | None = None
         if self.reason is None:
             self.calibrate()
+            self._glibc_walk()
+            self._walk_started = self._clock()
 
     @property
     def source(self) -> str:
@@ -203,13 +212,22 @@ class LiveMeter:
         return round(sys.getallocatedblocks() * self.bytes_per_block) + glibc
 
     def _glibc_bytes(self, now: float) -> int:
+        """glibc's bytes in use: a walk started now if one is due (waited for WALK_WAIT at
+        most), else the last finished walk's."""
         wait = max(self.glibc_every, COST_FACTOR * self.last_cost)
-        if self._glibc is not None and now - self._glibc[0] < wait:
-            return self._glibc[1]
+        walking = self._walk is not None and self._walk.is_alive()
+        if not walking and now - self._walk_started >= wait:
+            self._walk_started = now
+            self._walk = threading.Thread(
+                target=self._glibc_walk, name="memcontract-mallinfo2", daemon=True
+            )
+            self._walk.start()
+            self._walk.join(WALK_WAIT)
+        return self._glibc
+
+    def _glibc_walk(self) -> None:
         assert self._mallinfo2 is not None
         start = time.perf_counter()
         info = self._mallinfo2()
         self.last_cost = time.perf_counter() - start
-        in_use = int(info.uordblks) + int(info.hblkhd)
-        self._glibc = (now, in_use)
-        return in_use
+        self._glibc = int(info.uordblks) + int(info.hblkhd)

@@ -310,7 +310,8 @@ class Guard:
         reading = self._read()
         if reading is None:
             return self.snapshot.pressure
-        old = self.snapshot.pressure.level
+        before = self.snapshot.pressure
+        old = before.level
         try:
             pressure = self._evaluate(reading)
             snapshot = self._publish(pressure, self._admit(pressure))
@@ -321,8 +322,12 @@ class Guard:
         self._guarded("actions", self._actions.update, pressure)
         if pressure.level != old:
             self._guarded("transition", self._transition, old, pressure)
-            if isinstance(self._probe, LiveWatch):
-                self._guarded("probe", self._probe.watch_live, pressure.level)
+        plateau = pressure.plateau_bytes is not None
+        if isinstance(self._probe, LiveWatch) and (
+            pressure.level != old or plateau != (before.plateau_bytes is not None)
+        ):
+            # While a plateau is recorded peers are told the live usage: keep it fresh then too
+            self._guarded("probe", self._probe.watch_live, 2 if plateau else pressure.level)
         return pressure
 
     def _guarded(self, step: str, fn: Callable[..., object], *args: object) -> None:

@@ -171,7 +171,7 @@ class MemoryStep:
     Attributes:
         level: the level in force.
         usage_ratio: the heap signal the ladder weighed, and the usage peers are told: used /
-            capacity, or live / capacity while a plateau is recorded.
+            capacity, or the live usage (:class:`MemoryLadder`) while a plateau is recorded.
         alloc_rate_bytes_per_sec, alloc_rate_ratio: the allocation-rate signal.
         plateau_bytes: the retained plateau, or ``None``.
         margin_bytes: how far used memory may still grow before shedding would take hold.
@@ -193,18 +193,28 @@ class MemoryLadder:
 
     1. Level 3 is entered on used memory through :class:`Ladder` (confirmations), and at once
        when a hard limit exists and used + :meth:`Growth.margin_bytes` reaches it.
-    2. At level 3, once used memory has been flat (within :data:`FLAT_TOLERANCE` of capacity)
-       for ``confirm.level3`` samples — the release on entering level 3 has happened — and
-       live memory is known and below the level-1 heap threshold, the ladder goes straight to
-       the level live memory indicates and records used memory as the retained plateau.
-    3. While a plateau is recorded the heap signal is the live ratio. Used memory climbing more
-       than :data:`PLATEAU_TOLERANCE` of capacity above the plateau, or reaching the hard limit,
-       is level 3 again at once (the plateau is dropped); used memory falling below the level-1
-       threshold by itself drops the plateau.
+    2. At level 1 and up, once used memory has been flat (within :data:`FLAT_TOLERANCE` of
+       capacity) for ``confirm.level3`` samples — at level 3, the release on entering it has
+       happened — and the live usage is known and below the level-1 heap threshold, the ladder
+       goes straight to the level the live usage indicates and records used memory as the
+       retained plateau (memory a spike left behind latches any level, not only level 3). Used
+       memory below that threshold is not retained memory: the ladder steps down as usual.
+    3. While a plateau is recorded the heap signal is the live usage (below). Used memory
+       climbing more than :data:`PLATEAU_TOLERANCE` of capacity above the plateau is at once
+       the level used memory indicates (the retained memory is used up), and reaching the hard
+       limit is level 3 at once; the plateau is dropped then, and when used memory falls below
+       the level-1 threshold by itself.
+
+    *Live* here is the live usage: live memory plus the calm gap — the gap between used and
+    live memory at the last calm, steady sample (level 0, no plateau, used flat since the
+    sample before; until there is one, at the last calm sample): what the process holds
+    outside its heap (code, stacks, the interpreter) — over capacity. A process just out of
+    level 3 then tells a usage its calm siblings' used memory can be weighed against (a
+    balancer's weights compare them); before any calm sample the gap is 0.
 
     The live exit waits while used memory is at a cgroup limit, and at the budget when
     ``recycles`` (``on_stuck: recycle``: retained memory there is what recycling is for).
-    ``live_exit=False`` leaves level 3 on used memory only (as before; for comparisons).
+    ``live_exit=False`` leaves levels on used memory only (as before; for comparisons).
     """
 
     def __init__(
@@ -223,9 +233,12 @@ class MemoryLadder:
         self._promised = promised_rate_bytes_per_sec
         self.live_exit = live_exit
         self.plateau_bytes: int | None = None
-        self._live_ratio: float | None = None  # the last known, held while a plateau is
+        self._live_ratio: float | None = None  # the last known live usage, held while a plateau is
+        self.calm_gap = 0  # used - live bytes at the last calm, steady sample
+        self._steady_gap = False  # calm_gap was taken at a steady sample
+        self._last_used: int | None = None
         self._flat = 0
-        self._used_at_3: int | None = None
+        self._used_before: int | None = None  # used memory at the sample before (flat count)
 
     @property
     def level(self) -> Level:
@@ -240,8 +253,9 @@ class MemoryLadder:
         if rate is None:
             rate = self.growth.smoothed
         rate_ratio = rate / self._promised
-        if sample.live_bytes is not None:
-            self._live_ratio = sample.live_bytes / capacity
+        live = sample.live_bytes
+        if live is not None:
+            self._live_ratio = (live + self.calm_gap) / capacity
         margin = self.growth.margin_bytes()
         near_limit = sample.limit_bytes is not None and sample.used_bytes + margin >= (
             sample.limit_bytes
@@ -257,18 +271,21 @@ class MemoryLadder:
             usage = self._live_ratio
         was_critical = self.ladder.level == Level.CRITICAL
         self.ladder.step({HEAP: usage, ALLOC_RATE: rate_ratio})
-        if near_limit or reentry:
+        if near_limit:
             self.ladder.force(Level.CRITICAL)
+        elif reentry:  # the level used memory indicates, at once
+            self.ladder.settle({HEAP: usage, ALLOC_RATE: rate_ratio})
         if self.ladder.level == Level.CRITICAL and not was_critical:
             self.plateau_bytes = None  # level 3 is about used memory again
-            self._flat, self._used_at_3 = 0, sample.used_bytes
+            self._flat, self._used_before = 0, sample.used_bytes
         elif near_limit:
-            self._flat, self._used_at_3 = 0, sample.used_bytes
-        elif self.ladder.level == Level.CRITICAL:
-            if self._leave_on_live(sample, capacity, rate_ratio, holds):
-                usage = sample.live_bytes / capacity if sample.live_bytes is not None else usage
+            self._flat, self._used_before = 0, sample.used_bytes
+        elif self.ladder.level != Level.NORMAL and self.plateau_bytes is None:
+            if self._leave_on_live(sample, rate_ratio, holds):
+                usage = self._live_ratio if self._live_ratio is not None else usage
         else:
-            self._flat, self._used_at_3 = 0, None
+            self._flat, self._used_before = 0, None
+        self.note_sample(sample.used_bytes, live, capacity)
         return MemoryStep(
             level=self.ladder.level,
             usage_ratio=usage,
@@ -278,6 +295,17 @@ class MemoryLadder:
             margin_bytes=margin,
             at_hard_limit=at_hard_limit,
         )
+
+    def note_sample(self, used: int, live: int | None, capacity: int) -> None:
+        """After each sample: at a calm one (level 0, no plateau) the gap between used and
+        live memory becomes the calm gap if used memory is steady (flat since the sample
+        before: not warming up, not a load starting), or if no steady one was seen yet."""
+        last, self._last_used = self._last_used, used
+        if live is None or self.plateau_bytes is not None or self.ladder.level != Level.NORMAL:
+            return
+        steady = last is not None and abs(used - last) <= FLAT_TOLERANCE * capacity
+        if steady or not self._steady_gap:
+            self.calm_gap, self._steady_gap = max(0, used - live), steady
 
     def _check_plateau(self, used: int, capacity: int) -> bool:
         """Drop the plateau where it no longer holds; whether level 3 must come back."""
@@ -291,24 +319,24 @@ class MemoryLadder:
             return True
         return False
 
-    def _leave_on_live(
-        self, sample: MemorySample, capacity: int, rate_ratio: float, holds: bool
-    ) -> bool:
-        """At level 3: count flat samples; leave on live memory when it is low."""
-        used, last = sample.used_bytes, self._used_at_3
+    def _leave_on_live(self, sample: MemorySample, rate_ratio: float, holds: bool) -> bool:
+        """At level 1 and up: count flat samples; leave when the live usage is low."""
+        capacity = max(1, sample.capacity_bytes)
+        used, last = sample.used_bytes, self._used_before
         flat = last is not None and abs(used - last) <= FLAT_TOLERANCE * capacity
         self._flat = self._flat + 1 if flat else 0
-        self._used_at_3 = used
-        live = sample.live_bytes
+        self._used_before = used
+        live = self._live_ratio if sample.live_bytes is not None else None
         if (
             not self.live_exit
             or live is None
             or holds
             or self._flat < self.config.confirm.level3
-            or live / capacity >= self.config.heap.level1
+            or live >= self.config.heap.level1
+            or used / capacity < self.config.heap.level1  # not retained: the usual way down
         ):
             return False
         self.plateau_bytes = used
-        self._flat, self._used_at_3 = 0, None
-        self.ladder.settle({HEAP: live / capacity, ALLOC_RATE: rate_ratio})
+        self._flat, self._used_before = 0, None
+        self.ladder.settle({HEAP: live, ALLOC_RATE: rate_ratio})
         return True

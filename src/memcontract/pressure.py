@@ -45,7 +45,7 @@ class Pressure:
             where no source exists.
         plateau_bytes: the used bytes recorded when level 3 was left on live memory (memory
             the process retains but does not use), or ``None``: while recorded, the usage
-            peers see is the live ratio.
+            peers see is the live usage (live plus the calm gap, design §4).
         limit_bytes: the hard limit the kernel enforces (the cgroup memory limit), bytes, else
             ``None``; ``capacity_bytes`` is at most this. Local only: not on the wire.
     """

@@ -110,7 +110,12 @@ class Publisher:
             admit=admit,
             rps=rps,
             eps=eps,
-            wire=version_of(previous.wire if previous else None, pressure, module),
+            wire=version_of(
+                previous.wire if previous else None,
+                pressure,
+                module,
+                error_ratio=eps / rps if rps > 0 else 0.0,
+            ),
             published_at=self._clock(),
         )
         return snapshot
