@@ -80,21 +80,11 @@ from memcontract.interceptors import (
 from memcontract import Contract, Guard
 from memcontract.testing import FakeProbe
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from inline_paths import InlineClient, InlineServer
-
 CONTRACT = "modules: [{name: bench, max_heap_mb: 4096, sample_interval_ms: 100}]"
 SERVICE = "bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
 PAYLOAD = bytes(range(100))
 VARIANTS = ("bare", "noop", "floor", "memcontract", "pressured", "wrapped")
-# The A/B of issue 23 item 3: with MEMCONTRACT_BENCH_AB=inline (inherited by the server child)
-# a variant "inline" runs the sync interceptors' former inline fast paths
-# (bench/inline_paths.py) beside "memcontract", the shared path, and "inline-pressured" beside
-# "pressured" (level 1: every call carries the keys, so the copies run on every call); sync only.
-AB_ENV = "MEMCONTRACT_BENCH_AB"
-if os.environ.get(AB_ENV) == "inline":
-    VARIANTS += ("inline", "inline-pressured")
 PRESSURED_USAGE = 0.85  # level 1 (the default ladder's level-1 threshold is 80 %)
 MODES = ("sync", "aio")
 TIMEOUT = 10.0
@@ -339,10 +329,6 @@ def child_sync() -> None:
             server = grpc.server(pool, interceptors=[server_interceptor(guard)])
         elif variant == "pressured":
             server = grpc.server(pool, interceptors=[server_interceptor(pressured)])
-        elif variant == "inline":
-            server = grpc.server(pool, interceptors=[InlineServer(guard)])
-        elif variant == "inline-pressured":
-            server = grpc.server(pool, interceptors=[InlineServer(pressured)])
         else:
             server = wrap_server(grpc.server(pool), guard)
         server.add_generic_rpc_handlers((_generic(_sync_echo),))
@@ -519,10 +505,6 @@ def run_sync(args: argparse.Namespace, guards: tuple[Guard, Guard]) -> dict[str,
                 channel = grpc.intercept_channel(channel, client_interceptor(guard, variant))
             elif variant == "pressured":
                 channel = grpc.intercept_channel(channel, client_interceptor(pressured, variant))
-            elif variant == "inline":
-                channel = grpc.intercept_channel(channel, InlineClient(guard, variant))
-            elif variant == "inline-pressured":
-                channel = grpc.intercept_channel(channel, InlineClient(pressured, variant))
             channels[variant] = channel
         calls = {v: c.unary_unary(METHOD) for v, c in channels.items()}
         for variant in VARIANTS:  # warm up: connections, server threads, handler caches
@@ -709,7 +691,7 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
                 against = [b for b in ("bare", "noop", "floor") if b != v]
                 ratios = ", ".join(f"{_ratio_text(samples, v, b, key)} {b}" for b in against)
                 spread = _spread(samples[v], key)
-                print(f"        {v:16s} {med[v][key] * 1e6:7.1f}us{spread:5s} {ratios}")
+                print(f"        {v:11s} {med[v][key] * 1e6:7.1f}us{spread:5s} {ratios}")
         split = "  ".join(
             f"{v} {med[v]['client'] * 1e6:.1f}+{med[v]['server'] * 1e6:.1f}" for v in VARIANTS
         )
@@ -731,31 +713,10 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
             f"{mode:4s} {'pressured':11s} level 1  Must cpu/call <= 1.05x floor:"
             f" {_verdict(cpu_floor <= 1.05)} (x{cpu_floor:.3f})"
         )
-        if "inline" in samples:
-            verdicts.append(
-                f"{mode:4s} calm     " + _inline_verdict(samples, "inline", "memcontract")
-            )
-            verdicts.append(
-                f"{mode:4s} level 1  " + _inline_verdict(samples, "inline-pressured", "pressured")
-            )
     print()
     print("targets (issue 23 item 3; wrapped is shown alongside memcontract):")
     for line in verdicts:
         print("  " + line)
-
-
-def _inline_verdict(samples: dict[str, list[Sample]], variant: str, base: str) -> str:
-    """The A/B: the inline copy pays only if its CPU per call quartiles lie wholly below the
-    shared path's."""
-    inline = statistics.quantiles([s["cpu"] for s in samples[variant]], n=4)
-    shared = statistics.quantiles([s["cpu"] for s in samples[base]], n=4)
-    pays = inline[2] < shared[0]
-    return (
-        f"inline vs shared path: cpu/call {_ratio_text(samples, variant, base, 'cpu')};"
-        f" quartiles inline {inline[0] * 1e6:.1f}-{inline[2] * 1e6:.1f}us, shared"
-        f" {shared[0] * 1e6:.1f}-{shared[2] * 1e6:.1f}us: "
-        + ("the inline copy pays" if pays else "they overlap: fold it back")
-    )
 
 
 def _pin(args: argparse.Namespace) -> int | None:
@@ -814,8 +775,6 @@ def main() -> None:
     if args.lean:
         os.environ[LEAN_ENV] = args.lean
     modes = [m for m in args.modes.split(",") if m]
-    if "inline" in VARIANTS and modes != ["sync"]:
-        parser.error(f"{AB_ENV}=inline measures the sync interceptors: run it with --modes sync")
     args.server_cpu = _pin(args)
     guards = (make_guard(), make_pressured_guard())
     results: dict[str, dict[str, list[Sample]]] = {}
