@@ -161,6 +161,13 @@ PARSE_CASES: list[tuple[str, str | bytes, bool, object]] = [
 # change of behavior shows up in both languages' tests. Each sample: (t seconds, used MiB,
 # live MiB or None, limit MiB or None); each expected: (level, plateau MiB or None).
 N = None
+
+
+def every_half_second(used_live_mib: list[tuple[int, int]]) -> list[tuple[float, int, int, None]]:
+    """Samples 0.5 s apart of (used, live) MiB, no hard limit."""
+    return [(0.5 * i, u, live, N) for i, (u, live) in enumerate(used_live_mib)]
+
+
 MEMORY_CASES: list[dict[str, object]] = [
     {
         "name": "flat level 3 with low live memory: straight to live's level, plateau kept, "
@@ -174,30 +181,24 @@ MEMORY_CASES: list[dict[str, object]] = [
         "at or above the level-1 threshold: no exit; below it: exit to its level",
         "capacity_mib": 100,
         "promised_mib_per_s": 1000,  # the climb from 45 to 97 MiB is quiet on growth
-        "samples": [
-            (0.5 * i, u, live, N)
-            for i, (u, live) in enumerate(
-                # gaps 20 (flat), then 24 (flat: the calm gap), then 25 (not flat: not taken)
-                [(40, 20), (40, 20), (40, 16), (45, 20), (97, 90), (97, 70)]
-                + [(97, 65)] * 3
-                + [(97, 57)] * 2  # 57 + 24 = 81 %: no exit (the least gap, 20, would exit)
-                + [(97, 55)] * 2  # 55 + 24 = 79 %: exit (the last gap, 25, would not)
-            )
-        ],
+        "samples": every_half_second(
+            # gaps 20 (flat), then 24 (flat: the calm gap), then 25 (not flat: not taken)
+            [(40, 20), (40, 20), (40, 16), (45, 20), (97, 90), (97, 70)]
+            + [(97, 65)] * 3
+            + [(97, 57)] * 2  # 57 + 24 = 81 %: no exit (the least gap, 20, would exit)
+            + [(97, 55)] * 2  # 55 + 24 = 79 %: exit (the last gap, 25, would not)
+        ),
         "expect": [(0, N)] * 4 + [(1, N), (2, N)] + [(3, N)] * 5 + [(0, 97)] * 2,
     },
     {
         "name": "no steady calm sample: the gap at the last calm one counts",
         "capacity_mib": 100,
         "promised_mib_per_s": 1000,
-        "samples": [
-            (0.5 * i, u, live, N)
-            for i, (u, live) in enumerate(
-                [(40, 20), (97, 90), (97, 70), (97, 65)]
-                + [(97, 62)] * 3  # 62 + 20 = 82 %: no exit (a gap of 0 would exit)
-                + [(97, 58)]  # 78 %: exit
-            )
-        ],
+        "samples": every_half_second(
+            [(40, 20), (97, 90), (97, 70), (97, 65)]
+            + [(97, 62)] * 3  # 62 + 20 = 82 %: no exit (a gap of 0 would exit)
+            + [(97, 58)]  # 78 %: exit
+        ),
         "expect": [(0, N), (1, N), (2, N)] + [(3, N)] * 4 + [(0, 97)],
     },
     {
@@ -205,26 +206,18 @@ MEMORY_CASES: list[dict[str, object]] = [
         "is at once the level used indicates (2, not 3)",
         "capacity_mib": 100,
         "promised_mib_per_s": 1000,
-        "samples": [
-            (0.5 * i, u, live, N)
-            for i, (u, live) in enumerate(
-                [(40, 20), (40, 20), (85, 80), (85, 50)]
-                + [(85, 40)] * 3  # flat for 3 samples, 40 + 20 = 60 %: level 0 on live
-                + [(91, 45)] * 2
-            )
-        ],
+        "samples": every_half_second(
+            [(40, 20), (40, 20), (85, 80), (85, 50)]
+            + [(85, 40)] * 3  # flat for 3 samples, 40 + 20 = 60 %: level 0 on live
+            + [(91, 45)] * 2
+        ),
         "expect": [(0, N), (0, N), (1, N), (1, N), (1, N), (0, 85), (0, 85), (2, N), (2, N)],
     },
     {
         "name": "used memory back below the level-1 threshold: no live exit, one level at a time",
         "capacity_mib": 100,
         "promised_mib_per_s": 1000,
-        "samples": [
-            (0.5 * i, u, live, N)
-            for i, (u, live) in enumerate(
-                [(40, 20), (40, 20), (92, 85), (92, 85)] + [(50, 30)] * 10
-            )
-        ],
+        "samples": every_half_second([(40, 20), (40, 20), (92, 85), (92, 85)] + [(50, 30)] * 10),
         "expect": [(0, N), (0, N), (1, N)] + [(2, N)] * 5 + [(1, N)] * 5 + [(0, N)],
     },
     {
