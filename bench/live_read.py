@@ -8,7 +8,7 @@ cannot coalesce, then ``gc.collect()`` and ``malloc_trim(0)`` as level 3 does. T
 * ``every``: ``mallinfo2()`` on every sample (the naive source), and
 * ``meter``: :class:`memcontract._live.LiveMeter` as the probe uses it, below level 2 and at
   level 2 and above (glibc throttled to every 5 s below level 2, and to 500 x its own cost; the
-  walk on a thread of its own, waited for 0.5 ms at most).
+  walk on a long-lived thread of its own, which the read wakes and does not wait for).
 
 Between two samples every walk in flight is let finish (the 0.5 s that pass between samples).
 Prints p50 / p99 / max per read (ms) and the ratio of p99s, then what the meters' glibc walks
@@ -58,7 +58,7 @@ def main() -> None:
         meter.watch(closely)
         meters[name] = meter
     costs: dict[str, list[float]] = {"every sample": [], **{name: [] for name in meters}}
-    walks: list[float] = []  # the meters' glibc walks that outlasted the sampler's wait
+    walks: list[float] = []  # the meters' glibc walks, on their own thread
     for _ in range(args.samples):  # alternating: one read of each per sample
         start = time.perf_counter()
         mallinfo2()
@@ -68,8 +68,8 @@ def main() -> None:
             meter.read()
             costs[name].append(time.perf_counter() - start)
         for meter in meters.values():  # the time between samples: walks in flight finish
-            if meter._walk is not None and meter._walk.is_alive():
-                meter._walk.join()
+            if meter.walker.walking():
+                meter.walker.done.wait()
                 walks.append(meter.last_cost)
         now[0] += 0.5
     info = mallinfo2()
@@ -87,7 +87,7 @@ def main() -> None:
     if walks:
         p50, _, worst = quantiles(walks)
         print(
-            f"{len(walks)} walks outlasted the sampler's wait, on their own thread: "
+            f"{len(walks)} glibc walks on the meters' own thread: "
             f"p50 {p50:.1f} ms, max {worst:.1f} ms"
         )
 

@@ -16,6 +16,10 @@ A 100-byte unary echo over 127.0.0.1, sync (grpcio) and aio (grpc.aio), six vari
 * ``wrapped``: ``wrap_server`` (registration-time wrapping, the opt-in path) on the server and
   memcontract's client interceptor.
 
+``--wire-floor`` adds a diagnosis variant, ``floor-wire``: the floor's interceptors sending what a
+memcontract process at level 1 sends (the four text keys and ``x-memory-pressure-bin`` each way,
+the ORCA report in trailers) as constants: the wire's cost apart from memcontract's Python.
+
 The servers run in a child process per mode (one server per variant, all at once, on separate
 ports), started by this script; the client is this process. Both processes run a real
 ``Guard`` (sampler thread, 100 ms). With two CPUs or more, the client is pinned to one and the
@@ -55,7 +59,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import dataclasses
 import json
 import os
 import statistics
@@ -84,7 +87,6 @@ CONTRACT = "modules: [{name: bench, max_heap_mb: 4096, sample_interval_ms: 100}]
 SERVICE = "bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
 PAYLOAD = bytes(range(100))
-VARIANTS = ("bare", "noop", "floor", "memcontract", "pressured", "wrapped")
 PRESSURED_USAGE = 0.85  # level 1 (the default ladder's level-1 threshold is 80 %)
 MODES = ("sync", "aio")
 TIMEOUT = 10.0
@@ -99,28 +101,31 @@ FOUR_KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
-# Diagnosis: which of memcontract's metadata the wire pays for. "text" keeps only the four
-# x-memory-* text keys (what the floor sends); "no-request-bin" drops x-memory-pressure-bin
-# from requests; "no-trailer-bin" drops it from trailers (ORCA stays). Set through the
-# environment so the server child inherits it. Not memcontract's behavior: for measuring only.
-LEAN_ENV = "MEMCONTRACT_BENCH_LEAN"
+# Diagnosis (``--wire-floor``): a seventh variant, ``floor-wire``, the floor's interceptors
+# carrying memcontract's level-1 keys as constants (request: the four text keys and
+# x-memory-pressure-bin; trailers: those and the ORCA report): what the wire of the
+# ``pressured`` variant costs with the floor's Python. Set through the environment so the server
+# child has the variant too.
+WIRE_ENV = "MEMCONTRACT_BENCH_WIRE_FLOOR"
 
 
-def _lean(snapshot: Any, how: str) -> Any:
-    text = tuple(kv for kv in snapshot.request_metadata if not kv[0].endswith("-bin"))
-    if how == "text":
-        return dataclasses.replace(snapshot, request_metadata=text, trailing_metadata=text)
-    if how == "no-request-bin":
-        return dataclasses.replace(snapshot, request_metadata=text)
-    trailers = tuple(kv for kv in snapshot.trailing_metadata if kv[0] != "x-memory-pressure-bin")
-    return dataclasses.replace(snapshot, trailing_metadata=trailers)
+def _variants() -> tuple[str, ...]:
+    base = ("bare", "noop", "floor", "memcontract", "pressured", "wrapped")
+    return (*base[:3], "floor-wire", *base[3:]) if os.environ.get(WIRE_ENV) else base
+
+
+VARIANTS = _variants()
+
+
+def level1_keys() -> tuple[Any, Any]:
+    """What a memcontract process at level 1 sends: (request metadata, trailers)."""
+    guard = make_pressured_guard()
+    snapshot = guard.snapshot
+    guard.stop()
+    return snapshot.request_metadata, snapshot.trailing_metadata
 
 
 def make_guard() -> Guard:
-    how = os.environ.get(LEAN_ENV)
-    if how:
-        publish = Guard._publish
-        Guard._publish = lambda self, p, a=0.0: _lean(publish(self, p, a), how)  # type: ignore[method-assign]
     guard = Guard(Contract.from_yaml(CONTRACT))
     guard.start()
     return guard
@@ -151,10 +156,14 @@ class _Details(
 
 
 class FloorClient(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Adds the four keys to each outgoing unary call."""
+    """Adds the four keys (or ``keys``) to each outgoing unary call."""
+
+    def __init__(self, keys: Any = FOUR_KEYS) -> None:
+        self.keys = keys
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        metadata = FOUR_KEYS if not details.metadata else (*details.metadata, *FOUR_KEYS)
+        keys = self.keys
+        metadata = keys if not details.metadata else (*details.metadata, *keys)
         new = _Details(
             details.method,
             details.timeout,
@@ -167,9 +176,11 @@ class FloorClient(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
 
 
 class FloorServer(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Wraps each unary handler (once per method) so it sets the four keys as trailers."""
+    """Wraps each unary handler (once per method) so it sets the four keys (or ``keys``) as
+    trailers."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Any = FOUR_KEYS) -> None:
+        self.keys = keys
         self._wrapped: dict[str, Any] = {}
 
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
@@ -178,10 +189,10 @@ class FloorServer(grpc.ServerInterceptor):  # type: ignore[misc]
             return None
         wrapped = self._wrapped.get(handler_call_details.method)
         if wrapped is None:
-            inner = handler.unary_unary
+            inner, keys = handler.unary_unary, self.keys
 
             def behavior(request: Any, context: Any) -> Any:
-                context.set_trailing_metadata(FOUR_KEYS)
+                context.set_trailing_metadata(keys)
                 return inner(request, context)
 
             wrapped = self._wrapped[handler_call_details.method] = handler._replace(
@@ -253,8 +264,11 @@ class AioNoopServer(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 class AioFloorClient(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     """aio twin of :class:`FloorClient`."""
 
+    def __init__(self, keys: Any = FOUR_KEYS) -> None:
+        self.keys = keys
+
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()), *FOUR_KEYS)
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), *self.keys)
         new = grpc.aio.ClientCallDetails(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
@@ -264,7 +278,8 @@ class AioFloorClient(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc
 class AioFloorServer(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """aio twin of :class:`FloorServer`."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Any = FOUR_KEYS) -> None:
+        self.keys = keys
         self._wrapped: dict[Any, Any] = {}
 
     async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
@@ -273,10 +288,10 @@ class AioFloorServer(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return None
         wrapped = self._wrapped.get(handler_call_details.method)
         if wrapped is None:
-            inner = handler.unary_unary
+            inner, keys = handler.unary_unary, self.keys
 
             async def behavior(request: Any, context: Any) -> Any:
-                context.set_trailing_metadata(FOUR_KEYS)
+                context.set_trailing_metadata(keys)
                 return await inner(request, context)
 
             wrapped = self._wrapped[handler_call_details.method] = handler._replace(
@@ -325,6 +340,8 @@ def child_sync() -> None:
             server = grpc.server(pool, interceptors=[NoopServer()])
         elif variant == "floor":
             server = grpc.server(pool, interceptors=[FloorServer()])
+        elif variant == "floor-wire":
+            server = grpc.server(pool, interceptors=[FloorServer(level1_keys()[1])])
         elif variant == "memcontract":
             server = grpc.server(pool, interceptors=[server_interceptor(guard)])
         elif variant == "pressured":
@@ -353,6 +370,8 @@ async def _child_aio() -> None:
             server = grpc.aio.server(interceptors=[AioNoopServer()])
         elif variant == "floor":
             server = grpc.aio.server(interceptors=[AioFloorServer()])
+        elif variant == "floor-wire":
+            server = grpc.aio.server(interceptors=[AioFloorServer(level1_keys()[1])])
         elif variant == "memcontract":
             server = grpc.aio.server(interceptors=[aio_server_interceptor(guard)])
         elif variant == "pressured":
@@ -501,6 +520,8 @@ def run_sync(args: argparse.Namespace, guards: tuple[Guard, Guard]) -> dict[str,
                 channel = grpc.intercept_channel(channel, NoopClient())
             elif variant == "floor":
                 channel = grpc.intercept_channel(channel, FloorClient())
+            elif variant == "floor-wire":
+                channel = grpc.intercept_channel(channel, FloorClient(level1_keys()[0]))
             elif variant in ("memcontract", "wrapped"):
                 channel = grpc.intercept_channel(channel, client_interceptor(guard, variant))
             elif variant == "pressured":
@@ -580,6 +601,8 @@ async def _run_aio(
                 interceptors = [AioNoopClient()]
             elif variant == "floor":
                 interceptors = [AioFloorClient()]
+            elif variant == "floor-wire":
+                interceptors = [AioFloorClient(level1_keys()[0])]
             elif variant in ("memcontract", "wrapped"):
                 interceptors = aio_client_interceptors(guard, variant)
             elif variant == "pressured":
@@ -713,6 +736,13 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
             f"{mode:4s} {'pressured':11s} level 1  Must cpu/call <= 1.05x floor:"
             f" {_verdict(cpu_floor <= 1.05)} (x{cpu_floor:.3f})"
         )
+        if "floor-wire" in samples:
+            wire = _ratio(samples, "floor-wire", "floor", "cpu")
+            python = _ratio(samples, "pressured", "floor-wire", "cpu")
+            verdicts.append(
+                f"{mode:4s} diagnosis: the level-1 wire costs x{wire:.3f} of the floor's with the"
+                f" floor's Python; memcontract's Python on it x{python:.3f} of floor-wire"
+            )
     print()
     print("targets (issue 23 item 3; wrapped is shown alongside memcontract):")
     for line in verdicts:
@@ -748,9 +778,9 @@ def main() -> None:
     parser.add_argument("--modes", default="sync,aio", help="comma-separated: sync, aio")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round x 0.4 s")
     parser.add_argument(
-        "--lean",
-        choices=("text", "no-request-bin", "no-trailer-bin"),
-        help="diagnosis only: strip memcontract's -bin metadata (see LEAN_ENV)",
+        "--wire-floor",
+        action="store_true",
+        help="diagnosis: add the floor-wire variant (the floor sending memcontract's level-1 keys)",
     )
     parser.add_argument(
         "--no-pin",
@@ -772,8 +802,10 @@ def main() -> None:
         return
     if args.quick:
         args.rounds, args.seconds, args.warmup, args.slices = 1, 0.4, 0.1, 2
-    if args.lean:
-        os.environ[LEAN_ENV] = args.lean
+    if args.wire_floor:
+        global VARIANTS
+        os.environ[WIRE_ENV] = "1"  # the server child's variants follow the environment
+        VARIANTS = _variants()
     modes = [m for m in args.modes.split(",") if m]
     args.server_cpu = _pin(args)
     guards = (make_guard(), make_pressured_guard())

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,12 +67,45 @@ def serve(contract: str, variant: str, aio: bool) -> int:
 
     disable = {"live_exit"} if variant == "without" else set()
     guard = Guard(Contract.load(contract, module="inventory"), disable=disable)
+    if os.environ.get(TRACE_ENV):
+        threading.Thread(target=trace, args=(guard, os.environ[TRACE_ENV]), daemon=True).start()
     inventory = Inventory(guard)
     if aio:
         asyncio.run(run_aio(guard, inventory, "127.0.0.1", 0))
     else:
         run_sync(guard, inventory, "127.0.0.1", 0)
     return 0
+
+
+TRACE_ENV = "MEMCONTRACT_BENCH_TRACE"
+
+
+def trace(guard: Any, path: str) -> None:
+    """``--trace``: every snapshot the guard publishes, as one JSON line (monotonic time; the
+    clock is the machine's, so the parent lines it up with the load's end)."""
+    last = None
+    with open(f"{path}.{os.getpid()}", "w") as out:
+        while True:
+            snapshot = guard.snapshot
+            if snapshot is not last:
+                last, p, v = snapshot, snapshot.pressure, snapshot.wire
+                fields = {
+                    "t": time.monotonic(),
+                    "level": int(p.level),
+                    "usage": round(p.usage_ratio, 4),
+                    "used_mib": round(p.used_bytes / MIB, 1),
+                    "live_mib": None if p.live_bytes is None else round(p.live_bytes / MIB, 1),
+                    "plateau": p.plateau_bytes is not None,
+                    "version": v.number,
+                    "quiet": v.quiet,
+                    "told_usage": round(v.usage_ratio, 4),
+                    "told_errors": round(v.error_ratio, 4),
+                    "rps": round(snapshot.rps, 1),
+                    "eps": round(snapshot.eps, 1),
+                }
+                out.write(json.dumps(fields) + "\n")
+                out.flush()
+            time.sleep(0.02)  # polling a published object, not synchronising with it
 
 
 @dataclass
@@ -88,6 +123,8 @@ class Round:
     share_at_rest: float  # backend 0's WRR calls over its siblings' mean, end of the watch
     shares: list[tuple[float, float]]  # (seconds after the load, that ratio over 2 s)
     told: list[Pressure]  # what each backend tells at the end (GetPressure), 0 first
+    pid: int  # backend 0's process
+    ended_at: float  # monotonic time of the load's end
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:
@@ -156,6 +193,8 @@ def one_round(variant: str, contract: str, args: argparse.Namespace) -> Round:
             statistics.median(ratio for _, ratio in windows[-3:]) if windows else float("nan"),
             windows,
             told,
+            proc.pid,
+            load.ended_at,
         )
 
 
@@ -179,6 +218,19 @@ def watch_level(stub: Any, since: float, limit: float) -> float | None:
     return first
 
 
+def print_trace(path: Path, ended_at: float) -> None:
+    """Backend 0's snapshots from 1 s before the load's end, where the level or the version
+    of what its keys say changed."""
+    last = None
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        at = row.pop("t") - ended_at
+        key = (row["level"], row["version"])
+        if at >= -1.0 and key != last:
+            print(f"    {at:+6.2f}s {json.dumps(row)}", flush=True)
+        last = key
+
+
 def median_or_none(values: list[float | None]) -> float | None:
     """The median, or None when any round never got there."""
     return None if None in values else statistics.median(v for v in values if v is not None)
@@ -196,6 +248,12 @@ def main() -> int:
     parser.add_argument("--watch", type=float, default=30.0, help="seconds watched after it")
     parser.add_argument("--aio", action="store_true", help="the grpc.aio server")
     parser.add_argument("--quick", action="store_true", help="1 round, 5 s load, 20 s watch")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="print what backend 0 published after the load (each change of level or of what"
+        " its keys say)",
+    )
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--contract", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,6 +263,8 @@ def main() -> int:
         args.rounds, args.seconds, args.watch = 1, 5.0, 20.0
     text = (ROOT / "examples/python/memory_contract.yaml").read_text()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.trace:
+            os.environ[TRACE_ENV] = str(Path(tmp) / "trace")
         contract = Path(tmp) / "memory_contract.yaml"
         contract.write_text(text.replace("max_heap_mb: 512", f"max_heap_mb: {BUDGET_MB}", 1))
         rounds: list[Round] = []
@@ -232,6 +292,8 @@ def main() -> int:
                     for p in r.told
                 )
                 print(f"  told at the end (backend 0, its siblings): {told}", flush=True)
+                if args.trace:
+                    print_trace(Path(f"{os.environ[TRACE_ENV]}.{r.pid}"), r.ended_at)
     kind = "aio" if args.aio else "sync"
     print(
         f"\n{kind} server, {BUDGET_MB} MiB budget, {args.callers} Report callers for "

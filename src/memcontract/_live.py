@@ -4,19 +4,23 @@
 sample: one counter) ``+ mallinfo2().uordblks + mallinfo2().hblkhd`` (glibc: bytes in use in
 its arenas plus mmapped big blocks: objects over 512 bytes, buffers, C extensions).
 
-*Bytes per block* is calibrated from ``sys._debugmallocstats()`` ("bytes in allocated blocks"
-over the blocks in use of every size class): when the meter is built, and again at most every
-:data:`CALIBRATE_EVERY` seconds while the ladder is at level 2 or above (where the exit from
-level 3 is decided). The call prints to file descriptor 2, which is pointed at a temporary
-file for the ~0.3 ms it takes; anything else written there meanwhile is written back.
+*Bytes per block* is calibrated from pymalloc's own statistics ("bytes in allocated blocks" over
+the blocks in use of every size class, as ``sys._debugmallocstats()`` prints them), which
+CPython's ``_PyObject_DebugMallocStats`` writes to a ``FILE`` of ours (glibc's
+``open_memstream``: a buffer in memory; descriptor 2 is never touched, so lines other threads
+write to stderr meanwhile neither mix in nor move its offset): when the meter is built, then at
+most every :data:`CALIBRATE_EVERY` seconds, on the walking thread below, before its next walk.
+While an allocation hook stands in front of pymalloc (``tracemalloc``, which the guard starts
+to sample allocations at level 2), CPython prints nothing: the previous calibration stays.
 
 ``mallinfo2`` walks glibc's free lists under each arena's lock: microseconds on a compact heap,
-~20 ms with 100,000 free chunks (bench/live_read.py). So the walk runs on a thread of its own:
-the sampler starts it and waits at most :data:`WALK_WAIT` seconds for it; a walk that takes longer
-finishes on its own and the sampler uses it at its next read (until then, the previous walk's
-value). Walks start every sample only at level 2 and above, otherwise at most every
-:data:`GLIBC_EVERY` seconds; and never more often than :data:`COST_FACTOR` times the last walk's
-cost (an arena locked 0.2 % of the time at most), at any level.
+~20 ms with 100,000 free chunks (bench/live_read.py). So the walk runs on a long-lived thread of
+its own (started on first use and again after a fork): the sampler wakes it and does not wait;
+it reads the last finished walk's bytes, so glibc's part is one walk old (one sample at level 2
+and above) while pymalloc's is read now. Walks start every sample only at level 2 and above,
+otherwise at most every :data:`GLIBC_EVERY` seconds; and never more often than
+:data:`COST_FACTOR` times the last walk's cost (an arena locked 0.2 % of the time at most), at
+any level.
 
 Live memory is unknown (``None``, never used to leave level 3) where the numbers would lie:
 no glibc ``mallinfo2`` (musl, macOS, Windows, glibc < 2.33), pymalloc off
@@ -32,7 +36,6 @@ import os
 import re
 import sys
 import sysconfig
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -43,18 +46,14 @@ SOURCE = "pymalloc+mallinfo2"
 GLIBC_EVERY = 5.0
 #: A glibc read waits at least this many times its last cost (0.2 % of the time at most).
 COST_FACTOR = 500.0
-#: Seconds the sampler waits for a glibc walk it started (a slower one is used next sample).
-WALK_WAIT = 0.0005
-#: Seconds between two calibrations of the bytes per pymalloc block (level 2 and above).
-CALIBRATE_EVERY = 60.0
+#: Seconds between two calibrations of the bytes per pymalloc block: the mix of object sizes
+#: drifts (a calibration walks pymalloc's pools with the GIL held: 1.3 ms with 500 MiB of
+#: small objects).
+CALIBRATE_EVERY = 30.0
 
 _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 _BYTES_IN_BLOCKS = re.compile(r"^# bytes in allocated blocks\s*=\s*([0-9,]+)\s*$")
 _CLASS_ROW = re.compile(r"^\s*\d+\s+\d+\s+\d+\s+(\d+)\s+\d+\s*$")
-_STATS_LINE = re.compile(
-    r"^(\s*$|\s*\d+(\s+\d+){4}\s*$|#|Total\s|-----|class\s|Small block|arena map|"
-    r"\d+ free |.*=\s*[0-9,]+\s*$)"
-)
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -115,8 +114,10 @@ def _mapped_allocator(root: str) -> str | None:
 
 
 def bytes_per_block() -> float | None:
-    """pymalloc's mean block size now, from ``sys._debugmallocstats()``; None if unparsable."""
-    text = _debugmallocstats()
+    """pymalloc's mean block size now; None where its statistics cannot be read or parsed."""
+    text = _malloc_stats()
+    if text is None:
+        return None
     in_blocks = None
     blocks = 0
     for line in text.splitlines():
@@ -132,34 +133,69 @@ def bytes_per_block() -> float | None:
     return in_blocks / blocks
 
 
-def _debugmallocstats() -> str:
-    """What ``sys._debugmallocstats()`` prints to descriptor 2; foreign lines written back."""
-    sys.stderr.flush()
-    capture = _scratch_fd()
+def _malloc_stats() -> str | None:
+    """What ``_PyObject_DebugMallocStats`` writes, through a memory stream of glibc's."""
     try:
-        saved = os.dup(2)
-        try:
-            os.dup2(capture, 2)
-            sys._debugmallocstats()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        size = os.lseek(capture, 0, os.SEEK_CUR)
-        text = os.pread(capture, size, 0).decode("utf-8", "replace")
+        stats = ctypes.pythonapi._PyObject_DebugMallocStats  # a PyDLL call: the GIL is held
+        libc = ctypes.CDLL(None)
+        open_memstream, fclose, free = libc.open_memstream, libc.fclose, libc.free
+    except AttributeError:  # not CPython, or not glibc
+        return None
+    open_memstream.restype = ctypes.c_void_p
+    open_memstream.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]
+    stats.argtypes = fclose.argtypes = free.argtypes = [ctypes.c_void_p]
+    stats.restype = fclose.restype = ctypes.c_int
+    buffer, size = ctypes.c_char_p(), ctypes.c_size_t()
+    stream = open_memstream(ctypes.byref(buffer), ctypes.byref(size))
+    if not stream:
+        return None
+    try:
+        stats(stream)
     finally:
-        os.close(capture)
-    foreign = [line for line in text.splitlines(True) if not _STATS_LINE.match(line)]
-    if foreign:  # another thread wrote to stderr meanwhile: give it back
-        os.write(2, "".join(foreign).encode())
-    return text
+        fclose(stream)  # sets buffer and size
+    try:
+        return ctypes.string_at(buffer, size.value).decode("utf-8", "replace")
+    finally:
+        free(buffer)
 
 
-def _scratch_fd() -> int:
-    """A file descriptor on an anonymous file (in memory where the kernel can)."""
-    if hasattr(os, "memfd_create"):
-        return os.memfd_create("memcontract-mallocstats")
-    with tempfile.TemporaryFile() as file:
-        return os.dup(file.fileno())
+class _GlibcWalker:
+    """The thread that walks glibc's arenas when woken; ``done`` is set while it is idle."""
+
+    def __init__(self, walk: Callable[[], None]) -> None:
+        self._walk = walk
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self.done = threading.Event()
+        self.done.set()
+
+    def walking(self) -> bool:
+        return not self.done.is_set() and self._alive()
+
+    def start(self) -> None:
+        """Wake the thread for one walk (it is started first where it does not run)."""
+        if not self._alive():  # first use, or this is a forked child: the thread is gone
+            self._wake, self.done = threading.Event(), threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, name="memcontract-mallinfo2", daemon=True
+            )
+            self._thread.start()
+        else:
+            self.done.clear()
+        self._wake.set()
+
+    def _alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        wake, done = self._wake, self.done
+        while True:
+            wake.wait()
+            wake.clear()
+            try:
+                self._walk()
+            finally:
+                done.set()
 
 
 class LiveMeter:
@@ -173,10 +209,10 @@ class LiveMeter:
         self._calibrated_at = -CALIBRATE_EVERY
         self.glibc_every = GLIBC_EVERY
         self.last_cost = 0.0
-        self.watching = False
         self._glibc = 0  # bytes in use at the last finished walk
         self._walk_started = 0.0  # clock time
-        self._walk: threading.Thread | None = None
+        self.walker = _GlibcWalker(self._glibc_walk)
+        self._calibrate_next = False  # on the walking thread, before its next walk
         if self.reason is None:
             self.calibrate()
             self._glibc_walk()
@@ -188,17 +224,17 @@ class LiveMeter:
         return "" if self.reason is not None else SOURCE
 
     def calibrate(self) -> None:
-        """Measure the bytes per pymalloc block now; unparsable stats make live unknown."""
+        """Measure the bytes per pymalloc block now. No statistics keep the previous value (an
+        allocation hook hides pymalloc's); none at the first calibration make live unknown."""
         measured = bytes_per_block()
         self._calibrated_at = self._clock()
-        if measured is None:
-            self.reason = "sys._debugmallocstats() did not parse"
-            return
-        self.bytes_per_block = measured
+        if measured is not None:
+            self.bytes_per_block = measured
+        elif not self.bytes_per_block:
+            self.reason = "pymalloc's statistics did not parse"
 
     def watch(self, closely: bool) -> None:
-        """``closely`` (level 2 and above): glibc every sample and calibrations kept fresh."""
-        self.watching = closely
+        """``closely`` (level 2 and above): glibc every sample."""
         self.glibc_every = 0.0 if closely else GLIBC_EVERY
 
     def read(self) -> int | None:
@@ -206,27 +242,24 @@ class LiveMeter:
         if self.reason is not None or self._mallinfo2 is None:
             return None
         now = self._clock()
-        if self.watching and now - self._calibrated_at >= CALIBRATE_EVERY:
-            self.calibrate()
+        if now - self._calibrated_at >= CALIBRATE_EVERY:
+            self._calibrate_next = True
         glibc = self._glibc_bytes(now)
         return round(sys.getallocatedblocks() * self.bytes_per_block) + glibc
 
     def _glibc_bytes(self, now: float) -> int:
-        """glibc's bytes in use: a walk started now if one is due (waited for WALK_WAIT at
-        most), else the last finished walk's."""
-        wait = max(self.glibc_every, COST_FACTOR * self.last_cost)
-        walking = self._walk is not None and self._walk.is_alive()
-        if not walking and now - self._walk_started >= wait:
+        """glibc's bytes in use at the last finished walk; a walk is started if one is due."""
+        due = max(self.glibc_every, COST_FACTOR * self.last_cost)
+        if not self.walker.walking() and now - self._walk_started >= due:
             self._walk_started = now
-            self._walk = threading.Thread(
-                target=self._glibc_walk, name="memcontract-mallinfo2", daemon=True
-            )
-            self._walk.start()
-            self._walk.join(WALK_WAIT)
+            self.walker.start()
         return self._glibc
 
     def _glibc_walk(self) -> None:
         assert self._mallinfo2 is not None
+        if self._calibrate_next:
+            self._calibrate_next = False
+            self.calibrate()
         start = time.perf_counter()
         info = self._mallinfo2()
         self.last_cost = time.perf_counter() - start
