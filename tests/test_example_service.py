@@ -11,6 +11,7 @@ import doctest
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -443,3 +444,33 @@ def test_client_reports_an_unreachable_server() -> None:
         out=out,
     )  # fmt: skip
     assert code == 1 and "GetStock: UNAVAILABLE" in out.getvalue()
+
+
+@pytest.mark.parametrize("mode", [[], ["--aio"]], ids=["sync", "aio"])
+def test_a_taken_port_is_refused_with_one_line(mode: list[str]) -> None:
+    """grpcio shares a port by default (SO_REUSEPORT): the example refuses one another server
+    already serves, and one a plain socket holds, with one line and exit status 2."""
+    first, port = start_server(*mode)
+    try:
+        with socket.socket() as plain:
+            plain.bind(("127.0.0.1", 0))
+            plain.listen()
+            for taken in (port, plain.getsockname()[1]):
+                proc = subprocess.run(
+                    [sys.executable, "-m", "examples.python.server", "--port", str(taken), *mode],
+                    cwd=ROOT,
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+                assert proc.returncode == 2, proc.stderr
+                assert proc.stdout == ""
+                assert proc.stderr.endswith(
+                    f"inventory: cannot listen on 127.0.0.1:{taken}: the port is taken\n"
+                ), proc.stderr
+                assert "Traceback" not in proc.stderr
+    finally:
+        first.terminate()
+        first.wait(30)

@@ -20,11 +20,8 @@ GRPCURL = GODIR / "bin" / "grpcurl"
 HEALTH = "grpc.health.v1.Health"
 
 
-@pytest.fixture
-def calm_service() -> Iterator[str]:
-    rig = Rig(make_contract())
-    rig.step(0.30)
-    assert rig.guard.snapshot.wire.quiet
+def serve(rig: Rig) -> Iterator[str]:
+    """A health service with reflection behind ``rig``'s guard, on a free port."""
     server = grpc.server(
         futures.ThreadPoolExecutor(4), interceptors=[server_interceptor(rig.guard)]
     )
@@ -38,11 +35,26 @@ def calm_service() -> Iterator[str]:
         server.stop(0).wait(5)
 
 
-def grpcurl(address: str) -> str:
+@pytest.fixture
+def calm_service() -> Iterator[str]:
+    rig = Rig(make_contract())
+    rig.step(0.30)
+    assert rig.guard.snapshot.wire.quiet
+    yield from serve(rig)
+
+
+@pytest.fixture
+def shedding_service() -> Iterator[str]:
+    rig = Rig(make_contract())
+    assert rig.run([0.97] * 3)[-1] == 3
+    yield from serve(rig)
+
+
+def grpcurl(address: str, *args: str) -> str:
     if not GRPCURL.is_file():
         unavailable("grpcurl is not installed: run `make grpcurl`")
     proc = subprocess.run(
-        [str(GRPCURL), "-plaintext", "-v", address, f"{HEALTH}/Check"],
+        [str(GRPCURL), "-plaintext", "-v", address, *(args or [f"{HEALTH}/Check"])],
         env=child_env(),
         capture_output=True,
         text=True,
@@ -59,3 +71,12 @@ def test_grpcurl_shows_a_calm_services_keys_on_each_of_its_connections(calm_serv
         trailers = out.split("Response trailers received:", 1)[1]
         assert "x-memory-usage: 30%" in trailers, out
         assert "x-memory-level: 0" in trailers and "x-memory-pressure-bin" in trailers, out
+
+
+def test_grpcurl_lists_and_calls_a_service_at_level_3(shedding_service: str) -> None:
+    """Server reflection is always core: grpcurl asks it for descriptors before every call, so
+    shedding it at level 3 would take grpcurl and ghz away from an operator when they are needed
+    most (a user's drill: `grpcurl list` failed with RESOURCE_EXHAUSTED)."""
+    assert HEALTH in grpcurl(shedding_service, "list")
+    trailers = grpcurl(shedding_service).split("Response trailers received:", 1)[1]
+    assert "x-memory-level: 3" in trailers

@@ -366,3 +366,17 @@ def test_a_calibration_while_tracemalloc_traces_keeps_the_block_size() -> None:
         tracemalloc.stop()
     assert meter.reason is None and meter.bytes_per_block == before
     assert meter.read() is not None
+
+
+def test_half_open_stays_shut_at_a_cgroup_limit_while_live_is_not_low() -> None:
+    """Below the level-3 threshold, half-open may open under a budget (exceeding it sheds); at
+    a cgroup limit it may not while live memory is at or above the level-1 threshold: the calls
+    hold the memory and past that limit the kernel kills (a user's drill: a service admitting
+    12 % half-open at 95-99 % of its cgroup was OOM-killed)."""
+    rig = Rig(make_contract(max_heap_mb=1024))
+    at_limit = {"used_mb": 158, "capacity_mb": 160, "limit_mb": 160, "live": 0.85}
+    to_level3(rig, **at_limit)
+    for _ in range(12):
+        rig.step(**at_limit)
+        assert rig.guard.snapshot.admit == 0.0
+    assert rig.guard.level == Level.CRITICAL

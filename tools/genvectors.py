@@ -251,6 +251,15 @@ MEMORY_CASES: list[dict[str, object]] = [
         "expect": [(0, N)] * 7 + [(3, N)],
     },
     {
+        "name": "hard limit: level 3 the projection forced is held while used stays at the "
+        "level-2 threshold of the limit (growth stopped: shedding works), then steps down",
+        "capacity_mib": 160,
+        "samples": [
+            (0.5 * i, u, N, 160) for i, u in enumerate([120, 120, 130] + [148] * 6 + [140] * 5)
+        ],
+        "expect": [(0, N), (0, N)] + [(3, N)] * 11 + [(2, N)],
+    },
+    {
         "name": "hard limit: the sampler's lag widens the margin",
         "capacity_mib": 160,
         "samples": [(0.0, 45, N, 160), (0.5, 55, N, 160), (1.5, 65, N, 160), (2.5, 85, N, 160)],

@@ -86,17 +86,35 @@ def build_sync_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers, thread_name_prefix="inventory"),
         interceptors=[server_interceptor(guard, trust=trust)],
+        options=EXCLUSIVE_PORT,
     )
     pb_grpc.add_InventoryDemoServicer_to_server(InventoryServicer(inventory), server)
     checker = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     add_pressure_services(server, guard)  # OpenRcaService, MemoryPressureService
     add_reflection(server, REFLECTED)  # methods resolve too (ghz, grpcurl describe)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = bind(server, host, port)
     server.start()
     checker.set("", SERVING)
     checker.set(SERVICE, SERVING)
     return server, bound, checker
+
+
+# grpcio sets SO_REUSEPORT by default: a second server on a port already taken would start
+# without a word and share its calls with the first.
+EXCLUSIVE_PORT = [("grpc.so_reuseport", 0)]
+
+
+class CannotListen(Exception):
+    """The port is taken (or the address is not this machine's)."""
+
+
+def bind(server: grpc.Server | grpc.aio.Server, host: str, port: int) -> int:
+    """``server.add_insecure_port``, with one clear error where it cannot listen."""
+    try:
+        return server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as err:
+        raise CannotListen(f"cannot listen on {host}:{port}: the port is taken") from err
 
 
 async def build_aio_server(
@@ -109,13 +127,15 @@ async def build_aio_server(
 ) -> tuple[grpc.aio.Server, int, aio_health.HealthServicer]:
     """A started grpc.aio server with the inventory, health, pressure and reflection services;
     (server, port, health)."""
-    server = grpc.aio.server(interceptors=[aio_server_interceptor(guard, trust=trust)])
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(guard, trust=trust)], options=EXCLUSIVE_PORT
+    )
     pb_grpc.add_InventoryDemoServicer_to_server(AioInventoryServicer(inventory), server)
     checker = aio_health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     add_pressure_services(server, guard)  # OpenRcaService, MemoryPressureService
     add_reflection(server, REFLECTED)  # methods resolve too (ghz, grpcurl describe)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = bind(server, host, port)
     await server.start()
     await checker.set("", SERVING)
     await checker.set(SERVICE, SERVING)
@@ -210,7 +230,11 @@ def run_sync(
         signal.signal(sig, lambda *_: stop.set())
     recycle = Recycle(guard, stop.set)  # runs on the sampler thread
     guard.start()
-    server, bound, checker = build_sync_server(guard, inventory, host=host, port=port)
+    try:
+        server, bound, checker = build_sync_server(guard, inventory, host=host, port=port)
+    except CannotListen:
+        guard.stop()
+        raise
     announce(bound, host, "sync", metrics_url)
     try:
         while not stop.wait(0.5):
@@ -234,7 +258,11 @@ async def run_aio(
         loop.add_signal_handler(sig, stop.set)
     recycle = Recycle(guard, stop.set)  # runs in the sampler task, on this loop
     await guard.start_async()
-    server, bound, checker = await build_aio_server(guard, inventory, host=host, port=port)
+    try:
+        server, bound, checker = await build_aio_server(guard, inventory, host=host, port=port)
+    except CannotListen:
+        await guard.stop_async()
+        raise
     announce(bound, host, "aio", metrics_url)
     try:
         await stop.wait()
@@ -301,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             recycled = asyncio.run(run_aio(guard, inventory, args.host, args.port, metrics_url))
         else:
             recycled = run_sync(guard, inventory, args.host, args.port, metrics_url)
+    except CannotListen as err:
+        print(f"inventory: {err}", file=sys.stderr)
+        return 2
     finally:
         inventory.close()
     return RECYCLE_EXIT_STATUS if recycled else 0

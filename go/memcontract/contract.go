@@ -22,6 +22,11 @@ const healthMethods = "/grpc.health.v1.Health/*"
 // reading a process at level 3.
 var outOfBandMethods = []string{"/xds.service.orca.v3.OpenRcaService/*", "/memcontract.v1.MemoryPressureService/*"}
 
+// reflectionMethods are the globs of server reflection (v1 and v1alpha):
+// always core, so grpcurl and ghz, which ask it for a method's descriptors
+// before every call, keep working when an operator needs them most.
+var reflectionMethods = []string{"/grpc.reflection.v1.ServerReflection/*", "/grpc.reflection.v1alpha.ServerReflection/*"}
+
 // ModuleEnv names the environment variable that selects the module in force
 // when none is given.
 const ModuleEnv = "MEMCONTRACT_MODULE"
@@ -380,8 +385,8 @@ func selectModule(w *walker, mods []*memcontractv1.ModuleContract, modulesKey *y
 }
 
 // coreMatcher reports whether a full method name ("/pkg.Service/Method")
-// matches one of the globs, the health service or the pressure services
-// (always core). Globs follow Python's fnmatch: "*" matches any run of
+// matches one of the globs, the health service, the pressure services or
+// server reflection (always core). Globs follow Python's fnmatch: "*" matches any run of
 // characters including "/", "?" one character, "[seq]" and "[!seq]"
 // character classes.
 type coreMatcher struct {
@@ -391,7 +396,7 @@ type coreMatcher struct {
 // newCoreMatcher compiles the core-method globs of a module.
 func newCoreMatcher(globs []string) *coreMatcher {
 	set := map[string]bool{healthMethods: true}
-	for _, g := range outOfBandMethods {
+	for _, g := range append(outOfBandMethods, reflectionMethods...) {
 		set[g] = true
 	}
 	for _, g := range globs {

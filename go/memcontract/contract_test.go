@@ -280,6 +280,8 @@ func TestCoreMatcher(t *testing.T) {
 		{"/x.Y/abc", false},
 		{"/xds.service.orca.v3.OpenRcaService/StreamCoreMetrics", true},
 		{"/memcontract.v1.MemoryPressureService/WatchPressure", true},
+		{"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", true},
+		{"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", true},
 	}
 	for _, tt := range tests {
 		if got := m.Match(tt.method); got != tt.want {

@@ -93,7 +93,8 @@ type memoryStep struct {
 }
 
 // memoryLadder enters level 3 on used memory (through the breachLadder) and at
-// once when used + margin reaches a hard limit. At level 1 and up, after used
+// once when used + margin reaches a hard limit (held while used stays at the
+// level-2 heap threshold of that limit). At level 1 and up, after used
 // has been flat for confirm.level3 samples with the live usage below the
 // level-1 heap threshold, it goes straight to the live usage's level and
 // records the retained plateau (memory a spike left behind latches any
@@ -114,6 +115,7 @@ type memoryLadder struct {
 	liveExit bool
 	recycles bool // on_stuck: recycle: the live exit waits at the budget too
 	heapL1   float64
+	heapL2   float64
 	confirm3 int
 
 	plateau       uint64
@@ -126,6 +128,7 @@ type memoryLadder struct {
 	flat          int
 	usedBefore    uint64
 	hasUsedBefore bool
+	limitEpisode  bool // level 3 forced by the projection to the hard limit
 }
 
 func newMemoryLadder(m *memcontractv1.ModuleContract, liveExit bool) *memoryLadder {
@@ -136,6 +139,7 @@ func newMemoryLadder(m *memcontractv1.ModuleContract, liveExit bool) *memoryLadd
 		liveExit: liveExit,
 		recycles: onStuck(m) == OnStuckRecycle,
 		heapL1:   m.GetLadder().GetHeap().GetLevel1(),
+		heapL2:   m.GetLadder().GetHeap().GetLevel2(),
 		confirm3: int(max(m.GetLadder().GetConfirm().GetLevel3(), 1)),
 	}
 }
@@ -152,7 +156,13 @@ func (l *memoryLadder) step(s memorySample) memoryStep {
 		l.liveRatio, l.hasLiveRatio = float64(s.live+l.calmGap)/capacity, true
 	}
 	margin := l.growth.margin()
-	nearLimit := s.limitBytes > 0 && float64(s.used)+margin >= float64(s.limitBytes)
+	// Once the projection forced level 3, growth stopping (shedding works) is
+	// no reason to admit again this close to the limit: one burst of admitted
+	// calls would cross it before the next sample. Held while used is at the
+	// level-2 threshold of the limit.
+	nearLimit := s.limitBytes > 0 && (float64(s.used)+margin >= float64(s.limitBytes) ||
+		l.limitEpisode && float64(s.used) >= l.heapL2*float64(s.limitBytes))
+	l.limitEpisode = nearLimit
 	hard := capacity
 	if s.limitBytes > 0 {
 		hard = float64(s.limitBytes)

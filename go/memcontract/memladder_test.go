@@ -163,3 +163,29 @@ func TestSamplerHalfOpenStaysShutWhileLiveIsHigh(t *testing.T) {
 		t.Errorf("level %v, want 3", s.Pressure().Level)
 	}
 }
+
+// TestSamplerHalfOpenStaysShutAtACgroupLimitWhileLiveIsNotLow: below the
+// level-3 threshold half-open may open under a budget, but not at a cgroup
+// limit while live memory is at or above the level-1 threshold (the calls
+// hold it, and past that limit the kernel kills).
+func TestSamplerHalfOpenStaysShutAtACgroupLimitWhileLiveIsNotLow(t *testing.T) {
+	restoreGC(t)
+	clock := &stepClock{t: time.Unix(1_800_000_000, 0)}
+	probe := ProbeFunc(func(uint64) (Reading, error) {
+		return Reading{UsedBytes: 158 * MiB, CapacityBytes: 160 * MiB, LimitBytes: 160 * MiB,
+			LiveBytes: 136 * MiB, HasLive: true}, nil
+	})
+	s := NewSampler("v1", DefaultModule("api"), WithProbe(probe), WithClock(clock.now),
+		WithoutActions(ActionCollectGarbage))
+	defer s.Stop()
+	for range 15 {
+		clock.advance(500 * time.Millisecond)
+		s.SampleOnce()
+		if s.AdmitFraction() != 0 {
+			t.Fatalf("admitted %v of non-core calls at the cgroup limit with live memory at 85 %%", s.AdmitFraction())
+		}
+	}
+	if s.Pressure().Level != LevelCritical {
+		t.Errorf("level %v, want 3", s.Pressure().Level)
+	}
+}

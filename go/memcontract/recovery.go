@@ -113,8 +113,8 @@ func (r *recovery) decide(p Pressure, atHardLimit bool) float64 {
 	}
 	climbing := usage > r.last+recoveryTolerance || p.AllocRateRatio >= growthRatio
 	r.last = usage
-	if r.phase == phaseHalfOpen && r.liveIsHigh(p) {
-		logger.Infof("memcontract: live memory above the level-3 threshold: shedding every call")
+	if r.phase == phaseHalfOpen && r.callsHoldIt(p, atHardLimit) {
+		logger.Infof("memcontract: live memory held by the calls (level-3 threshold, or a hard limit): shedding every call")
 		r.shed(usage)
 		return 0
 	}
@@ -164,9 +164,13 @@ func (r *recovery) handBack() {
 	}
 }
 
-func (r *recovery) liveIsHigh(p Pressure) bool {
+// callsHoldIt reports whether live memory says the calls hold the memory, so
+// admitting more would take it over the limit: live at or above the level-3
+// threshold, or, at a hard (cgroup) limit, not below the level-1 threshold
+// (not retained memory: there the kernel kills, where a budget only sheds).
+func (r *recovery) callsHoldIt(p Pressure, atHardLimit bool) bool {
 	live, ok := p.LiveRatio()
-	return ok && live >= r.liveHigh
+	return ok && (live >= r.liveHigh || atHardLimit && p.LimitBytes > 0 && live >= r.liveLow)
 }
 
 // retained reports whether recycling is the way out: live memory unknown
@@ -184,7 +188,7 @@ func (r *recovery) stuck(p Pressure, atHardLimit bool) {
 		r.effects = append(r.effects, func() { recycle(p) })
 		return
 	}
-	if r.liveIsHigh(p) {
+	if r.callsHoldIt(p, atHardLimit) {
 		// The calls in flight hold the memory: admitting more would take it
 		// over the limit. Stay shed; hand back again.
 		r.handBack()

@@ -31,6 +31,12 @@ OUT_OF_BAND_METHODS = (
     "/xds.service.orca.v3.OpenRcaService/*",
     "/memcontract.v1.MemoryPressureService/*",
 )
+#: Server reflection (v1 and v1alpha): always core, so grpcurl and ghz, which ask it for a
+#: method's descriptors before every call, keep working when an operator needs them most.
+REFLECTION_METHODS = (
+    "/grpc.reflection.v1.ServerReflection/*",
+    "/grpc.reflection.v1alpha.ServerReflection/*",
+)
 #: Environment variable naming the module in force when ``module=`` is not given.
 MODULE_ENV = "MEMCONTRACT_MODULE"
 #: ``on_stuck`` values: what level 3 does when usage stops falling with nothing growing.
@@ -157,9 +163,9 @@ class ModuleContract:
         return float(self.required_gc_pauses_ms.lstrip("<= "))
 
     def core_matcher(self) -> re.Pattern[str]:
-        """One compiled pattern for all core-method globs (health and the pressure services
-        are always core)."""
-        globs = {*self.core_methods, HEALTH_METHODS, *OUT_OF_BAND_METHODS}
+        """One compiled pattern for all core-method globs (health, the pressure services and
+        server reflection are always core)."""
+        globs = {*self.core_methods, HEALTH_METHODS, *OUT_OF_BAND_METHODS, *REFLECTION_METHODS}
         return re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in sorted(globs)))
 
 

@@ -192,7 +192,9 @@ class MemoryLadder:
     """The breach ladder over used and live memory (design §4). Pure state, no clock, no I/O.
 
     1. Level 3 is entered on used memory through :class:`Ladder` (confirmations), and at once
-       when a hard limit exists and used + :meth:`Growth.margin_bytes` reaches it.
+       when a hard limit exists and used + :meth:`Growth.margin_bytes` reaches it; level 3
+       entered so is held while used memory stays at or above the level-2 heap threshold of
+       that limit (growth stopping is shedding working, not room to admit again).
     2. At level 1 and up, once used memory has been flat (within :data:`FLAT_TOLERANCE` of
        capacity) for ``confirm.level3`` samples — at level 3, the release on entering it has
        happened — and the live usage is known and below the level-1 heap threshold, the ladder
@@ -239,6 +241,7 @@ class MemoryLadder:
         self._last_used: int | None = None
         self._flat = 0
         self._used_before: int | None = None  # used memory at the sample before (flat count)
+        self._limit_episode = False  # level 3 forced by the projection to the hard limit
 
     @property
     def level(self) -> Level:
@@ -257,10 +260,16 @@ class MemoryLadder:
         if live is not None:
             self._live_ratio = (live + self.calm_gap) / capacity
         margin = self.growth.margin_bytes()
-        near_limit = sample.limit_bytes is not None and sample.used_bytes + margin >= (
-            sample.limit_bytes
+        limit = sample.limit_bytes
+        near_limit = limit is not None and (
+            sample.used_bytes + margin >= limit
+            # Once the projection forced level 3, growth stopping (shedding works) is no reason
+            # to admit again this close to the limit: one burst of admitted calls would cross it
+            # before the next sample. Held while used is at the level-2 threshold of the limit.
+            or (self._limit_episode and sample.used_bytes >= self.config.heap.level2 * limit)
         )
-        hard = sample.limit_bytes if sample.limit_bytes is not None else capacity
+        self._limit_episode = near_limit
+        hard = limit if limit is not None else capacity
         at_hard_limit = near_limit or sample.used_bytes >= (1 - AT_LIMIT_FRACTION) * hard
         # The live exit waits at a cgroup limit (any growth is level 3 again at once), and at
         # the budget when on_stuck is recycle (retained memory there is the recycle case).

@@ -15,12 +15,13 @@ stays; ``gc.collect()`` then hands back 17 to 31 MiB (25 ms of CPU) and glibc's
 3. **Stuck**: stalled again after the release: with ``on_stuck: half_open`` admit a fraction
    of non-core calls, :data:`FIRST_FRACTION` at first, doubling every sample usage does not
    climb, up to all of them; with ``on_stuck: recycle`` ask the process to recycle itself.
-   Where live memory is known (design §3) it decides: half-open never opens while live memory
-   is at or above the level-3 threshold (the calls hold the memory: shedding is what keeps
-   usage from climbing), and ``recycle`` fires only while used memory is at the hard limit
-   (the cgroup limit, else the budget) and live memory is below the level-1 threshold
-   (retained memory, which shedding cannot shrink). Low live memory away from the limit
-   leaves level 3 through the ladder instead (:class:`memcontract.ladder.MemoryLadder`).
+   Where live memory is known (design §3) it decides: half-open never opens while live memory is
+   at or above the level-3 threshold, nor, at a hard (cgroup) limit, while it is at or above the
+   level-1 threshold (the calls hold the memory: shedding is what keeps usage from climbing, and
+   past a hard limit the kernel kills), and ``recycle`` fires only while used memory is at the
+   hard limit (the cgroup limit, else the budget) and live memory is below the level-1 threshold
+   (retained memory, which shedding cannot shrink). Low live memory away from the limit leaves
+   level 3 through the ladder instead (:class:`memcontract.ladder.MemoryLadder`).
    Where live memory is unknown (musl, ``PYTHONMALLOC=malloc``, a preloaded jemalloc or
    tcmalloc, free-threaded builds) half-open and recycle work as described, on used memory.
    While half-open and flat, release again, every ``stall_samples`` samples at first, then
@@ -179,8 +180,11 @@ class Recovery:
             return 0.0
         climbing = usage > self._last + TOLERANCE or pressure.alloc_rate_ratio >= GROWTH_RATIO
         self._last = usage
-        if self.phase is Phase.HALF_OPEN and self._live_is_high(pressure):
-            log.info("memcontract: live memory above the level-3 threshold: shedding every call")
+        if self.phase is Phase.HALF_OPEN and self._calls_hold_it(pressure, at_hard_limit):
+            log.info(
+                "memcontract: live memory held by the calls (level-3 threshold, or a hard "
+                "limit): shedding every call"
+            )
             self._shed(usage)
             return 0.0
         if climbing:
@@ -225,9 +229,17 @@ class Recovery:
         )
         self._hand_back()
 
-    def _live_is_high(self, pressure: Pressure) -> bool:
+    def _calls_hold_it(self, pressure: Pressure, at_hard_limit: bool) -> bool:
+        """Whether live memory says the calls hold the memory, so admitting more would take it
+        over the limit: live at or above the level-3 threshold, or, at a hard (cgroup) limit,
+        not below the level-1 threshold (not retained memory: there the kernel kills, where a
+        budget only sheds)."""
         live = pressure.live_ratio
-        return live is not None and live >= self._live_high
+        if live is None:
+            return False
+        return live >= self._live_high or (
+            at_hard_limit and pressure.limit_bytes is not None and live >= self._live_low
+        )
 
     def _retained(self, pressure: Pressure, at_hard_limit: bool) -> bool:
         """Whether recycling is the way out: live memory unknown (used alone decides, as it
@@ -245,7 +257,7 @@ class Recovery:
         ):
             self.phase = Phase.RECYCLING
             return
-        if self._live_is_high(pressure):
+        if self._calls_hold_it(pressure, at_hard_limit):
             # The calls in flight hold the memory: admitting more would take it over the
             # limit. Stay shed; hand back again later (less often), as half-open does.
             self._wait = min(2 * self._wait, MAX_RELEASE_WAIT)
