@@ -13,8 +13,9 @@ const (
 	// ActionSoftMemoryLimit keeps the Go runtime's soft memory limit
 	// (debug.SetMemoryLimit) at gc_trigger_ratio × the effective capacity,
 	// so the collector works harder as the heap nears the budget instead of
-	// letting GOGC headroom carry it over. The limit in force before is
-	// restored on Stop.
+	// letting GOGC headroom carry it over; never below 1.25 × live memory
+	// (a limit under the live heap only burns CPU). The limit in force
+	// before is restored on Stop.
 	ActionSoftMemoryLimit = "soft_memory_limit"
 	// ActionTightenGC lowers GOGC to 50 (debug.SetGCPercent, as the origin
 	// article does) at level 3 and restores it below level 3.
@@ -67,9 +68,19 @@ func (a *softMemoryLimit) engage(p Pressure) {
 	a.update(p)
 }
 
-// update follows the capacity (a cgroup limit can change at run time).
+// liveHeadroom is the least soft limit over live memory: a limit at or under
+// the live heap makes the collector run back to back (up to the runtime's
+// 50 % CPU cap) without freeing anything, even in an idle process.
+const liveHeadroom = 1.25
+
+// update follows the capacity (a cgroup limit can change at run time) and
+// stays liveHeadroom above live memory.
 func (a *softMemoryLimit) update(p Pressure) {
-	limit := int64(math.Min(a.ratio*float64(p.CapacityBytes), math.MaxInt64/2))
+	target := a.ratio * float64(p.CapacityBytes)
+	if p.HasLive {
+		target = max(target, liveHeadroom*float64(p.LiveBytes))
+	}
+	limit := int64(math.Min(target, math.MaxInt64/2))
 	if limit != a.set {
 		debug.SetMemoryLimit(limit)
 		a.set = limit
