@@ -380,3 +380,29 @@ def test_half_open_stays_shut_at_a_cgroup_limit_while_live_is_not_low() -> None:
         rig.step(**at_limit)
         assert rig.guard.snapshot.admit == 0.0
     assert rig.guard.level == Level.CRITICAL
+
+
+def test_half_open_stays_shut_while_live_reads_above_used() -> None:
+    """A reading above used memory fails the plausibility check; where the platform has a live
+    source that is a stale estimate (a spike's small objects under an old block size), not a
+    platform without one: recovery takes the memory as held (a user's cgroup drill, with the
+    reading dropped as unknown, admitted 12 % half-open at 90-99 % and was OOM-killed)."""
+    rig = Rig(make_contract())
+    to_level3(rig, live=0.99)
+    for _ in range(12):
+        rig.step(0.97, live=0.99)
+        assert rig.guard.snapshot.admit == 0.0
+    assert rig.guard.pressure.live_bytes is None and rig.guard.pressure.live_source == "fake"
+
+
+def test_a_read_above_used_memory_asks_for_a_calibration() -> None:
+    now = [0.0]
+    meter = _live.LiveMeter(clock=lambda: now[0])
+    meter.doubt()  # just calibrated at the build: not again yet
+    assert not meter._calibrate_next
+    now[0] = _live.DOUBT_EVERY
+    meter.doubt()
+    meter.bytes_per_block = 1.0
+    meter.last_cost = 0.0
+    read_finished(meter)
+    assert 16 <= meter.bytes_per_block <= 512

@@ -156,6 +156,14 @@ func TestSamplerHalfOpenStaysShutAtACgroupLimitWhileLiveIsNotLow(t *testing.T) {
 		LiveBytes: 136 * MiB, HasLive: true})
 }
 
+// TestSamplerHalfOpenStaysShutWhileLiveReadsAboveUsed: a named source whose
+// reading fails the plausibility check is a stale estimate, not a platform
+// without one: the memory is taken as held.
+func TestSamplerHalfOpenStaysShutWhileLiveReadsAboveUsed(t *testing.T) {
+	assertHalfOpenShut(t, Reading{UsedBytes: 970 * MiB, CapacityBytes: 1000 * MiB, LiveBytes: 990 * MiB,
+		HasLive: true, LiveSource: "fake"})
+}
+
 // assertHalfOpenShut samples reading 15 times and fails if any non-core call
 // is admitted or the level is not 3 at the end.
 func assertHalfOpenShut(t *testing.T, reading Reading) {

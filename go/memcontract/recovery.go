@@ -1,6 +1,7 @@
 package memcontract
 
 import (
+	"math"
 	"runtime/debug"
 
 	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
@@ -169,14 +170,26 @@ func (r *recovery) handBack() {
 // threshold, or, at a hard (cgroup) limit, not below the level-1 threshold
 // (not retained memory: there the kernel kills, where a budget only sheds).
 func (r *recovery) callsHoldIt(p Pressure, atHardLimit bool) bool {
-	live, ok := p.LiveRatio()
+	live, ok := liveWeighed(p)
 	return ok && (live >= r.liveHigh || atHardLimit && p.LimitBytes > 0 && live >= r.liveLow)
+}
+
+// liveWeighed is the live usage recovery weighs: infinite for a reading
+// that failed the plausibility check (a named source read more live than
+// used memory: take it all as held); not ok where live memory cannot be
+// read on this platform.
+func liveWeighed(p Pressure) (float64, bool) {
+	live, ok := p.LiveRatio()
+	if !ok && p.LiveSource != "" {
+		return math.Inf(1), true
+	}
+	return live, ok
 }
 
 // retained reports whether recycling is the way out: live memory unknown
 // (used alone decides), or used at the hard limit with live memory low.
 func (r *recovery) retained(p Pressure, atHardLimit bool) bool {
-	live, ok := p.LiveRatio()
+	live, ok := liveWeighed(p)
 	return !ok || (atHardLimit && live < r.liveLow)
 }
 

@@ -259,8 +259,11 @@ func (s *Sampler) evaluate(r Reading) (Pressure, bool) {
 		ContractVersion: s.version, Module: s.module.GetName(), SampledAt: now,
 		PlateauBytes: step.plateau, LimitBytes: r.LimitBytes,
 	}
+	if r.HasLive { // the source is named even when its reading failed the check
+		p.LiveSource = r.LiveSource
+	}
 	if hasLive {
-		p.LiveBytes, p.HasLive, p.LiveSource = r.LiveBytes, true, r.LiveSource
+		p.LiveBytes, p.HasLive = r.LiveBytes, true
 	}
 	return p, step.atHardLimit
 }

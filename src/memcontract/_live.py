@@ -9,7 +9,8 @@ the blocks in use of every size class, as ``sys._debugmallocstats()`` prints the
 CPython's ``_PyObject_DebugMallocStats`` writes to a ``FILE`` of ours (glibc's
 ``open_memstream``: a buffer in memory; descriptor 2 is never touched, so lines other threads
 write to stderr meanwhile neither mix in nor move its offset): when the meter is built, then at
-most every :data:`CALIBRATE_EVERY` seconds, on the walking thread below, before its next walk.
+most every :data:`CALIBRATE_EVERY` seconds (every :data:`DOUBT_EVERY` while reads come out above
+used memory), on the walking thread below, before its next walk.
 While an allocation hook stands in front of pymalloc (``tracemalloc``, which the guard starts
 to sample allocations at level 2), CPython prints nothing: the previous calibration stays.
 
@@ -50,6 +51,8 @@ COST_FACTOR = 500.0
 #: drifts (a calibration walks pymalloc's pools with the GIL held: 1.3 ms with 500 MiB of
 #: small objects).
 CALIBRATE_EVERY = 30.0
+#: Seconds between two calibrations asked for by a read above used memory.
+DOUBT_EVERY = 5.0
 
 _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 _BYTES_IN_BLOCKS = re.compile(r"^# bytes in allocated blocks\s*=\s*([0-9,]+)\s*$")
@@ -232,6 +235,13 @@ class LiveMeter:
             self.bytes_per_block = measured
         elif not self.bytes_per_block:
             self.reason = "pymalloc's statistics did not parse"
+
+    def doubt(self) -> None:
+        """The last read was more than used memory (the block size is stale: a spike's objects
+        are seldom the size of those at the last calibration): calibrate again before the
+        next walk, at most every :data:`DOUBT_EVERY` seconds."""
+        if self._clock() - self._calibrated_at >= DOUBT_EVERY:
+            self._calibrate_next = True
 
     def watch(self, closely: bool) -> None:
         """``closely`` (level 2 and above): glibc every sample."""

@@ -201,13 +201,16 @@ class SystemProbe:
         if limit.limit_bytes is not None and limit.limit_bytes < capacity:
             capacity = limit.limit_bytes
             used = self._read_working_set(limit, rss, failed)
+        live = self._live.read()
+        if live is not None and live > used:
+            self._live.doubt()  # the guard drops this reading; the next calibration mends it
         return Reading(
             used_bytes=used,
             capacity_bytes=capacity,
             psi_some_avg10=psi,
             gc_pause_p99_ms=self._gc.p99_ms(),
             failed_sources=tuple(failed),
-            live_bytes=self._live.read(),
+            live_bytes=live,
             live_source=self._live.source,
             limit_bytes=limit.limit_bytes,
         )

@@ -50,6 +50,7 @@ import enum
 import functools
 import gc
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -229,12 +230,23 @@ class Recovery:
         )
         self._hand_back()
 
+    @staticmethod
+    def _live(pressure: Pressure) -> float | None:
+        """The live usage recovery weighs: infinite for a reading that failed the plausibility
+        check (a named source read more live than used memory, as a stale pymalloc block size
+        does while a spike's small objects pile up: take it all as held); ``None`` where live
+        memory cannot be read on this platform."""
+        live = pressure.live_ratio
+        if live is None and pressure.live_source:
+            return math.inf
+        return live
+
     def _calls_hold_it(self, pressure: Pressure, at_hard_limit: bool) -> bool:
         """Whether live memory says the calls hold the memory, so admitting more would take it
         over the limit: live at or above the level-3 threshold, or, at a hard (cgroup) limit,
         not below the level-1 threshold (not retained memory: there the kernel kills, where a
         budget only sheds)."""
-        live = pressure.live_ratio
+        live = self._live(pressure)
         if live is None:
             return False
         return live >= self._live_high or (
@@ -244,7 +256,7 @@ class Recovery:
     def _retained(self, pressure: Pressure, at_hard_limit: bool) -> bool:
         """Whether recycling is the way out: live memory unknown (used alone decides, as it
         always did), or used memory at the hard limit while live memory is low."""
-        live = pressure.live_ratio
+        live = self._live(pressure)
         return live is None or (at_hard_limit and live < self._live_low)
 
     def _stuck(self, pressure: Pressure, at_hard_limit: bool) -> None:
