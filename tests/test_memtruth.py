@@ -256,6 +256,7 @@ def test_the_sampler_does_not_wait_for_a_slow_glibc_walk() -> None:
         return info
 
     meter._mallinfo2 = slow  # type: ignore[assignment]
+    meter.last_cost = 0.012  # a fragmented heap: the walk goes to the walking thread
     before = meter.read()
     assert before is not None and before < 1 << 40  # the previous walk's bytes: no wait
     assert walking.wait(10)
@@ -326,11 +327,13 @@ def test_a_forked_child_walks_glibc_on_a_thread_of_its_own() -> None:
     meter, calls = counted_meter(now)
     meter.watch(True)
     now[0] = 100.0
+    meter.last_cost = 0.012  # slow walks: on the walking thread
     read_finished(meter)
     assert len(calls) == 1
     child = os.fork()
     if child == 0:  # the child reports through its exit code only
         now[0] = 200.0
+        meter.last_cost = 0.012
         ok = read_finished(meter) is not None and len(calls) == 2
         os._exit(0 if ok else 1)
     _, status = os.waitpid(child, 0)
@@ -406,3 +409,24 @@ def test_a_read_above_used_memory_asks_for_a_calibration() -> None:
     meter.last_cost = 0.0
     read_finished(meter)
     assert 16 <= meter.bytes_per_block <= 512
+
+
+def test_a_quick_walk_is_read_fresh_on_the_samplers_thread() -> None:
+    """On a compact heap the walk costs microseconds: the sample that starts it reads it (a
+    value one walk old, up to 5 s below level 2, skewed the calm gap taken from it)."""
+    now = [0.0]
+    meter = _live.LiveMeter(clock=lambda: now[0])
+    real = meter._mallinfo2
+    assert real is not None
+
+    def grown() -> object:
+        info = real()
+        info.uordblks += 1 << 40  # a value no real walk gives
+        return info
+
+    meter._mallinfo2 = grown  # type: ignore[assignment]
+    meter.last_cost = 0.0
+    now[0] = _live.GLIBC_EVERY
+    value = meter.read()
+    assert value is not None and value >= 1 << 40
+    assert meter.walker._thread is None  # no thread was needed

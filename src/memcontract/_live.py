@@ -15,13 +15,14 @@ While an allocation hook stands in front of pymalloc (``tracemalloc``, which the
 to sample allocations at level 2), CPython prints nothing: the previous calibration stays.
 
 ``mallinfo2`` walks glibc's free lists under each arena's lock: microseconds on a compact heap,
-~20 ms with 100,000 free chunks (bench/live_read.py). So the walk runs on a long-lived thread of
-its own (started on first use and again after a fork): the sampler wakes it and does not wait;
-it reads the last finished walk's bytes, so glibc's part is one walk old (one sample at level 2
-and above) while pymalloc's is read now. Walks start every sample only at level 2 and above,
-otherwise at most every :data:`GLIBC_EVERY` seconds; and never more often than
-:data:`COST_FACTOR` times the last walk's cost (an arena locked 0.2 % of the time at most), at
-any level.
+~20 ms with 100,000 free chunks (bench/live_read.py). A walk whose last run took less than
+:data:`INLINE_WALK` runs on the sampler's thread (a compact heap: the sample reads it fresh); a
+slower one runs on a long-lived thread of its own (started on first use and again after a fork),
+which the sampler wakes and does not wait for: it reads the last finished walk's bytes, so
+glibc's part is then one walk old (one sample at level 2 and above) while pymalloc's is read
+now. Walks start every sample only at level 2 and above, otherwise at most every
+:data:`GLIBC_EVERY` seconds; and never more often than :data:`COST_FACTOR` times the last walk's
+cost (an arena locked 0.2 % of the time at most), at any level.
 
 Live memory is unknown (``None``, never used to leave level 3) where the numbers would lie:
 no glibc ``mallinfo2`` (musl, macOS, Windows, glibc < 2.33), pymalloc off
@@ -47,6 +48,10 @@ SOURCE = "pymalloc+mallinfo2"
 GLIBC_EVERY = 5.0
 #: A glibc read waits at least this many times its last cost (0.2 % of the time at most).
 COST_FACTOR = 500.0
+#: A walk whose last run took less than this (seconds: a compact heap) runs on the sampler's
+#: thread, so the sample reads a fresh value (a stale one, up to GLIBC_EVERY old, would skew the
+#: calm gap taken from it); a slower one runs on the walking thread.
+INLINE_WALK = 0.0002
 #: Seconds between two calibrations of the bytes per pymalloc block: the mix of object sizes
 #: drifts (a calibration walks pymalloc's pools with the GIL held: 1.3 ms with 500 MiB of
 #: small objects).
@@ -214,7 +219,7 @@ class LiveMeter:
         self.last_cost = 0.0
         self._glibc = 0  # bytes in use at the last finished walk
         self._walk_started = 0.0  # clock time
-        self.walker = _GlibcWalker(self._glibc_walk)
+        self.walker = _GlibcWalker(self._walker_job)
         self._calibrate_next = False  # on the walking thread, before its next walk
         if self.reason is None:
             self.calibrate()
@@ -262,14 +267,20 @@ class LiveMeter:
         due = max(self.glibc_every, COST_FACTOR * self.last_cost)
         if not self.walker.walking() and now - self._walk_started >= due:
             self._walk_started = now
-            self.walker.start()
+            if self.last_cost < INLINE_WALK and not self._calibrate_next:
+                self._glibc_walk()  # a compact heap: here, and this sample reads it fresh
+            else:
+                self.walker.start()
         return self._glibc
 
-    def _glibc_walk(self) -> None:
-        assert self._mallinfo2 is not None
+    def _walker_job(self) -> None:
         if self._calibrate_next:
             self._calibrate_next = False
             self.calibrate()
+        self._glibc_walk()
+
+    def _glibc_walk(self) -> None:
+        assert self._mallinfo2 is not None
         start = time.perf_counter()
         info = self._mallinfo2()
         self.last_cost = time.perf_counter() - start
