@@ -34,6 +34,7 @@ free-threaded build (its mimalloc heaps are neither).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import sys
@@ -41,7 +42,7 @@ import sysconfig
 import threading
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 SOURCE = "pymalloc+mallinfo2"
 #: Seconds between two glibc reads below level 2 (the last value is reused in between).
@@ -82,6 +83,7 @@ class _Mallinfo2(ctypes.Structure):
     ]
 
 
+@functools.cache
 def _mallinfo2() -> Callable[[], _Mallinfo2] | None:
     if not sys.platform.startswith("linux"):
         return None
@@ -141,18 +143,30 @@ def bytes_per_block() -> float | None:
     return in_blocks / blocks
 
 
-def _malloc_stats() -> str | None:
-    """What ``_PyObject_DebugMallocStats`` writes, through a memory stream of glibc's."""
+@functools.cache
+def _stats_functions() -> tuple[Any, Any, Any, Any] | None:
+    """CPython's ``_PyObject_DebugMallocStats`` and glibc's ``open_memstream``, ``fclose`` and
+    ``free``, typed once; ``None`` where one is missing (not CPython, or not glibc)."""
     try:
         stats = ctypes.pythonapi._PyObject_DebugMallocStats  # a PyDLL call: the GIL is held
         libc = ctypes.CDLL(None)
         open_memstream, fclose, free = libc.open_memstream, libc.fclose, libc.free
-    except AttributeError:  # not CPython, or not glibc
+    except AttributeError:
         return None
     open_memstream.restype = ctypes.c_void_p
     open_memstream.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]
     stats.argtypes = fclose.argtypes = free.argtypes = [ctypes.c_void_p]
     stats.restype = fclose.restype = ctypes.c_int
+    free.restype = None
+    return stats, open_memstream, fclose, free
+
+
+def _malloc_stats() -> str | None:
+    """What ``_PyObject_DebugMallocStats`` writes, through a memory stream of glibc's."""
+    functions = _stats_functions()
+    if functions is None:
+        return None
+    stats, open_memstream, fclose, free = functions
     buffer, size = ctypes.c_char_p(), ctypes.c_size_t()
     stream = open_memstream(ctypes.byref(buffer), ctypes.byref(size))
     if not stream:
