@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import subprocess
+import sys
 import threading
 import tracemalloc
 
@@ -291,3 +293,40 @@ def test_asyncio_sampler_runs_and_stops() -> None:
 
     asyncio.run(main())
     assert not tracemalloc.is_tracing()  # stop released the level-2 action
+
+
+# Level 2 starts tracemalloc and the next sample stops it, while other threads allocate through
+# the raw domain without the GIL (os.getcwd() does; so does a C thread calling into Python).
+_TRACING_RACE = """
+import os, sys, threading, time
+from memcontract.actions import SampleAllocations
+from memcontract.pressure import Level, Pressure
+
+done = threading.Event()
+def raw_allocations():
+    while not done.is_set():
+        os.getcwd()
+for _ in range(4):
+    threading.Thread(target=raw_allocations, daemon=True).start()
+action, reports, end = SampleAllocations(), 0, time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    action.engage(Pressure(level=Level.DEGRADED))
+    junk = [bytes(1000) for _ in range(100)]
+    action.tick(Pressure(level=Level.DEGRADED))
+    action.worker.join()
+    action.release()
+    reports += action.report is not None
+done.set()
+print(reports)
+"""
+
+
+def test_level2_windows_survive_threads_allocating_without_the_gil() -> None:
+    # CPython before 3.12.9 and 3.13.2 segfaults when tracemalloc stops while such a thread
+    # waits for the GIL in tracemalloc's raw hook (python/cpython#128679): the guard's own
+    # allocation report crashed a test run this way. The guard traces without that hook.
+    result = subprocess.run(
+        [sys.executable, "-c", _TRACING_RACE, "3"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout) > 10

@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Protocol
 
-from .allocations import AllocationReport, Sites, group_sites, take_report
+from .allocations import (
+    MIN_WINDOW,
+    AllocationReport,
+    Sites,
+    group_sites,
+    start_tracing,
+    take_report,
+)
 from .pressure import Level, Pressure
 from .recovery import release_memory
 from .telemetry import ACTIONS, HOOK_ERRORS, Telemetry
@@ -137,6 +144,7 @@ class SampleAllocations(Action):
         self._window = 0  # numbers the windows, so a late worker never stops a newer one
         self._episode = 0  # numbers the episodes (level 2 entered to level 2 left)
         self._started = False  # whether the tracing in force is ours
+        self._started_at = 0.0  # time.monotonic() when ours started
         self._baseline: Sites = {}
         self._tracing = threading.Lock()  # starting and stopping tracemalloc
         self._building = threading.Lock()  # one report at a time
@@ -164,8 +172,9 @@ class SampleAllocations(Action):
             self._window += 1
             self._baseline = {}
             if not tracemalloc.is_tracing():
-                tracemalloc.start(self.frames)
+                start_tracing(self.frames)
                 self._started = True
+                self._started_at = time.monotonic()
             elif not self._started:  # the program's own tracing: growth from now on
                 self._in_worker(self._take_baseline)
         self._pending = level
@@ -173,6 +182,8 @@ class SampleAllocations(Action):
     def _stop_tracing(self, window: int) -> None:
         with self._tracing:
             if self._started and self._window == window:
+                # only with samples under MIN_WINDOW apart: see start_tracing
+                time.sleep(max(0.0, self._started_at + MIN_WINDOW - time.monotonic()))
                 tracemalloc.stop()
                 self._started = False
 

@@ -16,6 +16,7 @@ marked as such).
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import importlib.util
 import math
@@ -25,6 +26,7 @@ import time
 import tracemalloc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @functools.cache
@@ -44,6 +46,49 @@ def own_files() -> tuple[str, ...]:
 
 
 Sites = dict[str, list[int]]  # location -> [bytes, blocks]
+
+#: Seconds tracing started by :func:`start_tracing` lasts at least (four of CPython's GIL
+#: switch intervals; a window normally lasts a sample interval).
+MIN_WINDOW = 0.02
+_PYMEM_DOMAIN_RAW = 0
+
+
+class _Allocator(ctypes.Structure):  # PyMemAllocatorEx
+    _fields_ = [(name, ctypes.c_void_p) for name in ("ctx", "malloc", "calloc", "realloc", "free")]
+
+
+@functools.cache
+def _allocator_functions() -> tuple[Any, Any] | None:
+    """CPython's ``PyMem_GetAllocator`` and ``PyMem_SetAllocator`` (PyDLL: the GIL is held)."""
+    try:
+        get, put = ctypes.pythonapi.PyMem_GetAllocator, ctypes.pythonapi.PyMem_SetAllocator
+    except AttributeError:  # not CPython
+        return None
+    get.argtypes = put.argtypes = [ctypes.c_int, ctypes.POINTER(_Allocator)]
+    get.restype = put.restype = None
+    return get, put
+
+
+def start_tracing(frames: int) -> None:
+    """``tracemalloc.start(frames)`` without its hook on the raw domain.
+
+    That hook takes the GIL from threads that do not hold it (``os.getcwd()``, a C thread
+    calling into Python), and a thread waiting there while another stops tracemalloc
+    dereferences a freed traceback: a segfault on CPython before 3.12.9 and 3.13.2
+    (python/cpython#128679; tests/test_guard.py reproduces it). The domains the reports read,
+    objects and ``PyMem_Malloc``, are only called with the GIL held, as ``stop()`` is. A
+    thread can enter the raw hook only in the microseconds before it is taken off again, and
+    tracing lasts at least :data:`MIN_WINDOW`, so such a thread has had the GIL before ``stop()``.
+    """
+    functions = _allocator_functions()
+    if functions is None:
+        tracemalloc.start(frames)
+        return
+    get, put = functions
+    raw = _Allocator()
+    get(_PYMEM_DOMAIN_RAW, ctypes.byref(raw))
+    tracemalloc.start(frames)
+    put(_PYMEM_DOMAIN_RAW, ctypes.byref(raw))  # stop() puts back this same allocator
 
 
 @dataclass(frozen=True, slots=True)
