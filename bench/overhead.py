@@ -318,12 +318,18 @@ def _generic(echo: Any) -> Any:
     )
 
 
-def _control(ports: dict[str, int], on_quit: Callable[[], None]) -> None:
-    """Print the ports, then answer ``cpu`` with this process's CPU seconds until EOF/quit."""
+def not_calm(guard: Guard) -> float:
+    """Seconds ``guard`` has spent above level 0 (where every call carries the keys)."""
+    return sum(s for level, s in guard.telemetry.level_clock.seconds().items() if level)
+
+
+def _control(ports: dict[str, int], guard: Guard, on_quit: Callable[[], None]) -> None:
+    """Print the ports, then answer ``cpu`` with this process's CPU seconds and its calm
+    guard's seconds above level 0, until EOF/quit."""
     print("PORTS " + json.dumps(ports), flush=True)
     for line in sys.stdin:
         if line.strip() == "cpu":
-            print(f"{time.process_time():.9f}", flush=True)
+            print(f"{time.process_time():.9f} {not_calm(guard):.3f}", flush=True)
         elif line.strip() == "quit":
             break
     on_quit()
@@ -353,7 +359,7 @@ def child_sync() -> None:
     ports = {v: s.add_insecure_port("127.0.0.1:0") for v, s in servers.items()}
     for server in servers.values():
         server.start()
-    _control(ports, lambda: None)
+    _control(ports, guard, lambda: None)
     for server in servers.values():
         server.stop(0).wait(5)
     guard.stop()
@@ -386,7 +392,9 @@ async def _child_aio() -> None:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     control = threading.Thread(
-        target=_control, args=(ports, lambda: loop.call_soon_threadsafe(done.set)), daemon=True
+        target=_control,
+        args=(ports, guard, lambda: loop.call_soon_threadsafe(done.set)),
+        daemon=True,
     )
     control.start()
     await done.wait()
@@ -415,11 +423,14 @@ class Child:
             self.proc.kill()
             raise RuntimeError(f"server child ({mode}) did not start: {line!r}")
         self.ports: dict[str, int] = json.loads(line[6:])
+        self.not_calm = 0.0  # its calm guard's seconds above level 0, at the last cpu()
 
     def cpu(self) -> float:
         self._in.write("cpu\n")
         self._in.flush()
-        return float(self._out.readline())
+        cpu, not_calm = self._out.readline().split()
+        self.not_calm = float(not_calm)
+        return float(cpu)
 
     def close(self) -> None:
         try:
@@ -449,15 +460,17 @@ def _plan(round_no: int, slices: int) -> list[tuple[str, ...]]:
     return plan
 
 
-Totals = tuple[int, float, float]  # calls, client CPU s, server CPU s
+# calls, client CPU s, server CPU s, seconds the calm guards spent above level 0 (client and
+# server summed: "calm" figures are only calm where this is 0)
+Totals = tuple[int, float, float, float]
 
 
 def _add(a: Totals, b: Totals) -> Totals:
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
 
 
 def _sample(totals: Totals, latencies: list[int]) -> Sample:
-    calls, client, server = totals
+    calls, client, server, above = totals
     n = max(calls, 1)
     return {
         "p50": statistics.median(latencies) / 1e9,
@@ -465,6 +478,7 @@ def _sample(totals: Totals, latencies: list[int]) -> Sample:
         "client": client / n,
         "server": server / n,
         "calls": calls,
+        "above": above,
     }
 
 
@@ -481,7 +495,9 @@ def _sync_latencies(call: Callable[..., Any], seconds: float) -> list[int]:
             return latencies
 
 
-def _sync_cpu(call: Callable[..., Any], seconds: float, concurrency: int, child: Child) -> Totals:
+def _sync_cpu(
+    call: Callable[..., Any], seconds: float, concurrency: int, child: Child, guard: Guard
+) -> Totals:
     counts = [0] * concurrency
     stop = threading.Event()
     ready = threading.Barrier(concurrency + 1)
@@ -497,7 +513,7 @@ def _sync_cpu(call: Callable[..., Any], seconds: float, concurrency: int, child:
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for t in threads:
         t.start()
-    server0 = child.cpu()
+    server0, above0 = child.cpu(), child.not_calm + not_calm(guard)
     client0 = time.process_time()
     ready.wait()
     time.sleep(seconds)
@@ -506,7 +522,8 @@ def _sync_cpu(call: Callable[..., Any], seconds: float, concurrency: int, child:
         t.join()
     client1 = time.process_time()
     server1 = child.cpu()
-    return sum(counts), client1 - client0, server1 - server0
+    above = child.not_calm + not_calm(guard) - above0
+    return sum(counts), client1 - client0, server1 - server0, above
 
 
 def run_sync(args: argparse.Namespace, guards: tuple[Guard, Guard]) -> dict[str, list[Sample]]:
@@ -530,7 +547,7 @@ def run_sync(args: argparse.Namespace, guards: tuple[Guard, Guard]) -> dict[str,
         calls = {v: c.unary_unary(METHOD) for v, c in channels.items()}
         for variant in VARIANTS:  # warm up: connections, server threads, handler caches
             assert calls[variant](PAYLOAD, timeout=TIMEOUT) == PAYLOAD
-            _sync_cpu(calls[variant], args.warmup, args.concurrency, child)
+            _sync_cpu(calls[variant], args.warmup, args.concurrency, child, guard)
         samples: dict[str, list[Sample]] = {v: [] for v in VARIANTS}
         part = args.seconds / args.slices
         for r in range(args.rounds):
@@ -539,10 +556,10 @@ def run_sync(args: argparse.Namespace, guards: tuple[Guard, Guard]) -> dict[str,
             for order in plan:
                 for v in order:
                     latencies[v] += _sync_latencies(calls[v], part)
-            totals = {v: (0, 0.0, 0.0) for v in VARIANTS}
+            totals = {v: (0, 0.0, 0.0, 0.0) for v in VARIANTS}
             for order in plan:
                 for v in reversed(order):
-                    got = _sync_cpu(calls[v], part, args.concurrency, child)
+                    got = _sync_cpu(calls[v], part, args.concurrency, child, guard)
                     totals[v] = _add(totals[v], got)
             for v in VARIANTS:
                 samples[v].append(_sample(totals[v], latencies[v]))
@@ -568,10 +585,11 @@ async def _aio_latencies(call: Callable[..., Any], seconds: float) -> list[int]:
 
 
 async def _aio_cpu(
-    call: Callable[..., Any], seconds: float, concurrency: int, child: Child
+    call: Callable[..., Any], seconds: float, concurrency: int, child: Child, guard: Guard
 ) -> Totals:
     loop = asyncio.get_running_loop()
     server0 = await loop.run_in_executor(None, child.cpu)
+    above0 = child.not_calm + not_calm(guard)
     client0 = time.process_time()
     end = time.monotonic() + seconds
 
@@ -585,7 +603,8 @@ async def _aio_cpu(
     counts = await asyncio.gather(*(worker() for _ in range(concurrency)))
     client1 = time.process_time()
     server1 = await loop.run_in_executor(None, child.cpu)
-    return sum(counts), client1 - client0, server1 - server0
+    above = child.not_calm + not_calm(guard) - above0
+    return sum(counts), client1 - client0, server1 - server0, above
 
 
 async def _run_aio(
@@ -611,7 +630,7 @@ async def _run_aio(
         calls = {v: c.unary_unary(METHOD) for v, c in channels.items()}
         for variant in VARIANTS:
             assert await calls[variant](PAYLOAD, timeout=TIMEOUT) == PAYLOAD
-            await _aio_cpu(calls[variant], args.warmup, args.concurrency, child)
+            await _aio_cpu(calls[variant], args.warmup, args.concurrency, child, guard)
         samples: dict[str, list[Sample]] = {v: [] for v in VARIANTS}
         part = args.seconds / args.slices
         for r in range(args.rounds):
@@ -620,10 +639,10 @@ async def _run_aio(
             for order in plan:
                 for v in order:
                     latencies[v] += await _aio_latencies(calls[v], part)
-            totals = {v: (0, 0.0, 0.0) for v in VARIANTS}
+            totals = {v: (0, 0.0, 0.0, 0.0) for v in VARIANTS}
             for order in plan:
                 for v in reversed(order):
-                    got = await _aio_cpu(calls[v], part, args.concurrency, child)
+                    got = await _aio_cpu(calls[v], part, args.concurrency, child, guard)
                     totals[v] = _add(totals[v], got)
             for v in VARIANTS:
                 samples[v].append(_sample(totals[v], latencies[v]))
@@ -723,6 +742,13 @@ def report(results: dict[str, dict[str, list[Sample]]], args: argparse.Namespace
             f"{v} {_median(samples[v], 'calls') / args.seconds:,.0f}" for v in VARIANTS
         )
         print(f"{mode:4s}  calls/s at concurrency {args.concurrency}: {calls}")
+        above = "  ".join(
+            f"{v} {sum(s['above'] for s in samples[v]):.1f} s" for v in ("memcontract", "wrapped")
+        )
+        print(
+            f"{mode:4s}  calm guards above level 0 while measured (client + server, of"
+            f" {args.rounds * args.seconds:g} s each): {above}"
+        )
         for v in ("memcontract", "wrapped"):
             cpu_bare = _ratio(samples, v, "bare", "cpu")
             cpu_noop = _ratio(samples, v, "noop", "cpu")
