@@ -13,8 +13,9 @@ A 100-byte unary echo over 127.0.0.1, sync (grpcio) and aio (grpc.aio), six vari
   level-1 thresholds: keys travel only when they change);
 * ``pressured``: the same at level 1 (a guard over a ``FakeProbe`` at 85 % usage, client and
   server alike): every call carries the keys both ways;
-* ``wrapped``: ``wrap_server`` (registration-time wrapping, the opt-in path) on the server and
-  memcontract's client interceptor.
+* ``wrapped``: the opt-in wrapping path, calm: ``wrap_server`` (registration-time wrapping) on
+  the server, ``wrap_channel`` on the client (sync: the client interceptor; aio: the channel's
+  methods guarded, no interceptor task per call).
 
 ``--wire-floor`` adds a diagnosis variant, ``floor-wire``: the floor's interceptors sending what a
 memcontract process at level 1 sends (the four text keys and ``x-memory-pressure-bin`` each way,
@@ -77,6 +78,7 @@ from memcontract.interceptors import (
     aio_server_interceptor,
     client_interceptor,
     server_interceptor,
+    wrap_channel,
     wrap_server,
 )
 
@@ -539,8 +541,10 @@ def run_sync(args: argparse.Namespace, guards: tuple[Guard, Guard]) -> dict[str,
                 channel = grpc.intercept_channel(channel, FloorClient())
             elif variant == "floor-wire":
                 channel = grpc.intercept_channel(channel, FloorClient(level1_keys()[0]))
-            elif variant in ("memcontract", "wrapped"):
+            elif variant == "memcontract":
                 channel = grpc.intercept_channel(channel, client_interceptor(guard, variant))
+            elif variant == "wrapped":
+                channel = wrap_channel(channel, guard, variant)
             elif variant == "pressured":
                 channel = grpc.intercept_channel(channel, client_interceptor(pressured, variant))
             channels[variant] = channel
@@ -622,11 +626,14 @@ async def _run_aio(
                 interceptors = [AioFloorClient()]
             elif variant == "floor-wire":
                 interceptors = [AioFloorClient(level1_keys()[0])]
-            elif variant in ("memcontract", "wrapped"):
+            elif variant == "memcontract":
                 interceptors = aio_client_interceptors(guard, variant)
             elif variant == "pressured":
                 interceptors = aio_client_interceptors(pressured, variant)
-            channels[variant] = grpc.aio.insecure_channel(target, interceptors=interceptors)
+            channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
+            channels[variant] = (
+                wrap_channel(channel, guard, variant) if variant == "wrapped" else channel
+            )
         calls = {v: c.unary_unary(METHOD) for v, c in channels.items()}
         for variant in VARIANTS:
             assert await calls[variant](PAYLOAD, timeout=TIMEOUT) == PAYLOAD

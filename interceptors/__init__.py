@@ -21,18 +21,19 @@ from memcontract.callees import CalleeTable
 from memcontract.guard import Guard
 from memcontract.trust import TrustPolicy
 
-from ._aio_client import make_aio_client_interceptors
+from ._aio_client import AioFastFailure, make_aio_client_interceptors
 from ._aio_server import AioMemoryServerInterceptor
 from ._client import FastFailure, MemoryClientInterceptor
 from ._reflection import add_reflection
 from ._server import MemoryServerInterceptor
 from ._services import add_pressure_services
-from ._wrap import wrap_server
+from ._wrap import wrap_channel, wrap_server
 
 PeerTable = CalleeTable
 """The former name of :class:`memcontract.callees.CalleeTable`, kept for existing callers."""
 
 __all__ = [
+    "AioFastFailure",
     "CalleeTable",
     "FastFailure",
     "PeerTable",
@@ -43,6 +44,7 @@ __all__ = [
     "aio_server_interceptor",
     "client_interceptor",
     "server_interceptor",
+    "wrap_channel",
     "wrap_server",
 ]
 

@@ -19,44 +19,14 @@ from ._shared import SHED_CODE, ClientSide, fast_fail_details, new_tuple
 log = logging.getLogger("memcontract.interceptors")
 
 
-class _AioClientBase:
+class AioRecorder:
+    """Reads a finished aio call's trailers into the side's peer table (a done callback)."""
+
     def __init__(self, side: ClientSide) -> None:
         self.side = side
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def _call(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        # One body for the four arities, bound under each arity's name below: a call costs one
-        # coroutine frame here (grpcio passes the request or request iterator in one place).
-        side = self.side
-        details = client_call_details
-        if side.blocked_until and side.fails_fast(details.method):
-            pushback = str(side.pushback_ms())
-            raise grpc.aio.AioRpcError(
-                SHED_CODE,
-                grpc.aio.Metadata(),
-                grpc.aio.Metadata((wire.RETRY_PUSHBACK, pushback)),
-                details=fast_fail_details(side.target),
-            )
-        # A plain tuple of pairs: aio's call takes any sequence, and building a
-        # grpc.aio.Metadata per call costs more than the rest of this interceptor.
-        new_details = new_tuple(
-            grpc.aio.ClientCallDetails,
-            (
-                details.method,
-                details.timeout,
-                side.outgoing(details.metadata),
-                details.credentials,
-                details.wait_for_ready,
-            ),
-        )
-        call = await continuation(new_details, request)
-        try:
-            call.add_done_callback(self._record)
-        except NotImplementedError:  # an interceptor below answered without a real call
-            return call
-        return call
-
-    def _record(self, call: Any) -> None:
+    def __call__(self, call: Any) -> None:
         # A finished aio call holds its status already; reading it is a plain attribute read.
         # (The public accessor is a coroutine, which a done callback cannot await.)
         cython_call = getattr(call, "_cython_call", None)
@@ -77,6 +47,113 @@ class _AioClientBase:
         except Exception:
             return
         self.side.record(tuple(trailers or ()))
+
+
+def fast_failure_error(side: ClientSide) -> grpc.aio.AioRpcError:
+    """The error of a call failed locally: ``RESOURCE_EXHAUSTED``, the window as pushback."""
+    return grpc.aio.AioRpcError(
+        SHED_CODE,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata((wire.RETRY_PUSHBACK, str(side.pushback_ms()))),
+        details=fast_fail_details(side.target),
+    )
+
+
+class AioFastFailure(
+    grpc.aio.UnaryUnaryCall,
+    grpc.aio.UnaryStreamCall,
+    grpc.aio.StreamUnaryCall,
+    grpc.aio.StreamStreamCall,
+):
+    """What a wrapped aio channel returns for a call failed locally (any arity): a finished
+    call whose result, response stream, reads and writes raise the ``RESOURCE_EXHAUSTED``
+    error an intercepted call would; nothing is sent."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        self._error = error
+
+    async def _raise(self) -> Any:
+        raise self._error
+
+    def __await__(self) -> Any:
+        return self._raise().__await__()
+
+    def __aiter__(self) -> AioFastFailure:
+        return self
+
+    async def __anext__(self) -> Any:
+        raise self._error
+
+    async def read(self) -> Any:
+        raise self._error
+
+    async def write(self, request: Any) -> None:
+        raise self._error
+
+    async def done_writing(self) -> None:
+        return None
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        return self._error.initial_metadata()
+
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
+        return self._error.trailing_metadata()
+
+    async def code(self) -> grpc.StatusCode:
+        return self._error.code()
+
+    async def details(self) -> str:
+        return self._error.details() or ""
+
+    async def wait_for_connection(self) -> None:
+        raise self._error
+
+    def cancelled(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_done_callback(self, callback: Any) -> None:
+        callback(self)
+
+
+class _AioClientBase:
+    def __init__(self, side: ClientSide) -> None:
+        self.side = side
+        self._record = AioRecorder(side)
+
+    async def _call(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        # One body for the four arities, bound under each arity's name below: a call costs one
+        # coroutine frame here (grpcio passes the request or request iterator in one place).
+        side = self.side
+        details = client_call_details
+        if side.blocked_until and side.fails_fast(details.method):
+            raise fast_failure_error(side)
+        # A plain tuple of pairs: aio's call takes any sequence, and building a
+        # grpc.aio.Metadata per call costs more than the rest of this interceptor.
+        new_details = new_tuple(
+            grpc.aio.ClientCallDetails,
+            (
+                details.method,
+                details.timeout,
+                side.outgoing(details.metadata),
+                details.credentials,
+                details.wait_for_ready,
+            ),
+        )
+        call = await continuation(new_details, request)
+        try:
+            call.add_done_callback(self._record)
+        except NotImplementedError:  # an interceptor below answered without a real call
+            return call
+        return call
 
 
 class AioUnaryUnary(_AioClientBase, grpc.aio.UnaryUnaryClientInterceptor):

@@ -24,7 +24,7 @@ import grpc
 import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from memcontract.interceptors import aio_client_interceptors, client_interceptor
+from memcontract.interceptors import aio_client_interceptors, client_interceptor, wrap_channel
 
 from memcontract import Contract, Level
 from memcontract.cache import LOCAL_PRESSURE, PEER_PRESSURE
@@ -177,12 +177,18 @@ def test_pressured_caller_makes_the_server_skip_cache_writes(kind: str) -> None:
         assert s.inventory.db_reads == 5 and s.stats.admitted == 1
 
 
-def test_pressured_aio_caller_makes_the_server_skip_cache_writes(kind: str) -> None:
+@pytest.mark.parametrize("wrapped", [False, True], ids=["interceptors", "wrap_channel"])
+def test_pressured_aio_caller_makes_the_server_skip_cache_writes(kind: str, wrapped: bool) -> None:
     caller = order_rig(0.9)
 
-    async def run(address: str) -> list[pb.GetStockResponse]:
+    def open_channel(address: str) -> Any:
+        if wrapped:  # a generated stub over a wrapped channel
+            return wrap_channel(grpc.aio.insecure_channel(address), caller.guard, address)
         interceptors = aio_client_interceptors(caller.guard, address)
-        async with grpc.aio.insecure_channel(address, interceptors=interceptors) as channel:
+        return grpc.aio.insecure_channel(address, interceptors=interceptors)
+
+    async def run(address: str) -> list[pb.GetStockResponse]:
+        async with open_channel(address) as channel:
             stub = pb_grpc.InventoryDemoStub(channel)
             return [
                 await stub.GetStock(pb.GetStockRequest(sku="sku-0009"), timeout=TIMEOUT)

@@ -6,17 +6,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
 import pytest
-from memcontract.interceptors import aio_client_interceptors, client_interceptor
+from memcontract.interceptors import (
+    AioFastFailure,
+    aio_client_interceptors,
+    client_interceptor,
+    wrap_channel,
+)
 
 from memcontract import Level
 from memcontract.telemetry import FAST_FAILS, SHEDS, WOULD_SHED
 
-from .grpc_support import ARITIES, CORE, Calls, call_aio, call_sync, serve
+from .grpc_support import ARITIES, CORE, SERVICE, Calls, call_aio, call_sync, serve
 from .support import Metrics, Recorded, Rig, make_contract
+
+if TYPE_CHECKING:
+    from memcontract import Guard
 
 SERVERS = [("sync", False), ("aio", False), ("aio-sync", False), ("sync", True), ("aio", True)]
 SERVER_IDS = ["sync", "aio", "aio-sync-handlers", "sync-wrapped", "aio-wrapped"]
@@ -196,17 +205,31 @@ def test_both_sides_see_each_other_sync(
     assert reported is not None and reported == rig.guard.pressure
 
 
+AIO_CLIENTS = ["interceptors", "wrapped-channel"]
+
+
+def aio_channel(address: str, guard: Guard, how: str) -> tuple[Any, Recorded]:
+    """An aio channel to ``address`` guarded by ``how`` (the interceptors, or wrap_channel),
+    and what its side has read."""
+    if how == "interceptors":
+        interceptors = aio_client_interceptors(guard, address)
+        channel = grpc.aio.insecure_channel(address, interceptors=interceptors)
+        return channel, Recorded(interceptors)
+    wrapped = wrap_channel(grpc.aio.insecure_channel(address), guard, address)
+    return wrapped, Recorded([wrapped])
+
+
+@pytest.mark.parametrize("how", AIO_CLIENTS)
 @pytest.mark.parametrize("arity", ARITIES)
 def test_both_sides_see_each_other_aio(
-    server_kind: tuple[str, bool], arity: str, client_rig: Rig
+    server_kind: tuple[str, bool], arity: str, how: str, client_rig: Rig
 ) -> None:
     kind, wrapped = server_kind
     rig, calls = server_rig(), Calls()
 
     async def run(address: str) -> grpc.StatusCode:
-        interceptors = aio_client_interceptors(client_rig.guard, address)
-        recorded = Recorded(interceptors)
-        async with grpc.aio.insecure_channel(address, interceptors=interceptors) as channel:
+        channel, recorded = aio_channel(address, client_rig.guard, how)
+        async with channel:
             code, _, _ = await call_aio(channel, arity, b"ok")
             await recorded.reach(1)  # the done callback has read the trailers
             return code
@@ -238,12 +261,12 @@ def test_caller_pressure_is_the_calls_own(
     assert second is None
 
 
-@pytest.mark.parametrize("aio_client", [False, True], ids=["sync-client", "aio-client"])
-def test_fail_fast_window(aio_client: bool, client_rig: Rig, metrics: Metrics) -> None:
+@pytest.mark.parametrize("client", ["sync", *AIO_CLIENTS], ids=["sync", "aio", "aio-wrapped"])
+def test_fail_fast_window(client: str, client_rig: Rig, metrics: Metrics) -> None:
     rig, calls = at_level3(server_rig(metrics)), Calls()
     with serve("sync", rig.guard, calls) as address:
-        if aio_client:
-            codes = asyncio.run(_aio_fail_fast_run(address, client_rig))
+        if client != "sync":
+            codes = asyncio.run(_aio_fail_fast_run(address, client_rig, client))
         else:
             channel = grpc.intercept_channel(
                 grpc.insecure_channel(address), client_interceptor(client_rig.guard, address)
@@ -264,13 +287,15 @@ def test_fail_fast_window(aio_client: bool, client_rig: Rig, metrics: Metrics) -
     assert calls.ran == 1
 
 
-async def _aio_fail_fast_run(address: str, client_rig: Rig) -> list[grpc.StatusCode]:
-    interceptors = aio_client_interceptors(client_rig.guard, address)
-    recorded = Recorded(interceptors)
-    async with grpc.aio.insecure_channel(address, interceptors=interceptors) as channel:
+async def _aio_fail_fast_run(address: str, client_rig: Rig, how: str) -> list[grpc.StatusCode]:
+    channel, recorded = aio_channel(address, client_rig.guard, how)
+    async with channel:
         codes = []
         for arity in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core"):
-            codes.append((await call_aio(channel, arity, b"ok"))[0])
+            code, _, trailers = await call_aio(channel, arity, b"ok")
+            codes.append(code)
+            if arity == "UnaryStream":  # failed locally: the window left, as pushback
+                assert 0 < int(trailers["grpc-retry-pushback-ms"]) <= 300
             # Calls failed fast are never sent, so nothing is read for them: the shed call
             # and the core call are the two whose trailers must be read before going on.
             await recorded.reach(1 if arity != "Core" else 2)
@@ -345,3 +370,36 @@ def test_aio_client_over_an_interceptor_that_answers_itself(client_rig: Rig) -> 
 
     assert asyncio.run(run()) == b"answered: hi"
     assert client_rig.guard.peers.get("nowhere") is None
+
+
+def test_a_wrapped_aio_channel_fails_fast_with_a_finished_call(client_rig: Rig) -> None:
+    # What a wrapped channel hands back for a call failed locally behaves as a finished,
+    # failed call of any arity: nothing is sent, and every way of reading it says why.
+    rig, calls = at_level3(server_rig()), Calls()
+
+    async def run(address: str) -> None:
+        channel, recorded = aio_channel(address, client_rig.guard, "wrapped-channel")
+        async with channel:
+            shed, _, _ = await call_aio(channel, "UnaryUnary", b"ok")
+            assert shed == grpc.StatusCode.RESOURCE_EXHAUSTED
+            await recorded.reach(1)
+            call = channel.unary_unary(f"/{SERVICE}/UnaryUnary")(b"ok", timeout=5)
+            assert isinstance(call, AioFastFailure) and call.done() and not call.cancelled()
+            assert await call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "fail fast" in await call.details()
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await call
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            stream = channel.stream_stream(f"/{SERVICE}/StreamStream")()
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stream.write(b"ok")
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stream.read()
+            seen: list[object] = []
+            stream.add_done_callback(seen.append)
+            assert seen == [stream]
+
+    with serve("aio", rig.guard, calls) as address:
+        asyncio.run(run(address))
+    assert calls.ran == 0  # the first call was shed by the server, the rest never sent
+    assert client_rig.guard.telemetry.counts[FAST_FAILS] == 2

@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from memcontract.interceptors import aio_client_interceptors, client_interceptor
+from memcontract.interceptors import aio_client_interceptors, client_interceptor, wrap_channel
 
 from memcontract import Guard
 from memcontract.telemetry import FAST_FAILS
@@ -51,7 +51,9 @@ class Caller:
     """One client channel over the three backends, with memcontract's client interceptor; sync
     or aio (then its loop runs on a thread of its own, and ``call`` waits for it)."""
 
-    def __init__(self, backends: list[PressureServer], policy: dict[str, Any], aio: bool) -> None:
+    def __init__(
+        self, backends: list[PressureServer], policy: dict[str, Any], aio: bool | str
+    ) -> None:
         contract = make_contract(retry_pushback_ms=PUSHBACK_MS, core_methods=(CORE,))
         self.guard = Guard(contract, probe=FakeProbe())
         self.target = "ipv4:" + ",".join(b.address for b in backends)
@@ -72,7 +74,10 @@ class Caller:
     def _on_loop(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
 
-    async def _open_aio(self) -> grpc.aio.Channel:
+    async def _open_aio(self) -> Any:
+        if self.aio == "wrapped":
+            channel = grpc.aio.insecure_channel(self.target, options=self.options)
+            return wrap_channel(channel, self.guard, self.target)
         interceptors = aio_client_interceptors(self.guard, self.target)
         return grpc.aio.insecure_channel(
             self.target, options=self.options, interceptors=interceptors
@@ -110,7 +115,7 @@ class Caller:
             self.channel.close()
 
 
-def caller(backends: list[PressureServer], policy: dict[str, Any], aio: bool) -> Caller:
+def caller(backends: list[PressureServer], policy: dict[str, Any], aio: bool | str) -> Caller:
     """A caller that has heard from all three backends (core calls, never failed fast)."""
     c = Caller(backends, policy, aio)
     deadline = time.monotonic() + 20
@@ -127,12 +132,13 @@ def levels(backends: list[PressureServer], *wanted: int) -> None:
         backend.arrivals()  # forget what came before
 
 
-AIO = pytest.mark.parametrize("aio", [False, True], ids=["sync", "aio"])
+# aio "wrapped": the channel guarded by wrap_channel instead of the interceptors
+AIO = pytest.mark.parametrize("aio", [False, True, "wrapped"], ids=["sync", "aio", "aio-wrapped"])
 
 
 @AIO
 def test_round_robin_one_hot_backend_costs_only_its_own_calls(
-    backends: list[PressureServer], aio: bool
+    backends: list[PressureServer], aio: bool | str
 ) -> None:
     levels(backends, 3, 0, 0)
     c = caller(backends, ROUND_ROBIN, aio)
@@ -149,7 +155,7 @@ def test_round_robin_one_hot_backend_costs_only_its_own_calls(
 
 @AIO
 def test_weighted_round_robin_one_hot_backend_hardly_costs_anything(
-    backends: list[PressureServer], aio: bool
+    backends: list[PressureServer], aio: bool | str
 ) -> None:
     levels(backends, 3, 0, 0)
     c = caller(backends, WEIGHTED, aio)
@@ -169,7 +175,7 @@ def test_weighted_round_robin_one_hot_backend_hardly_costs_anything(
 
 @AIO
 def test_all_backends_hot_one_probe_per_window_then_recovery(
-    backends: list[PressureServer], aio: bool
+    backends: list[PressureServer], aio: bool | str
 ) -> None:
     levels(backends, 3, 3, 3)
     c = caller(backends, ROUND_ROBIN, aio)
