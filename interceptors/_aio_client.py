@@ -20,10 +20,12 @@ log = logging.getLogger("memcontract.interceptors")
 
 
 class AioRecorder:
-    """Reads a finished aio call's trailers into the side's peer table (a done callback)."""
+    """Reads a finished aio call's trailers into the side's peer table (a done callback);
+    ``core``: for core calls (see :meth:`ClientSide.record`)."""
 
-    def __init__(self, side: ClientSide) -> None:
+    def __init__(self, side: ClientSide, core: bool = False) -> None:
         self.side = side
+        self.core = core
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, call: Any) -> None:
@@ -35,7 +37,7 @@ class AioRecorder:
             side.learn_target(getattr(getattr(cython_call, "_channel", None), "target", None))
         status = getattr(cython_call, "_status", None)
         if status is not None:
-            side.record(status.trailing_metadata())
+            side.record(status.trailing_metadata(), self.core)
             return
         task = asyncio.get_running_loop().create_task(self._record_async(call))
         self._tasks.add(task)
@@ -46,7 +48,7 @@ class AioRecorder:
             trailers = await call.trailing_metadata()
         except Exception:
             return
-        self.side.record(tuple(trailers or ()))
+        self.side.record(tuple(trailers or ()), self.core)
 
 
 def fast_failure_error(side: ClientSide) -> grpc.aio.AioRpcError:
@@ -128,6 +130,7 @@ class _AioClientBase:
     def __init__(self, side: ClientSide) -> None:
         self.side = side
         self._record = AioRecorder(side)
+        self._record_core = AioRecorder(side, core=True)
 
     async def _call(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         # One body for the four arities, bound under each arity's name below: a call costs one
@@ -150,7 +153,8 @@ class _AioClientBase:
         )
         call = await continuation(new_details, request)
         try:
-            call.add_done_callback(self._record)
+            core = side.is_core(details.method)
+            call.add_done_callback(self._record_core if core else self._record)
         except NotImplementedError:  # an interceptor below answered without a real call
             return call
         return call

@@ -109,7 +109,7 @@ class MemoryClientInterceptor(
     ) -> None:
         self.side = ClientSide(guard, target, peers, trust)
 
-    def _record(self, call: Any) -> None:
+    def _record(self, call: Any, core: bool = False) -> None:
         # Any call once done: a unary outcome (holding the finished call as ``_call``), an
         # error, a future or a stream.
         side = self.side
@@ -120,7 +120,10 @@ class MemoryClientInterceptor(
             trailers = call.trailing_metadata()
         except Exception:  # a failed or odd call object: nothing to read
             return
-        side.record(trailers)
+        side.record(trailers, core)
+
+    def _record_core(self, call: Any) -> None:
+        self._record(call, True)
 
     def _call(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         side = self.side
@@ -148,7 +151,8 @@ class MemoryClientInterceptor(
             ),
             request,
         )
-        call.add_done_callback(self._record)  # at once when the call is done already
+        # at once when the call is done already
+        call.add_done_callback(self._record_core if side.is_core(details.method) else self._record)
         return call
 
     # One body for the four arities (grpcio passes the request or the request iterator in

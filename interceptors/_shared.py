@@ -275,9 +275,11 @@ class ClientSide:
         entry = self.peers.blocked_for(self.target)
         return max(1, round(entry * 1000))
 
-    def record(self, trailers: Sequence[tuple[str, Any]] | None) -> None:
+    def record(self, trailers: Sequence[tuple[str, Any]] | None, core: bool = False) -> None:
         """Read the callee's keys (and any pushback) from trailers into the peer table: every
-        finished call is an answer, one without keys (or none valid) a calm one.
+        finished call is an answer, one without keys (or none valid) a calm one. A non-core
+        call answered at level 3 without a pushback was admitted (:class:`CalleeTable`);
+        ``core``: the call was core, whose answer cannot say that.
 
         A callee the trust policy does not trust is not read at all (counted as untrusted when
         its trailers carry our keys): it can neither block this channel nor steer routing.
@@ -310,7 +312,11 @@ class ClientSide:
                 self.peers.record_calm(self.target)
                 return
             instance = decoded.instance_id
-            self.peers.record(self.target, pressure, _pushback(trailers), instance)
+            shed, pushback = _pushback(trailers)
+            admitted = not core and not shed
+            self.peers.record(
+                self.target, pressure, pushback, instance, admitted=admitted, core=core
+            )
             if raw is not None and not decoded.invalid and pressure.level != Level.CRITICAL:
                 self.last_bin, self.last_instance = raw, instance
                 self.fresh_until = self.clock() + self.peers.ttl / 4
@@ -323,12 +329,14 @@ _CHANNEL_NUMBERS = itertools.count(1)
 _PRESSURE_BIN = wire.PRESSURE_BIN  # a local name: looked up on every call
 
 
-def _pushback(trailers: Sequence[tuple[str, Any]] | None) -> int | None:
+def _pushback(trailers: Sequence[tuple[str, Any]] | None) -> tuple[bool, int | None]:
+    """Whether the trailers carry a pushback (the call was shed, whatever its value says), and
+    its milliseconds where the value is one (nine digits at most, as the Go client reads it)."""
     for key, value in trailers or ():
         if key == wire.RETRY_PUSHBACK:
             text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
-            return int(text) if text.isdigit() and len(text) <= 9 else None
-    return None
+            return True, int(text) if text.isdigit() and len(text) <= 9 else None
+    return False, None
 
 
 def fast_fail_details(target: str) -> str:

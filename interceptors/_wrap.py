@@ -87,11 +87,11 @@ class _GuardedMultiCallable:
 
     __slots__ = ("_inner", "_method", "_record", "_side")
 
-    def __init__(self, inner: Any, method: str, recorder: AioRecorder) -> None:
+    def __init__(self, inner: Any, method: str, side: ClientSide) -> None:
         self._inner = inner
         self._method = method
-        self._record = recorder
-        self._side = recorder.side
+        self._record = AioRecorder(side, core=side.is_core(method))
+        self._side = side
 
     def __call__(self, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
         side = self._side
@@ -107,14 +107,13 @@ class WrappedAioChannel:
     """A grpc.aio channel whose multicallables are guarded as they are made (what generated
     stubs do once, in their constructor). Everything else is the channel's own."""
 
-    def __init__(self, channel: grpc.aio.Channel, recorder: AioRecorder) -> None:
+    def __init__(self, channel: grpc.aio.Channel, side: ClientSide) -> None:
         self._channel = channel
-        self._recorder = recorder
-        self.side = recorder.side  # the ClientSide (its peer table, its target)
+        self.side = side  # the ClientSide (its peer table, its target)
 
     def _guarded(self, kind: str, method: str, args: Any, kwargs: Any) -> Any:
         inner = getattr(self._channel, kind)(method, *args, **kwargs)
-        return _GuardedMultiCallable(inner, method, self._recorder)
+        return _GuardedMultiCallable(inner, method, self.side)
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """The channel's multicallable for ``method``, guarded."""
@@ -165,6 +164,5 @@ def wrap_channel(
     :func:`client_interceptor`. The arguments are :func:`client_interceptor`'s.
     """
     if isinstance(channel, grpc.aio.Channel):
-        side = ClientSide(guard, target, peers, trust)
-        return WrappedAioChannel(channel, AioRecorder(side))
+        return WrappedAioChannel(channel, ClientSide(guard, target, peers, trust))
     return grpc.intercept_channel(channel, MemoryClientInterceptor(guard, target, peers, trust))

@@ -141,9 +141,9 @@ class Recorded:
         side = interceptors[0].side  # the four interceptors share one ClientSide
         read = side.record
 
-        def record(trailers: Any) -> None:
+        def record(trailers: Any, core: bool = False) -> None:
             try:
-                read(trailers)
+                read(trailers, core)
             finally:
                 self.count += 1
 

@@ -102,3 +102,25 @@ def test_targets_are_apart_and_bounded() -> None:
     assert peers.blocked("a") and not peers.blocked("b")
     peers.record("c", WARM, None, C)  # "a" is the least recently updated: dropped
     assert not peers.blocked("a") and peers.get("a") is None and len(peers) == 2
+
+
+def test_a_non_core_call_admitted_at_level_3_ends_the_window() -> None:
+    # Half-open (or dry run): the backend is at level 3 and serves non-core calls again.
+    peers, clock = table()
+    peers.record(T, HOT, 500, A)  # a shed call's answer
+    assert peers.blocked(T)
+    clock.advance(0.5)
+    assert not peers.fails_fast(T)  # the probe goes, and is served
+    peers.record(T, HOT, None, A, admitted=True)
+    assert not peers.blocked(T) and not peers.fails_fast(T)
+    assert peers.get(T) == HOT  # what it reports is unchanged
+    peers.record(T, HOT, None, A, core=True)  # a core answer cannot say it sheds again
+    assert not peers.blocked(T)
+    peers.record(T, HOT, 500, A)  # a shed answer can
+    assert peers.blocked(T)
+
+
+def test_a_core_answer_at_level_3_stands_for_a_backend_not_heard_before() -> None:
+    peers, _ = table()
+    peers.record(T, HOT, None, A, core=True)
+    assert peers.blocked(T)  # level 3, and nothing else known of A

@@ -403,3 +403,36 @@ def test_a_wrapped_aio_channel_fails_fast_with_a_finished_call(client_rig: Rig) 
         asyncio.run(run(address))
     assert calls.ran == 0  # the first call was shed by the server, the rest never sent
     assert client_rig.guard.telemetry.counts[FAST_FAILS] == 2
+
+
+@pytest.mark.parametrize("client", ["sync", *AIO_CLIENTS], ids=["sync", "aio", "aio-wrapped"])
+def test_a_callee_at_level3_that_admits_is_not_failed_fast(client: str, client_rig: Rig) -> None:
+    # A callee at level 3 that admits non-core calls (half-open, or here dry run) answers them
+    # at level 3 without a pushback: they were served, so its callers keep sending them. (Each
+    # such answer used to renew the fail-fast window: half-open got one probe per window.)
+    rig, calls = at_level3(server_rig(dry_run=True)), Calls()
+    arities = ["UnaryUnary", "Core", "UnaryUnary", "StreamUnary", "UnaryStream", "StreamStream"]
+
+    async def run_aio(address: str) -> list[grpc.StatusCode]:
+        channel, recorded = aio_channel(address, client_rig.guard, client)
+        codes = []
+        async with channel:
+            for n, arity in enumerate(arities, 1):
+                codes.append((await call_aio(channel, arity, b"ok"))[0])
+                await recorded.reach(n)
+        return codes
+
+    with serve("sync", rig.guard, calls) as address:
+        if client == "sync":
+            channel = grpc.intercept_channel(
+                grpc.insecure_channel(address), client_interceptor(client_rig.guard, address)
+            )
+            codes = [call_sync(channel, arity, b"ok")[0] for arity in arities]
+            channel.close()
+        else:
+            codes = asyncio.run(run_aio(address))
+    assert codes == [grpc.StatusCode.OK] * len(arities)
+    assert calls.ran == len(arities)
+    assert client_rig.guard.telemetry.counts[FAST_FAILS] == 0
+    reported = client_rig.guard.peers.get(address)
+    assert reported is not None and reported.level == Level.CRITICAL  # still what it says

@@ -213,13 +213,14 @@ class PythonInventory:
             self.loop.close()
 
 
-def server_rig(usage: float, *, levels: int = 1) -> Rig:
+def server_rig(usage: float, *, levels: int = 1, dry_run: bool = False) -> Rig:
     """The Python server's guard: module ``inventory`` of a v1.2 contract, 1024 MiB, Ping core."""
     contract = make_contract(
         name="inventory",
         max_heap_mb=1024,
         core_methods=(HEALTH, PING),
         retry_pushback_ms=SHED_PUSHBACK_MS,
+        dry_run=dry_run,
     )
     rig = Rig(contract)
     for _ in range(levels):
@@ -361,6 +362,20 @@ def test_go_client_fails_fast_on_python_pushback(go_bin: Path) -> None:
     assert done["fast_failed"] == 2  # the next two never left the Go process (750 ms window)
     assert rig.guard.telemetry.counts[SHEDS] == 1
     assert server.seen.calls == []
+
+
+def test_go_client_keeps_calling_a_python_server_that_admits_at_level3(go_bin: Path) -> None:
+    # A server at level 3 that serves non-core calls (half-open, here dry run) answers them at
+    # level 3 without a pushback: the Go client does not fail them fast (it used to, after the
+    # first answer, so half-open got one probe per window).
+    rig = server_rig(0.97, levels=3, dry_run=True)
+    server = PythonInventory("sync", rig)
+    with server as address:
+        lines = run_order(go_bin, address, "get", "-n", "3", "-fast-fail")
+    calls, done = lines[:-1], lines[-1]
+    assert [(c["code"], c["trailers"].get("x-memory-level")) for c in calls] == [("OK", "3")] * 3
+    assert done["fast_failed"] == 0
+    assert len(server.seen.calls) == 3
 
 
 # --- 2. Python client -> Go server ------------------------------------------------------------

@@ -208,16 +208,23 @@ func (c *Client) check(target, method string, opts []grpc.CallOption) error {
 	return st.Err()
 }
 
-// record is one answer of target's backend at addr ("" when unknown): the
-// pressure it reported in trailer or, for a call shed in the backend's
-// transport (WithEarlyShed), in the status details; none is a calm answer.
-func (c *Client) record(target, addr string, trailer metadata.MD, callErr error) {
+// record is one answer of target's backend at addr ("" when unknown) to a
+// call of method: the pressure it reported in trailer or, for a call shed in
+// the backend's transport (WithEarlyShed), in the status details; none is a
+// calm answer. An answer says its backend sheds when it carries level 3 and
+// the call was shed (a pushback came with it). A non-core call answered at
+// level 3 without one was admitted (half-open, dry run): its backend takes
+// calls. A core call is never shed, so its answer at level 3 stands only for a
+// backend not heard from before.
+func (c *Client) record(target, addr, method string, trailer metadata.MD, callErr error) {
 	p, ok, invalid := Decode(trailer)
 	if invalid > 0 {
 		c.invalid.Add(int64(invalid))
 	}
 	pushback, hasPushback := time.Duration(0), false
-	if v := trailer.Get(RetryPushbackKey); len(v) > 0 {
+	v := trailer.Get(RetryPushbackKey)
+	shed := len(v) > 0 // a pushback came: the call was shed (even if its value is not one)
+	if len(v) > 0 {
 		// Nine digits at most, as the Python client reads it.
 		if ms, err := strconv.ParseUint(v[len(v)-1], 10, 32); err == nil && len(v[len(v)-1]) <= 9 {
 			pushback, hasPushback = time.Duration(ms)*time.Millisecond, true
@@ -225,7 +232,12 @@ func (c *Client) record(target, addr string, trailer metadata.MD, callErr error)
 	}
 	if !ok {
 		p, ok, pushback, hasPushback = fromStatusDetails(callErr)
+		shed = hasPushback
 	}
+	// Matched only at level 3: a calm answer costs no method lookup.
+	critical := ok && p.Level >= LevelCritical
+	core := critical && (c.fastFail == nil || c.fastFail.Match(method))
+	admitted := critical && !shed && !core
 	if !hasPushback {
 		pushback = c.pushback
 	}
@@ -235,7 +247,7 @@ func (c *Client) record(target, addr string, trailer metadata.MD, callErr error)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.peers[target]
-	if !ok || p.Level < LevelCritical {
+	if !critical || admitted {
 		if e == nil && !ok {
 			return // nothing heard from it yet, and still nothing: calm
 		}
@@ -248,6 +260,9 @@ func (c *Client) record(target, addr string, trailer metadata.MD, callErr error)
 	}
 	e = c.calleeLocked(target, e, now)
 	e.pressure, e.reportedAt = p, now
+	if _, heard := e.backends[backend]; core && heard {
+		return // the backend's own last word on shedding stands
+	}
 	e.hear(backend, now, true)
 	e.window = window
 	if c.fastFail != nil && window > 0 && e.blockedUntil.IsZero() && e.allCritical(now.Add(-window)) {
@@ -296,7 +311,7 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		copy(callOpts, opts)
 		callOpts = append(callOpts, grpc.Trailer(&trailer), grpc.Peer(&from))
 		err := invoker(c.outgoing(ctx, target), method, req, reply, cc, callOpts...)
-		c.record(target, addrOf(&from), trailer, err)
+		c.record(target, addrOf(&from), method, trailer, err)
 		return err
 	}
 }
@@ -312,7 +327,7 @@ func (c *Client) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if err != nil {
 			return nil, err
 		}
-		return &clientStream{ClientStream: cs, c: c, target: target, serverStreams: desc.ServerStreams}, nil
+		return &clientStream{ClientStream: cs, c: c, target: target, method: method, serverStreams: desc.ServerStreams}, nil
 	}
 }
 
@@ -320,6 +335,7 @@ type clientStream struct {
 	grpc.ClientStream
 	c             *Client
 	target        string
+	method        string
 	serverStreams bool
 	once          sync.Once
 }
@@ -332,7 +348,7 @@ func (s *clientStream) RecvMsg(m any) error {
 	if err != nil || !s.serverStreams {
 		s.once.Do(func() {
 			from, _ := peer.FromContext(s.ClientStream.Context())
-			s.c.record(s.target, addrOf(from), s.ClientStream.Trailer(), err)
+			s.c.record(s.target, addrOf(from), s.method, s.ClientStream.Trailer(), err)
 		})
 	}
 	return err

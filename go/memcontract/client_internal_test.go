@@ -11,6 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// ping is a core method of the callers here.
+const ping = "/inventory.v1.InventoryService/Ping"
+
 // critical is what a callee at level 3 sends in its trailers.
 var critical = encode(Pressure{UsageRatio: 0.99, Level: LevelCritical, Module: "inventory"})
 
@@ -43,8 +46,9 @@ func TestFastFailReturnsTheRemainingPushbackAndCapsIt(t *testing.T) {
 				tr.Set(RetryPushbackKey, tt.pushback)
 			}
 			start := now
-			c := clockedClient(&now, WithFastFail(nil, time.Second), WithMaxFailFast(30*time.Second))
-			c.record("inv", "", tr, nil)
+			c := clockedClient(&now, WithFastFail([]string{ping}, time.Second), WithMaxFailFast(30*time.Second))
+			// A core call's answer: at level 3 it blocks with or without a pushback.
+			c.record("inv", "", ping, tr, nil)
 			now = start.Add(tt.after)
 			defer func() { now = start }()
 			var got metadata.MD
@@ -82,7 +86,7 @@ func TestContractFastFailReadsCoreMethodsPushbackAndCap(t *testing.T) {
 		if pushback != "" {
 			tr.Set(RetryPushbackKey, pushback)
 		}
-		c.record("inv", "", tr, nil)
+		c.record("inv", "", ping, tr, nil) // a core call's answer (see above)
 		var got metadata.MD
 		if err := c.check("inv", method, []grpc.CallOption{grpc.Trailer(&got)}); err == nil {
 			return ""
@@ -112,7 +116,7 @@ func answer(c *Client, addr string, level Level, keys bool) {
 		tr = encode(Pressure{UsageRatio: 0.5, Level: level, Module: "svc"})
 		tr.Set(RetryPushbackKey, "500")
 	}
-	c.record("svc", addr, tr, nil)
+	c.record("svc", addr, "/svc/Call", tr, nil)
 }
 
 func failsFast(c *Client) bool { return c.check("svc", "/svc/Call", nil) != nil }
@@ -166,5 +170,37 @@ func TestAllBackendsAtLevel3FailFastWithOneProbePerWindow(t *testing.T) {
 	answer(c, "a", LevelNormal, false) // the probe's answer: no keys, calm
 	if failsFast(c) {
 		t.Fatal("a calm answer must end failing fast")
+	}
+}
+
+func TestANonCoreCallAdmittedAtLevel3EndsTheWindow(t *testing.T) {
+	// Half-open (or dry run): the backend is at level 3 and serves non-core calls again.
+	now := time.Unix(1_800_000_000, 0)
+	c := clockedClient(&now, WithFastFail([]string{ping}, time.Second))
+	const get = "/inventory.v1.InventoryService/GetItem"
+	shed := critical.Copy()
+	shed.Set(RetryPushbackKey, "500")
+	c.record("inv", "", get, shed, nil)
+	if c.check("inv", get, nil) == nil {
+		t.Fatal("a shed call's answer opened no window")
+	}
+	now = now.Add(500 * time.Millisecond)
+	if err := c.check("inv", get, nil); err != nil {
+		t.Fatalf("the probe failed fast: %v", err)
+	}
+	c.record("inv", "", get, critical, nil) // the probe was served, at level 3
+	if err := c.check("inv", get, nil); err != nil {
+		t.Fatalf("failed fast after a non-core call was served: %v", err)
+	}
+	c.record("inv", "", ping, critical, nil) // a core call's answer cannot say it sheds again
+	if err := c.check("inv", get, nil); err != nil {
+		t.Fatalf("failed fast after a core answer: %v", err)
+	}
+	c.record("inv", "", get, shed, nil) // a shed call's answer can
+	if c.check("inv", get, nil) == nil {
+		t.Fatal("a shed call's answer after it opened no window")
+	}
+	if p, ok := c.PeerPressure("inv"); !ok || p.Level != LevelCritical {
+		t.Errorf("PeerPressure = %v, %v; want what the callee said, level 3", p, ok)
 	}
 }

@@ -75,10 +75,14 @@ class CalleeTable:
     fail-fast decision per target (docs/design.md §7).
 
     Every completed call is an answer. A target fails non-core calls fast only while every
-    answer in the last window (its pushback, at most ``max_fail_fast_ms``) carried level 3,
-    from two backend instances or more, or from the only one ever heard from; one call per
-    window still goes out (a probe), and the first answer without level 3 ends it. So one
-    backend at level 3 behind a channel never stops the calls its calm siblings would serve.
+    answer in the last window (its pushback, at most ``max_fail_fast_ms``) said its backend
+    sheds, from two backend instances or more, or from the only one ever heard from; one call
+    per window still goes out (a probe), and the first answer that does not say so ends it.
+    So one backend at level 3 behind a channel never stops the calls its calm siblings would
+    serve. An answer says its backend sheds when it carries level 3 and the call was shed (a
+    pushback came with it); a non-core call answered at level 3 without a pushback was admitted
+    (half-open, dry run), and its backend is taking calls. A core call is never shed, so its
+    answer at level 3 cannot tell: it stands only for a backend not heard from before.
 
     Args:
         ttl: seconds a reported pressure holds for :meth:`get` (absent or expired: calm).
@@ -120,15 +124,22 @@ class CalleeTable:
         pressure: Pressure,
         pushback_ms: int | None = None,
         instance_id: int = 0,
+        *,
+        admitted: bool = False,
+        core: bool = False,
     ) -> None:
         """An answer from ``target`` carrying ``pressure`` (from backend ``instance_id``, 0
-        when it names none) and the pushback it asked for, if any."""
+        when it names none) and the pushback it asked for, if any. ``admitted``: it answered a
+        non-core call that was not shed, so its backend takes calls whatever its level;
+        ``core``: it answered a core call (see the class docstring)."""
         now = self.clock()
-        critical = pressure.level == Level.CRITICAL
+        critical = pressure.level == Level.CRITICAL and not admitted
         with self._lock:
             answers = self._answers(target)
             answers.pressure = pressure
             answers.expires_at = now + self.ttl
+            if critical and core and instance_id in answers.instances:
+                return  # the backend's own last word on shedding stands
             answers.heard(instance_id, now, critical)
             if not critical:
                 answers.calm_at, answers.calm_from = now, instance_id
