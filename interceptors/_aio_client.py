@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -68,11 +69,13 @@ class AioFastFailure(
     grpc.aio.StreamStreamCall,
 ):
     """What a wrapped aio channel returns for a call failed locally (any arity): a finished
-    call whose result, response stream, reads and writes raise the ``RESOURCE_EXHAUSTED``
-    error an intercepted call would; nothing is sent."""
+    call, as grpc.aio's own is once it failed: its result, response stream and reads raise the
+    ``RESOURCE_EXHAUSTED`` error an intercepted call would, a write raises
+    ``asyncio.InvalidStateError``; nothing is sent."""
 
-    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+    def __init__(self, error: grpc.aio.AioRpcError, timeout: float | None = None) -> None:
         self._error = error
+        self._deadline = None if timeout is None else time.monotonic() + timeout
 
     async def _raise(self) -> Any:
         raise self._error
@@ -90,7 +93,7 @@ class AioFastFailure(
         raise self._error
 
     async def write(self, request: Any) -> None:
-        raise self._error
+        raise asyncio.InvalidStateError("RPC already finished.")  # grpc.aio's own words
 
     async def done_writing(self) -> None:
         return None
@@ -117,7 +120,7 @@ class AioFastFailure(
         return True
 
     def time_remaining(self) -> float | None:
-        return None
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
 
     def cancel(self) -> bool:
         return False

@@ -96,7 +96,7 @@ class _GuardedMultiCallable:
     def __call__(self, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
         side = self._side
         if side.blocked_until and side.fails_fast(self._method):
-            return AioFastFailure(fast_failure_error(side))
+            return AioFastFailure(fast_failure_error(side), kwargs.get("timeout"))
         ours = side.outgoing(metadata) if metadata else side.ours()
         call = self._inner(*args, metadata=ours, **kwargs)
         call.add_done_callback(self._record)

@@ -15,6 +15,7 @@ from .support import Rig, make_contract
 
 CALM = Pressure(usage_ratio=0.40, capacity_bytes=1 << 30, module="inventory")
 CRITICAL = Pressure(usage_ratio=0.97, capacity_bytes=1 << 30, level=Level.CRITICAL)
+PUSHBACK = (wire.RETRY_PUSHBACK, "500")  # what a shed call's answer carries with its keys
 
 
 def side() -> tuple[ClientSide, CalleeTable, FakeClock]:
@@ -29,7 +30,9 @@ def test_the_last_of_two_pressure_bins_wins() -> None:
     critical_bin = dict(wire.encode(CRITICAL))[wire.PRESSURE_BIN]
     for first, last, expected in ((calm_bin, critical_bin, True), (critical_bin, calm_bin, False)):
         client, peers, _ = side()
-        client.record(((wire.PRESSURE_BIN, first), ("x-other", "v"), (wire.PRESSURE_BIN, last)))
+        client.record(
+            ((wire.PRESSURE_BIN, first), ("x-other", "v"), PUSHBACK, (wire.PRESSURE_BIN, last))
+        )
         assert peers.blocked("inventory") is expected
 
 
@@ -48,7 +51,7 @@ def test_a_repeat_inside_the_fresh_window_is_not_recorded_again_but_a_change_is(
     clock.advance(1.95)
     assert peers.get("inventory") is None  # 2.05 s after the first record: expired
     client.record(trailers(CALM))
-    client.record(trailers(CRITICAL))  # new bytes, level 3: fail fast at once
+    client.record((PUSHBACK, *trailers(CRITICAL)))  # new bytes, level 3, shed: fail fast at once
     assert peers.blocked("inventory")
 
 

@@ -390,9 +390,12 @@ def test_a_wrapped_aio_channel_fails_fast_with_a_finished_call(client_rig: Rig) 
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await call
             assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert 0 < call.time_remaining() <= 5
             stream = channel.stream_stream(f"/{SERVICE}/StreamStream")()
-            with pytest.raises(grpc.aio.AioRpcError):
+            assert stream.time_remaining() is None  # no deadline given
+            with pytest.raises(asyncio.InvalidStateError):  # as a finished grpc.aio call's
                 await stream.write(b"ok")
+            await stream.done_writing()
             with pytest.raises(grpc.aio.AioRpcError):
                 await stream.read()
             seen: list[object] = []

@@ -17,7 +17,7 @@ from memcontract import Level, recovery
 from memcontract.actions import SampleAllocations
 from memcontract.allocations import format_bytes
 from memcontract.recovery import FIRST_FRACTION, Phase, Released, release_memory
-from memcontract.telemetry import HALF_OPEN_ADMITS, RECYCLES, RELEASES, SHEDS
+from memcontract.telemetry import FAST_FAILS, HALF_OPEN_ADMITS, RECYCLES, RELEASES, SHEDS
 
 from .support import Metrics, Rig, make_contract
 
@@ -377,7 +377,7 @@ def test_sizes_never_print_as_zero(size: int, text: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sync", "aio"])
-def test_half_open_server_admits_its_fraction_and_a_failing_fast_caller_comes_back(
+def test_half_open_server_admits_its_fraction_and_a_failing_fast_caller_follows_it(
     releases: list[int], kind: str
 ) -> None:
     from .test_example_service import RE, get_stock, inventory_rig, order_rig, rpc_error, serve
@@ -395,13 +395,17 @@ def test_half_open_server_admits_its_fraction_and_a_failing_fast_caller_comes_ba
                     assert err.code() == RE
                     outcomes.append(err.code().name)
         assert outcomes == (["RESOURCE_EXHAUSTED"] * 7 + ["3"]) * 2  # admitted, level 3 told
-        rig.run([HIGH] * 3)  # flat: fully open
-        assert admits(rig) == 1.0
         caller = order_rig(0.3)
         with s.channel(caller) as channel:
-            _, trailers = get_stock(channel, "sku-0001")  # admitted; the callee reports level 3
-            assert trailers["x-memory-level"] == "3"
-            err = rpc_error(lambda: get_stock(channel, "sku-0001"))
-            assert err.code() == RE and "fail fast" in (err.details() or "")
-            caller.clock.advance(1.001)  # the pushback (1000 ms) is over: calls go out again
-            assert get_stock(channel, "sku-0001")[0].quantity == 37
+            shed = rpc_error(lambda: get_stock(channel, "sku-0001"))  # 1 in 8: this one is shed
+            assert shed.code() == RE and "fail fast" not in (shed.details() or "")
+            local = rpc_error(lambda: get_stock(channel, "sku-0001"))
+            assert local.code() == RE and "fail fast" in (local.details() or "")
+            rig.run([HIGH] * 3)  # flat: fully open
+            assert admits(rig) == 1.0
+            caller.clock.advance(1.001)  # the pushback (1000 ms) is over: the probe goes out
+            told = [get_stock(channel, "sku-0001")[1]["x-memory-level"] for _ in range(4)]
+            # Served at level 3: the caller sends its calls again (it used to fail all but one
+            # per pushback window for as long as the callee stayed at level 3).
+            assert told == ["3"] * 4
+        assert caller.guard.telemetry.counts[FAST_FAILS] == 1

@@ -21,6 +21,8 @@ from .support import Rig, make_contract, wait_until
 
 CALM = Pressure(usage_ratio=0.40, capacity_bytes=1 << 30, module="inventory")
 CRITICAL = Pressure(usage_ratio=0.97, capacity_bytes=1 << 30, level=Level.CRITICAL)
+# What a callee at level 3 sends with a call it sheds: its keys and a pushback.
+SHED = (*wire.encode(CRITICAL), (wire.RETRY_PUSHBACK, "1000"))
 METHOD = "/test.Trailers/Echo"
 
 
@@ -74,7 +76,7 @@ def test_a_repeat_inside_the_fresh_window_is_skipped_and_a_change_is_seen_at_onc
     assert peers.get("inventory") is None  # 2.05 s after the first record: expired
     call(b"x", timeout=5)
     assert peers.get("inventory") is not None
-    callee.trailers = wire.encode(CRITICAL)  # new bytes, level 3: fail fast at once
+    callee.trailers = SHED  # new bytes, level 3: fail fast at once
     call(b"x", timeout=5)
     assert peers.blocked("inventory")
 
@@ -95,7 +97,7 @@ def test_futures_and_failed_calls_are_read_when_done(
     rig: tuple[Callee, Any, CalleeTable, FakeClock],
 ) -> None:
     callee, call, peers, _ = rig
-    callee.trailers = wire.encode(CRITICAL)
+    callee.trailers = SHED
     callee.fail = True
     with pytest.raises(grpc.RpcError) as failed:
         call(b"x", timeout=5)
