@@ -14,8 +14,8 @@ A 100-byte unary echo over 127.0.0.1, sync (grpcio) and aio (grpc.aio), six vari
 * ``pressured``: the same at level 1 (a guard over a ``FakeProbe`` at 85 % usage, client and
   server alike): every call carries the keys both ways;
 * ``wrapped``: the opt-in wrapping path, calm: ``wrap_server`` (registration-time wrapping) on
-  the server, ``wrap_channel`` on the client (sync: the client interceptor; aio: the channel's
-  methods guarded, no interceptor task per call).
+  the server, ``wrap_channel`` on the client (the channel's methods guarded as the stub is
+  made: no interceptor pipeline per call on grpcio, no interceptor task on grpc.aio).
 
 ``--wire-floor`` adds a diagnosis variant, ``floor-wire``: the floor's interceptors sending what a
 memcontract process at level 1 sends (the four text keys and ``x-memory-pressure-bin`` each way,

@@ -15,9 +15,9 @@ from memcontract.trust import TrustPolicy
 
 from ._aio_client import AioFastFailure, AioRecorder, fast_failure_error
 from ._aio_server import AioMemoryServerInterceptor
-from ._client import MemoryClientInterceptor
+from ._client import FastFailure, MemoryClientInterceptor
 from ._server import MemoryServerInterceptor
-from ._shared import ClientSide, HandlerCache
+from ._shared import ClientSide, HandlerCache, fast_fail_details
 
 
 class _WrappedGeneric(grpc.GenericRpcHandler):
@@ -142,6 +142,151 @@ class WrappedAioChannel:
         return getattr(self._channel, name)
 
 
+class _GuardedSync:
+    """One method of a wrapped grpcio channel: our keys added to each call, the callee's read
+    when it ends, without grpcio's interceptor pipeline (a call details object, a continuation
+    and an outcome per call)."""
+
+    __slots__ = ("_inner", "_method", "_record", "_side")
+
+    def __init__(self, inner: Any, method: str, interceptor: MemoryClientInterceptor) -> None:
+        side = interceptor.side
+        self._inner = inner
+        self._method = method
+        self._side = side
+        self._record = interceptor._record_core if side.is_core(method) else interceptor._record
+
+    def _failure(self) -> FastFailure | None:
+        """The fast failure of a call to send now, or None."""
+        side = self._side
+        if side.blocked_until and side.fails_fast(self._method):
+            return FastFailure(fast_fail_details(side.target), side.pushback_ms())
+        return None
+
+    def _ours(self, metadata: Any) -> Any:
+        side = self._side
+        return side.outgoing(metadata) if metadata else side.ours()
+
+
+class _GuardedUnaryResponse(_GuardedSync):
+    """``unary_unary`` and ``stream_unary``: ``__call__``, ``with_call`` and ``future``."""
+
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request: Any,
+        timeout: Any = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: Any = None,
+        compression: Any = None,
+    ) -> Any:
+        options = (credentials, wait_for_ready, compression)
+        return self.with_call(request, timeout, metadata, *options)[0]
+
+    def with_call(
+        self,
+        request: Any,
+        timeout: Any = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: Any = None,
+        compression: Any = None,
+    ) -> tuple[Any, Any]:
+        failure = self._failure()
+        if failure is not None:
+            raise failure
+        options = (credentials, wait_for_ready, compression)
+        try:
+            response, call = self._inner.with_call(request, timeout, self._ours(metadata), *options)
+        except grpc.RpcError as error:  # a failed call is an answer too
+            self._record(error)
+            raise
+        self._record(call)
+        return response, call
+
+    def future(
+        self,
+        request: Any,
+        timeout: Any = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: Any = None,
+        compression: Any = None,
+    ) -> Any:
+        failure = self._failure()
+        if failure is not None:
+            return failure
+        options = (credentials, wait_for_ready, compression)
+        future = self._inner.future(request, timeout, self._ours(metadata), *options)
+        future.add_done_callback(self._record)
+        return future
+
+
+class _GuardedStreamResponse(_GuardedSync):
+    """``unary_stream`` and ``stream_stream``: the response iterator, read when it ends."""
+
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request: Any,
+        timeout: Any = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: Any = None,
+        compression: Any = None,
+    ) -> Any:
+        failure = self._failure()
+        if failure is not None:
+            return failure
+        options = (credentials, wait_for_ready, compression)
+        call = self._inner(request, timeout, self._ours(metadata), *options)
+        call.add_done_callback(self._record)
+        return call
+
+
+class WrappedChannel:
+    """A grpcio channel whose multicallables are guarded as they are made (what generated stubs
+    do once, in their constructor). Everything else is the channel's own."""
+
+    def __init__(self, channel: grpc.Channel, interceptor: MemoryClientInterceptor) -> None:
+        self._channel = channel
+        self._interceptor = interceptor
+        self.side = interceptor.side  # the ClientSide (its peer table, its target)
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The channel's multicallable for ``method``, guarded."""
+        inner = self._channel.unary_unary(method, *args, **kwargs)
+        return _GuardedUnaryResponse(inner, method, self._interceptor)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The channel's multicallable for ``method``, guarded."""
+        inner = self._channel.stream_unary(method, *args, **kwargs)
+        return _GuardedUnaryResponse(inner, method, self._interceptor)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The channel's multicallable for ``method``, guarded."""
+        inner = self._channel.unary_stream(method, *args, **kwargs)
+        return _GuardedStreamResponse(inner, method, self._interceptor)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The channel's multicallable for ``method``, guarded."""
+        inner = self._channel.stream_stream(method, *args, **kwargs)
+        return _GuardedStreamResponse(inner, method, self._interceptor)
+
+    def __enter__(self) -> WrappedChannel:
+        self._channel.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._channel.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+
 def wrap_channel(
     channel: Any,
     guard: Guard,
@@ -152,17 +297,18 @@ def wrap_channel(
 ) -> Any:
     """Guard a grpcio or grpc.aio channel: what the client interceptors do, for one channel.
 
-    On grpc.aio, the opt-in alternative to :func:`aio_client_interceptors` with less per-call
-    work (grpc.aio runs intercepted calls in a task of their own; a wrapped channel's calls
-    get none)::
+    The opt-in alternative to the client interceptors with less per-call work: grpc.aio runs
+    an intercepted call in a task of its own and grpcio builds a pipeline per call; a wrapped
+    channel's calls get neither::
 
         channel = wrap_channel(grpc.aio.insecure_channel("127.0.0.1:50051"), guard)
         stub = inventory_pb2_grpc.InventoryStub(channel)
 
-    A call failed locally is an :class:`AioFastFailure` (awaiting it, or reading it, raises
-    the ``RESOURCE_EXHAUSTED`` error). A grpcio (sync) channel is returned intercepted by
-    :func:`client_interceptor`. The arguments are :func:`client_interceptor`'s.
+    A call failed locally is an :class:`AioFastFailure` on grpc.aio (awaiting it, or reading
+    it, raises the ``RESOURCE_EXHAUSTED`` error), a :class:`FastFailure` on grpcio, as with the
+    interceptors (raised by a unary call, returned by ``future`` and streaming calls). The
+    arguments are :func:`client_interceptor`'s.
     """
     if isinstance(channel, grpc.aio.Channel):
         return WrappedAioChannel(channel, ClientSide(guard, target, peers, trust))
-    return grpc.intercept_channel(channel, MemoryClientInterceptor(guard, target, peers, trust))
+    return WrappedChannel(channel, MemoryClientInterceptor(guard, target, peers, trust))

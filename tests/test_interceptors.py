@@ -182,16 +182,27 @@ def client_rig() -> Iterator[Rig]:
     yield rig
 
 
+SYNC_CLIENTS = ["interceptor", "wrapped-channel"]
+
+
+def sync_channel(address: str, guard: Guard, how: str) -> Any:
+    """A grpcio channel to ``address`` guarded by ``how`` (the interceptor, or wrap_channel)."""
+    if how == "interceptor":
+        return grpc.intercept_channel(
+            grpc.insecure_channel(address), client_interceptor(guard, address)
+        )
+    return wrap_channel(grpc.insecure_channel(address), guard, address)
+
+
+@pytest.mark.parametrize("how", SYNC_CLIENTS)
 @pytest.mark.parametrize("arity", ARITIES)
 def test_both_sides_see_each_other_sync(
-    server_kind: tuple[str, bool], arity: str, client_rig: Rig
+    server_kind: tuple[str, bool], arity: str, how: str, client_rig: Rig
 ) -> None:
     kind, wrapped = server_kind
     rig, calls = server_rig(), Calls()
     with serve(kind, rig.guard, calls, wrapped=wrapped) as address:
-        channel = grpc.intercept_channel(
-            grpc.insecure_channel(address), client_interceptor(client_rig.guard, address)
-        )
+        channel = sync_channel(address, client_rig.guard, how)
         code, _, _ = call_sync(channel, arity, b"ok")
         channel.close()
     assert code == grpc.StatusCode.OK
@@ -261,16 +272,19 @@ def test_caller_pressure_is_the_calls_own(
     assert second is None
 
 
-@pytest.mark.parametrize("client", ["sync", *AIO_CLIENTS], ids=["sync", "aio", "aio-wrapped"])
-def test_fail_fast_window(client: str, client_rig: Rig, metrics: Metrics) -> None:
+CLIENTS = [*(("sync", h) for h in SYNC_CLIENTS), *(("aio", h) for h in AIO_CLIENTS)]
+CLIENT_IDS = ["sync", "sync-wrapped", "aio", "aio-wrapped"]
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=CLIENT_IDS)
+def test_fail_fast_window(client: tuple[str, str], client_rig: Rig, metrics: Metrics) -> None:
+    mode, how = client
     rig, calls = at_level3(server_rig(metrics)), Calls()
     with serve("sync", rig.guard, calls) as address:
-        if client != "sync":
-            codes = asyncio.run(_aio_fail_fast_run(address, client_rig, client))
+        if mode == "aio":
+            codes = asyncio.run(_aio_fail_fast_run(address, client_rig, how))
         else:
-            channel = grpc.intercept_channel(
-                grpc.insecure_channel(address), client_interceptor(client_rig.guard, address)
-            )
+            channel = sync_channel(address, client_rig.guard, how)
             codes = [
                 call_sync(channel, a, b"ok")[0]
                 for a in ("UnaryUnary", "UnaryStream", "StreamUnary", "StreamStream", "Core")
@@ -408,8 +422,10 @@ def test_a_wrapped_aio_channel_fails_fast_with_a_finished_call(client_rig: Rig) 
     assert client_rig.guard.telemetry.counts[FAST_FAILS] == 2
 
 
-@pytest.mark.parametrize("client", ["sync", *AIO_CLIENTS], ids=["sync", "aio", "aio-wrapped"])
-def test_a_callee_at_level3_that_admits_is_not_failed_fast(client: str, client_rig: Rig) -> None:
+@pytest.mark.parametrize("client", CLIENTS, ids=CLIENT_IDS)
+def test_a_callee_at_level3_that_admits_is_not_failed_fast(
+    client: tuple[str, str], client_rig: Rig
+) -> None:
     # A callee at level 3 that admits non-core calls (half-open, or here dry run) answers them
     # at level 3 without a pushback: they were served, so its callers keep sending them. (Each
     # such answer used to renew the fail-fast window: half-open got one probe per window.)
@@ -417,7 +433,7 @@ def test_a_callee_at_level3_that_admits_is_not_failed_fast(client: str, client_r
     arities = ["UnaryUnary", "Core", "UnaryUnary", "StreamUnary", "UnaryStream", "StreamStream"]
 
     async def run_aio(address: str) -> list[grpc.StatusCode]:
-        channel, recorded = aio_channel(address, client_rig.guard, client)
+        channel, recorded = aio_channel(address, client_rig.guard, client[1])
         codes = []
         async with channel:
             for n, arity in enumerate(arities, 1):
@@ -426,10 +442,8 @@ def test_a_callee_at_level3_that_admits_is_not_failed_fast(client: str, client_r
         return codes
 
     with serve("sync", rig.guard, calls) as address:
-        if client == "sync":
-            channel = grpc.intercept_channel(
-                grpc.insecure_channel(address), client_interceptor(client_rig.guard, address)
-            )
+        if client[0] == "sync":
+            channel = sync_channel(address, client_rig.guard, client[1])
             codes = [call_sync(channel, arity, b"ok")[0] for arity in arities]
             channel.close()
         else:

@@ -48,34 +48,36 @@ def backends() -> Iterator[list[PressureServer]]:
 
 
 class Caller:
-    """One client channel over the three backends, with memcontract's client interceptor; sync
-    or aio (then its loop runs on a thread of its own, and ``call`` waits for it)."""
+    """One client channel over the three backends, with memcontract's client interceptor or
+    ``wrap_channel`` (``client``: "sync", "sync-wrapped", "aio", "aio-wrapped"; an aio loop runs
+    on a thread of its own, and ``call`` waits for it)."""
 
-    def __init__(
-        self, backends: list[PressureServer], policy: dict[str, Any], aio: bool | str
-    ) -> None:
+    def __init__(self, backends: list[PressureServer], policy: dict[str, Any], client: str) -> None:
         contract = make_contract(retry_pushback_ms=PUSHBACK_MS, core_methods=(CORE,))
         self.guard = Guard(contract, probe=FakeProbe())
         self.target = "ipv4:" + ",".join(b.address for b in backends)
         config = json.dumps({"loadBalancingConfig": [policy]})
         self.options = [("grpc.service_config", config)]
-        self.aio = aio
-        if aio:
+        self.aio = client.startswith("aio")
+        self.wrapped = client.endswith("wrapped")
+        if self.aio:
             self.loop = asyncio.new_event_loop()
             self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
             self.thread.start()
             self.aio_channel = self._on_loop(self._open_aio())
         else:
             channel = grpc.insecure_channel(self.target, options=self.options)
-            self.channel = grpc.intercept_channel(
-                channel, client_interceptor(self.guard, self.target)
+            self.channel = (
+                wrap_channel(channel, self.guard, self.target)
+                if self.wrapped
+                else grpc.intercept_channel(channel, client_interceptor(self.guard, self.target))
             )
 
     def _on_loop(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
 
     async def _open_aio(self) -> Any:
-        if self.aio == "wrapped":
+        if self.wrapped:
             channel = grpc.aio.insecure_channel(self.target, options=self.options)
             return wrap_channel(channel, self.guard, self.target)
         interceptors = aio_client_interceptors(self.guard, self.target)
@@ -115,7 +117,7 @@ class Caller:
             self.channel.close()
 
 
-def caller(backends: list[PressureServer], policy: dict[str, Any], aio: bool | str) -> Caller:
+def caller(backends: list[PressureServer], policy: dict[str, Any], aio: str) -> Caller:
     """A caller that has heard from all three backends (core calls, never failed fast)."""
     c = Caller(backends, policy, aio)
     deadline = time.monotonic() + 20
@@ -132,13 +134,13 @@ def levels(backends: list[PressureServer], *wanted: int) -> None:
         backend.arrivals()  # forget what came before
 
 
-# aio "wrapped": the channel guarded by wrap_channel instead of the interceptors
-AIO = pytest.mark.parametrize("aio", [False, True, "wrapped"], ids=["sync", "aio", "aio-wrapped"])
+# "...-wrapped": the channel guarded by wrap_channel instead of the interceptors
+AIO = pytest.mark.parametrize("aio", ["sync", "sync-wrapped", "aio", "aio-wrapped"])
 
 
 @AIO
 def test_round_robin_one_hot_backend_costs_only_its_own_calls(
-    backends: list[PressureServer], aio: bool | str
+    backends: list[PressureServer], aio: str
 ) -> None:
     levels(backends, 3, 0, 0)
     c = caller(backends, ROUND_ROBIN, aio)
@@ -155,7 +157,7 @@ def test_round_robin_one_hot_backend_costs_only_its_own_calls(
 
 @AIO
 def test_weighted_round_robin_one_hot_backend_hardly_costs_anything(
-    backends: list[PressureServer], aio: bool | str
+    backends: list[PressureServer], aio: str
 ) -> None:
     levels(backends, 3, 0, 0)
     c = caller(backends, WEIGHTED, aio)
@@ -175,7 +177,7 @@ def test_weighted_round_robin_one_hot_backend_hardly_costs_anything(
 
 @AIO
 def test_all_backends_hot_one_probe_per_window_then_recovery(
-    backends: list[PressureServer], aio: bool | str
+    backends: list[PressureServer], aio: str
 ) -> None:
     levels(backends, 3, 3, 3)
     c = caller(backends, ROUND_ROBIN, aio)

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from memcontract.interceptors import client_interceptor
+from memcontract.interceptors import client_interceptor, wrap_channel
 
 from memcontract import Level, Pressure, wire
 from memcontract.callees import CalleeTable
@@ -48,16 +48,17 @@ class Callee:
         self.server.start()
 
 
-@pytest.fixture
-def rig() -> Iterator[tuple[Callee, Any, CalleeTable, FakeClock]]:
+@pytest.fixture(params=["interceptor", "wrap_channel"])
+def rig(request: pytest.FixtureRequest) -> Iterator[tuple[Callee, Any, CalleeTable, FakeClock]]:
     callee = Callee()
     clock = FakeClock()
     peers = CalleeTable(ttl=2.0, clock=clock.monotonic)
     guard = Rig(make_contract()).guard
-    channel = grpc.intercept_channel(
-        grpc.insecure_channel(f"127.0.0.1:{callee.port}"),
-        client_interceptor(guard, "inventory", peers=peers),
-    )
+    plain = grpc.insecure_channel(f"127.0.0.1:{callee.port}")
+    if request.param == "interceptor":
+        channel = grpc.intercept_channel(plain, client_interceptor(guard, "inventory", peers=peers))
+    else:
+        channel = wrap_channel(plain, guard, "inventory", peers=peers)
     yield callee, channel.unary_unary(METHOD), peers, clock
     channel.close()
     callee.server.stop(0)
