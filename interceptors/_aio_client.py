@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
@@ -16,8 +15,6 @@ from memcontract.guard import Guard
 from memcontract.trust import TrustPolicy
 
 from ._shared import SHED_CODE, ClientSide, fast_fail_details, new_tuple
-
-log = logging.getLogger("memcontract.interceptors")
 
 
 class AioRecorder:

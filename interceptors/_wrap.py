@@ -80,7 +80,7 @@ def wrap_server(server: Any, guard: Guard, *, trust: TrustPolicy | None = None) 
     return WrappedServer(server, interceptor.wrap)
 
 
-class _GuardedMultiCallable:
+class _GuardedAio:
     """One method of a wrapped aio channel, any arity: our keys added to each call, the
     callee's read when it ends (grpc.aio's interceptors run each call in a task of its own;
     this runs in the caller's, before the call is made)."""
@@ -113,7 +113,7 @@ class WrappedAioChannel:
 
     def _guarded(self, kind: str, method: str, args: Any, kwargs: Any) -> Any:
         inner = getattr(self._channel, kind)(method, *args, **kwargs)
-        return _GuardedMultiCallable(inner, method, self.side)
+        return _GuardedAio(inner, method, self.side)
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """The channel's multicallable for ``method``, guarded."""
