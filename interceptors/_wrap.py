@@ -93,12 +93,28 @@ class _GuardedAio:
         self._record = AioRecorder(side, core=side.is_core(method))
         self._side = side
 
-    def __call__(self, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        request: Any = None,
+        timeout: Any = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: Any = None,
+        compression: Any = None,
+    ) -> Any:
+        # grpc.aio's own order (its stream-request methods take these by position too); passed
+        # on by keyword, which every arity takes.
         side = self._side
         if side.blocked_until and side.fails_fast(self._method):
-            return AioFastFailure(fast_failure_error(side), kwargs.get("timeout"))
-        ours = side.outgoing(metadata) if metadata else side.ours()
-        call = self._inner(*args, metadata=ours, **kwargs)
+            return AioFastFailure(fast_failure_error(side), timeout)
+        call = self._inner(
+            request,
+            timeout=timeout,
+            metadata=side.outgoing(metadata) if metadata else side.ours(),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
         call.add_done_callback(self._record)
         return call
 

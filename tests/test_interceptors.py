@@ -405,6 +405,9 @@ def test_a_wrapped_aio_channel_fails_fast_with_a_finished_call(client_rig: Rig) 
                 await call
             assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert 0 < call.time_remaining() <= 5
+            # grpc.aio's stream-request methods take their arguments by position too
+            by_position = channel.stream_unary(f"/{SERVICE}/StreamUnary")(iter([b"ok"]), 5)
+            assert isinstance(by_position, AioFastFailure) and by_position.time_remaining() > 0
             stream = channel.stream_stream(f"/{SERVICE}/StreamStream")()
             assert stream.time_remaining() is None  # no deadline given
             with pytest.raises(asyncio.InvalidStateError):  # as a finished grpc.aio call's
@@ -419,7 +422,7 @@ def test_a_wrapped_aio_channel_fails_fast_with_a_finished_call(client_rig: Rig) 
     with serve("aio", rig.guard, calls) as address:
         asyncio.run(run(address))
     assert calls.ran == 0  # the first call was shed by the server, the rest never sent
-    assert client_rig.guard.telemetry.counts[FAST_FAILS] == 2
+    assert client_rig.guard.telemetry.counts[FAST_FAILS] == 3
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=CLIENT_IDS)
@@ -453,3 +456,18 @@ def test_a_callee_at_level3_that_admits_is_not_failed_fast(
     assert client_rig.guard.telemetry.counts[FAST_FAILS] == 0
     reported = client_rig.guard.peers.get(address)
     assert reported is not None and reported.level == Level.CRITICAL  # still what it says
+
+
+def test_a_wrapped_aio_channel_takes_stream_arguments_by_position(client_rig: Rig) -> None:
+    rig, calls = server_rig(), Calls()
+
+    async def run(address: str) -> bytes:
+        channel, _ = aio_channel(address, client_rig.guard, "wrapped-channel")
+        async with channel:
+            method = channel.stream_unary(f"/{SERVICE}/StreamUnary")
+            reply: bytes = await method(iter([b"ok"]), 5, (("x-user", "1"),))
+            return reply
+
+    with serve("aio", rig.guard, calls) as address:
+        assert asyncio.run(run(address)) == b"echo:ok"
+    assert calls.ran == 1

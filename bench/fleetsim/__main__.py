@@ -194,9 +194,9 @@ Scenarios start at 30 s of a {SECONDS:.0f} s run: `surge` 3x traffic for 60 s (r
 `rolling-restart` 10 % at a time. Variants: `none` (round robin, the guard measuring but doing
 nothing), `memcontract` (all levers), and each lever alone: `shedding` (level 3 sheds non-core,
 half-open recovery), `fail-fast` (the client's `CalleeTable`: a channel fails fast only while
-every backend answering it is at level 3), `wrr-orca` (grpc `weighted_round_robin` over the
-ORCA report, `rates: headroom`), `gc-release` (the release on entering level 3 and when it
-stalls; Go: the soft limit).
+every backend answering it sheds; alone, no backend sheds, so it is `none`), `wrr-orca` (grpc
+`weighted_round_robin` over the ORCA report, `rates: headroom`), `gc-release` (the release on
+entering level 3 and when it stalls; Go: the soft limit).
 
 Each cell is the median over three fleets drawn with different slow backends (one at 1,000
 backends). Columns: OOM kills over the run; core calls answered OK within the 5 s deadline;

@@ -223,12 +223,15 @@ class BackendBrain:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One answer a caller got: from which backend, at what level, and when (seconds)."""
+    """One answer a caller got: from which backend, at what level, and when (seconds);
+    ``shed``: a level-3 backend shed the (non-core) call, so the answer carried a pushback
+    (False: half-open admitted it)."""
 
     backend: int
     level: int
     usage: float
     at: float
+    shed: bool = True
 
 
 #: How the client's fail-fast tells backends apart. ``"instance"``: each backend names itself
@@ -279,8 +282,11 @@ class CallerPolicy:
         instance = 0  # names none
         if self.key == "instance":
             instance = (self._restarts.get(answer.backend, 0) << 20) | (answer.backend + 1)
-        pushback = self.pushback_ms if critical else None
-        self.table.record(self.target, pressure, pushback, instance_id=instance)
+        shed = critical and answer.shed
+        pushback = self.pushback_ms if shed else None
+        self.table.record(
+            self.target, pressure, pushback, instance_id=instance, admitted=critical and not shed
+        )
 
     def forget(self, backend: int) -> None:
         """A backend went away (killed or restarted): when it is back it names a new instance

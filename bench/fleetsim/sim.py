@@ -510,7 +510,9 @@ class Fleet:
         for i, backend in enumerate(picks):
             b = int(backend)
             if self.up[b]:
-                policy.record(Answer(b, int(self.level[b]), 0.0, now + (i + 0.5) * self.dt / k))
+                at = now + (i + 0.5) * self.dt / k
+                shed = bool(self.rng.random() >= self.admit[b])  # half-open admits its fraction
+                policy.record(Answer(b, int(self.level[b]), 0.0, at, shed))
             blocked += not policy.allow(False, now + (i + 1) * self.dt / k)
         return blocked / k
 

@@ -59,13 +59,15 @@ class _Allocator(ctypes.Structure):  # PyMemAllocatorEx
 
 @functools.cache
 def _allocator_functions() -> tuple[Any, Any] | None:
-    """CPython's ``PyMem_GetAllocator`` and ``PyMem_SetAllocator`` (PyDLL: the GIL is held)."""
+    """CPython's ``PyMem_GetAllocator`` and ``PyMem_SetAllocator``, as prototypes of our own
+    (``ctypes.pythonapi``'s shared function objects may carry another library's argtypes);
+    PYFUNCTYPE: called with the GIL held."""
+    prototype = ctypes.PYFUNCTYPE(None, ctypes.c_int, ctypes.POINTER(_Allocator))
     try:
-        get, put = ctypes.pythonapi.PyMem_GetAllocator, ctypes.pythonapi.PyMem_SetAllocator
+        get = prototype(("PyMem_GetAllocator", ctypes.pythonapi))
+        put = prototype(("PyMem_SetAllocator", ctypes.pythonapi))
     except AttributeError:  # not CPython
         return None
-    get.argtypes = put.argtypes = [ctypes.c_int, ctypes.POINTER(_Allocator)]
-    get.restype = put.restype = None
     return get, put
 
 
@@ -76,9 +78,12 @@ def start_tracing(frames: int) -> None:
     calling into Python), and a thread waiting there while another stops tracemalloc
     dereferences a freed traceback: a segfault on CPython before 3.12.9 and 3.13.2
     (python/cpython#128679; tests/test_guard.py reproduces it). The domains the reports read,
-    objects and ``PyMem_Malloc``, are only called with the GIL held, as ``stop()`` is. A
-    thread can enter the raw hook only in the microseconds before it is taken off again, and
-    tracing lasts at least :data:`MIN_WINDOW`, so such a thread has had the GIL before ``stop()``.
+    objects and ``PyMem_Malloc``, are only called with the GIL held, as ``stop()`` is.
+
+    What is left: a thread can still enter the raw hook between ``start()`` and the hook's
+    removal (a few bytecodes, with the switch interval raised so the GIL is not handed over
+    there), and would crash only if it still waited for the GIL when tracing stops, a sample
+    interval later and at least :data:`MIN_WINDOW`. Unlikely, not impossible.
     """
     functions = _allocator_functions()
     if functions is None:
@@ -87,8 +92,17 @@ def start_tracing(frames: int) -> None:
     get, put = functions
     raw = _Allocator()
     get(_PYMEM_DOMAIN_RAW, ctypes.byref(raw))
-    tracemalloc.start(frames)
-    put(_PYMEM_DOMAIN_RAW, ctypes.byref(raw))  # stop() puts back this same allocator
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)  # no GIL hand-over between start() and the hook's removal
+    try:
+        tracemalloc.start(frames)
+        try:
+            put(_PYMEM_DOMAIN_RAW, ctypes.byref(raw))  # stop() puts back this same allocator
+        except BaseException:
+            tracemalloc.stop()
+            raise
+    finally:
+        sys.setswitchinterval(interval)
 
 
 @dataclass(frozen=True, slots=True)
