@@ -183,39 +183,41 @@ class _GuardedSync:
         side = self._side
         return side.outgoing(metadata) if metadata else side.ours()
 
+    def _started(
+        self, start: Any, request: Any, timeout: Any, metadata: Any, options: Any, named: Any
+    ) -> Any:
+        """A call started by ``start`` (a future, a response stream), read when it ends; the
+        fast failure instead while the callee sheds."""
+        failure = self._failure()
+        if failure is not None:
+            return failure
+        call = start(request, timeout, self._ours(metadata), *options, **named)
+        call.add_done_callback(self._record)
+        return call
+
+
+# The methods below take grpcio's own arguments: (request, timeout, metadata, credentials,
+# wait_for_ready, compression), by position or by name; all but metadata pass through as given.
+
 
 class _GuardedUnaryResponse(_GuardedSync):
     """``unary_unary`` and ``stream_unary``: ``__call__``, ``with_call`` and ``future``."""
 
     __slots__ = ()
 
-    def __call__(
-        self,
-        request: Any,
-        timeout: Any = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: Any = None,
-        compression: Any = None,
-    ) -> Any:
-        options = (credentials, wait_for_ready, compression)
-        return self.with_call(request, timeout, metadata, *options)[0]
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.with_call(*args, **kwargs)[0]
 
     def with_call(
-        self,
-        request: Any,
-        timeout: Any = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: Any = None,
-        compression: Any = None,
+        self, request: Any, timeout: Any = None, metadata: Any = None, *options: Any, **named: Any
     ) -> tuple[Any, Any]:
         failure = self._failure()
         if failure is not None:
             raise failure
-        options = (credentials, wait_for_ready, compression)
         try:
-            response, call = self._inner.with_call(request, timeout, self._ours(metadata), *options)
+            response, call = self._inner.with_call(
+                request, timeout, self._ours(metadata), *options, **named
+            )
         except grpc.RpcError as error:  # a failed call is an answer too
             self._record(error)
             raise
@@ -223,21 +225,9 @@ class _GuardedUnaryResponse(_GuardedSync):
         return response, call
 
     def future(
-        self,
-        request: Any,
-        timeout: Any = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: Any = None,
-        compression: Any = None,
+        self, request: Any, timeout: Any = None, metadata: Any = None, *options: Any, **named: Any
     ) -> Any:
-        failure = self._failure()
-        if failure is not None:
-            return failure
-        options = (credentials, wait_for_ready, compression)
-        future = self._inner.future(request, timeout, self._ours(metadata), *options)
-        future.add_done_callback(self._record)
-        return future
+        return self._started(self._inner.future, request, timeout, metadata, options, named)
 
 
 class _GuardedStreamResponse(_GuardedSync):
@@ -246,21 +236,9 @@ class _GuardedStreamResponse(_GuardedSync):
     __slots__ = ()
 
     def __call__(
-        self,
-        request: Any,
-        timeout: Any = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: Any = None,
-        compression: Any = None,
+        self, request: Any, timeout: Any = None, metadata: Any = None, *options: Any, **named: Any
     ) -> Any:
-        failure = self._failure()
-        if failure is not None:
-            return failure
-        options = (credentials, wait_for_ready, compression)
-        call = self._inner(request, timeout, self._ours(metadata), *options)
-        call.add_done_callback(self._record)
-        return call
+        return self._started(self._inner, request, timeout, metadata, options, named)
 
 
 class WrappedChannel:

@@ -89,26 +89,17 @@ def _readme_block(info: str, marker: str) -> str:
     return matching[0]
 
 
-def test_the_python_snippet_runs_with_the_readme_contract(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize(
+    "marker",
+    ["interceptors=[server_interceptor(guard)]", "wrap_channel(grpc.aio"],
+    ids=["grpcio", "grpc.aio"],
+)
+def test_the_python_snippet_runs_with_the_readme_contract(
+    tmp_path: pathlib.Path, marker: str
+) -> None:
     (tmp_path / "memory_contract.yaml").write_text(_readme_block("yaml", "max_heap_mb"))
     snippet = tmp_path / "snippet.py"
-    snippet.write_text(_readme_block("python", "interceptors=[server_interceptor(guard)]"))
-    done = subprocess.run(
-        [sys.executable, str(snippet)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "callee level 0"
-
-
-def test_the_aio_snippet_runs_with_the_readme_contract(tmp_path: pathlib.Path) -> None:
-    (tmp_path / "memory_contract.yaml").write_text(_readme_block("yaml", "max_heap_mb"))
-    snippet = tmp_path / "snippet.py"
-    snippet.write_text(_readme_block("python", "wrap_channel(grpc.aio"))
+    snippet.write_text(_readme_block("python", marker))
     done = subprocess.run(
         [sys.executable, str(snippet)],
         cwd=tmp_path,
