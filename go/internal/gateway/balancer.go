@@ -47,7 +47,8 @@ const balancerName = "memcontract_pressure"
 // Level 3 gets no call while another upstream can take it (its recovery is
 // seen by the gateway's own probes, see probe.go); when every upstream is
 // at level 3 they share non-core calls once their pushback windows end, as
-// the library's client lets calls through after the window.
+// the library's client lets calls through after the window (see record for
+// which answers open a window and which end it).
 var levelWeight = [4]float64{1.0, 0.6, 0.15, 0}
 
 const (
@@ -67,9 +68,11 @@ type table struct {
 	order     []*upstream // configured order
 	// core reports whether a method is never shed.
 	core func(method string) bool
-	// defaultPushback is the window of a level-3 report without
-	// grpc-retry-pushback-ms; maxPushback caps any window (the gateway's
-	// contract's retry_pushback_ms and max_fail_fast_ms).
+	// defaultPushback is the window of a shed answer whose
+	// grpc-retry-pushback-ms is not a number, or of a core call's level-3
+	// answer from an upstream not heard from before; maxPushback caps any
+	// window (the gateway's contract's retry_pushback_ms and
+	// max_fail_fast_ms).
 	defaultPushback, maxPushback time.Duration
 	exposeAddresses              bool
 	// stripMemoryKeys: the gateway reports its own pressure, so an edge
@@ -98,8 +101,7 @@ func newTable(addrs []string, events *eventLog) *table {
 		if _, dup := t.upstreams[a]; dup {
 			continue
 		}
-		u := &upstream{addr: a, t: t}
-		u.doneFunc = u.done
+		u := newUpstream(a, t)
 		t.upstreams[a] = u
 		t.order = append(t.order, u)
 	}
@@ -108,13 +110,30 @@ func newTable(addrs []string, events *eventLog) *table {
 
 // upstream is one upstream server's state.
 type upstream struct {
-	addr     string
-	t        *table
-	calls    atomic.Int64
-	seen     atomic.Pointer[seen]
-	seenAt   atomic.Int64 // unix nanoseconds of the last report
-	askedAt  atomic.Int64 // unix nanoseconds a call last read the trailers
-	doneFunc func(balancer.DoneInfo)
+	addr    string
+	t       *table
+	calls   atomic.Int64
+	seen    atomic.Pointer[seen]
+	seenAt  atomic.Int64 // unix nanoseconds of the last report
+	askedAt atomic.Int64 // unix nanoseconds a call last read the trailers
+	// doneCore and doneNonCore are the pick's Done callbacks for a core and
+	// a non-core call (made once: a pick allocates nothing).
+	doneCore, doneNonCore func(balancer.DoneInfo)
+}
+
+func newUpstream(addr string, t *table) *upstream {
+	u := &upstream{addr: addr, t: t}
+	u.doneCore = func(di balancer.DoneInfo) { u.done(di, true) }
+	u.doneNonCore = func(di balancer.DoneInfo) { u.done(di, false) }
+	return u
+}
+
+// doneFor is the Done callback of a call, core or not.
+func (u *upstream) doneFor(core bool) func(balancer.DoneInfo) {
+	if core {
+		return u.doneCore
+	}
+	return u.doneNonCore
 }
 
 // seen is the last report of an upstream, as the picker uses it.
@@ -123,7 +142,8 @@ type seen struct {
 	pressure Pressure
 	weight   float64
 	// blockedUntil (unix nanoseconds): while it lasts, a level-3 upstream
-	// gets no non-core call.
+	// gets no non-core call. Only an answer saying the upstream sheds opens
+	// or keeps it (see record).
 	blockedUntil int64
 }
 
@@ -133,9 +153,9 @@ func weightOf(p Pressure) float64 {
 }
 
 // done reads the pressure of a finished call's upstream (the pick's Done
-// callback). Upstreams resend the same keys until they sample again: then
-// only the time of the report is renewed.
-func (u *upstream) done(di balancer.DoneInfo) {
+// callback; core: the call was of a core method). Upstreams resend the same
+// keys until they sample again: then only the time of the report is renewed.
+func (u *upstream) done(di balancer.DoneInfo, core bool) {
 	memo := memoKey(di.Trailer)
 	now := u.t.now()
 	if memo != "" {
@@ -148,24 +168,38 @@ func (u *upstream) done(di balancer.DoneInfo) {
 	if !ok {
 		return
 	}
-	u.record(r, memo, now)
+	u.record(r, memo, now, core)
 }
 
-func (u *upstream) record(r report, memo string, now int64) {
+// record stores an answer's report, with the window it leaves, as the
+// library's client decides it (go/memcontract, (*Client).record):
+//
+//   - an answer says the upstream sheds when it carries level 3 and the call
+//     was shed: a grpc-retry-pushback-ms came with it (in the trailers, its
+//     value a number or not, or as RetryInfo in the status details of a
+//     call shed in the upstream's transport). It opens a window of its
+//     pushback (else defaultPushback), cut to maxPushback, and does not
+//     shorten one already open;
+//   - a non-core call answered at level 3 without a pushback was served (the
+//     upstream sheds half-open, admitting a share again, or runs dry): it
+//     ends the window, as a calm answer does, while the report still says
+//     level 3 (weights, probes). Were it to renew the window, a half-open
+//     upstream would get one non-core call per window from the gateway once
+//     every upstream is at level 3, however many it admits;
+//   - a core call is never shed, so its answer at level 3 cannot tell: it
+//     opens a window only for an upstream not heard from before, and else
+//     leaves the window of the upstream's last shed or served answer as it
+//     was (the gateway's health probes are such calls).
+func (u *upstream) record(r report, memo string, now int64, core bool) {
 	s := &seen{memo: memo, pressure: r.pressure, weight: weightOf(r.pressure)}
-	if r.pressure.Level >= levelCritical {
-		window := u.t.defaultPushback
-		if r.hasPushback {
-			window = r.pushback
+	var old *seen
+	for {
+		old = u.seen.Load()
+		s.blockedUntil = u.window(r, old, now, core)
+		if u.seen.CompareAndSwap(old, s) {
+			break
 		}
-		s.blockedUntil = now + int64(min(window, u.t.maxPushback))
 	}
-	if prev := u.seen.Load(); prev != nil && prev.pressure.Level >= levelCritical {
-		// A probe's answer (no pushback) does not shorten a window the
-		// upstream asked for.
-		s.blockedUntil = max(s.blockedUntil, prev.blockedUntil)
-	}
-	old := u.seen.Swap(s)
 	u.seenAt.Store(now)
 	if old == nil || old.pressure.Level != s.pressure.Level {
 		u.t.generation.Add(1)
@@ -174,6 +208,26 @@ func (u *upstream) record(r report, memo string, now int64) {
 			"usage": formatUsage(s.pressure), "module": s.pressure.Module,
 		})
 	}
+}
+
+// window is the end of the window an answer leaves (unix nanoseconds; 0:
+// none), prev the upstream's report before it (nil: none yet). See record.
+func (u *upstream) window(r report, prev *seen, now int64, core bool) int64 {
+	switch {
+	case r.pressure.Level < levelCritical, !r.shed && !core:
+		return 0 // calm, or served at level 3
+	case !r.shed && prev != nil:
+		return prev.blockedUntil // a core call's answer: the last word stands
+	}
+	window := u.t.defaultPushback
+	if r.hasPushback {
+		window = r.pushback
+	}
+	end := now + int64(min(window, u.t.maxPushback))
+	if prev != nil {
+		end = max(end, prev.blockedUntil) // a window is not shortened
+	}
+	return end
 }
 
 // current is the upstream's last report if it has not expired.
@@ -287,8 +341,7 @@ func (b pickerBuilder) Build(info base.PickerBuildInfo) balancer.Picker {
 	for sc, sci := range info.ReadySCs {
 		u := b.t.upstreams[sci.Address.Addr]
 		if u == nil {
-			u = &upstream{addr: sci.Address.Addr, t: b.t}
-			u.doneFunc = u.done
+			u = newUpstream(sci.Address.Addr, b.t)
 		}
 		p.ends = append(p.ends, endpoint{up: u, sc: sc})
 	}
@@ -329,21 +382,31 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		i = p.choose()
 	}
 	e := &p.ends[i]
+	matched, core := false, false
 	if s := e.up.seen.Load(); s != nil && s.pressure.Level >= levelCritical {
 		now := p.t.now()
-		if e.up.blocked(now) && !p.t.core(info.FullMethodName) {
-			j, ok := p.another(i, now)
-			if !ok {
-				return balancer.PickResult{}, e.up.shed(now)
+		if e.up.blocked(now) {
+			matched, core = true, p.t.core(info.FullMethodName)
+			if !core {
+				j, ok := p.another(i, now)
+				if !ok {
+					return balancer.PickResult{}, e.up.shed(now)
+				}
+				e = &p.ends[j]
 			}
-			e = &p.ends[j]
 		}
 	}
 	e.up.calls.Add(1)
 	if !e.up.wantsReport(p.t.now()) {
 		return balancer.PickResult{SubConn: e.sc}, nil
 	}
-	return balancer.PickResult{SubConn: e.sc, Done: e.up.doneFunc}, nil
+	// The answer's meaning at level 3 depends on whether the call was core
+	// (see record): the method is matched only for a call whose trailers are
+	// read.
+	if !matched {
+		core = p.t.core(info.FullMethodName)
+	}
+	return balancer.PickResult{SubConn: e.sc, Done: e.up.doneFor(core)}, nil
 }
 
 // reportEvery is how often an upstream's trailers are read while it is calm:
@@ -372,7 +435,7 @@ func (p *picker) pinned(info balancer.PickInfo) (balancer.PickResult, error) {
 	}
 	for i := range p.ends {
 		if e := &p.ends[i]; addr == "" || e.up.addr == addr {
-			return balancer.PickResult{SubConn: e.sc, Done: e.up.doneFunc}, nil
+			return balancer.PickResult{SubConn: e.sc, Done: e.up.doneCore}, nil // health: core
 		}
 	}
 	return balancer.PickResult{}, status.Error(codes.Unavailable, "upstream not ready")

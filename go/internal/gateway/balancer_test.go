@@ -7,12 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/memcontract/memcontract/go/memcontract"
 )
@@ -58,8 +60,9 @@ func reportTrailer(usage float64, level memcontract.Level, pushbackMs int) metad
 	return md
 }
 
+// sendReport is the answer of a non-core call.
 func sendReport(t *table, addr string, md metadata.MD) {
-	t.upstreams[addr].done(balancer.DoneInfo{Trailer: md})
+	t.upstreams[addr].done(balancer.DoneInfo{Trailer: md}, false)
 }
 
 func spread(t *testing.T, p balancer.Picker, method string, calls int) map[string]int {
@@ -171,6 +174,108 @@ func TestAllAtLevel3ShareCallsOnceTheirWindowsEnd(t *testing.T) {
 	}
 }
 
+func TestOnlyAnswersSayingTheUpstreamShedsKeepItsWindow(t *testing.T) {
+	tab, clk := newTestTable("hot:1")
+	p := pickerOf(tab)
+	hot := tab.upstreams["hot:1"]
+	pick := func(method string) func(balancer.DoneInfo) {
+		t.Helper()
+		r, err := p.Pick(balancer.PickInfo{FullMethodName: method})
+		if err != nil || r.Done == nil {
+			t.Fatalf("Pick(%s) = %v, %v; want picked, its trailers read", method, r, err)
+		}
+		return r.Done
+	}
+	served := reportTrailer(0.97, memcontract.LevelCritical, -1) // level 3, no pushback
+	first, second := pick("/svc.S/Get"), pick("/svc.S/Get")      // two non-core calls in flight
+	first(balancer.DoneInfo{Trailer: reportTrailer(0.97, memcontract.LevelCritical, 500)})
+	if !hot.blocked(clk.now()) {
+		t.Fatal("a shed answer (level 3 and a pushback) opened no window")
+	}
+	clk.advance(100 * time.Millisecond)
+	pick("/svc.S/Ping")(balancer.DoneInfo{Trailer: served}) // a core call's answer cannot tell
+	if !hot.blocked(clk.now()) {
+		t.Fatal("a core call's level-3 answer after a shed one ended the window")
+	}
+	if s := hot.seen.Load(); s.blockedUntil != clk.now()+int64(400*time.Millisecond) {
+		t.Errorf("the window ends in %v, want 400ms (a core call's answer neither renews nor shortens it)",
+			time.Duration(s.blockedUntil-clk.now()))
+	}
+	second(balancer.DoneInfo{Trailer: served}) // a non-core call served at level 3: half-open
+	if hot.blocked(clk.now()) {
+		t.Fatal("a non-core call served at level 3 did not end the window")
+	}
+	if s := hot.current(clk.now()); s == nil || s.pressure.Level != memcontract.LevelCritical {
+		t.Errorf("report %+v, want level 3 still", s)
+	}
+	pick("/svc.S/Get")(balancer.DoneInfo{Trailer: served}) // served again: no window
+	pick("/svc.S/Ping")(balancer.DoneInfo{Trailer: served})
+	if hot.blocked(clk.now()) {
+		t.Fatal("a core call's level-3 answer after a served one opened a window")
+	}
+
+	// A pushback that is not a number still says the call was shed: the
+	// default window (800 ms here).
+	shedNaN := reportTrailer(0.97, memcontract.LevelCritical, -1)
+	shedNaN.Set(retryPushbackKey, "soon")
+	sendReport(tab, "hot:1", shedNaN)
+	clk.advance(700 * time.Millisecond)
+	if !hot.blocked(clk.now()) {
+		t.Fatal("a shed answer with a pushback that is not a number opened no default window")
+	}
+	clk.advance(200 * time.Millisecond)
+	if hot.blocked(clk.now()) {
+		t.Fatal("the default window outlasted 800 ms")
+	}
+
+	// In the status details (a Go upstream's early shed): shed only with a RetryInfo.
+	critical := memcontract.Pressure{UsageRatio: 0.99, Level: memcontract.LevelCritical}
+	detailed, err := status.New(codes.ResourceExhausted, "shed").WithDetails(critical.Proto())
+	if err != nil {
+		t.Fatal(err)
+	}
+	withRetry, err := detailed.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(2 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hot.done(balancer.DoneInfo{Err: withRetry.Err()}, false)
+	if !hot.blocked(clk.now()) || hot.seen.Load().blockedUntil != clk.now()+int64(2*time.Second) {
+		t.Fatal("status details with a RetryInfo opened no window of its delay")
+	}
+	clk.advance(3 * time.Second)
+	hot.done(balancer.DoneInfo{Err: detailed.Err()}, false)
+	if hot.blocked(clk.now()) || hot.seen.Load().blockedUntil != 0 {
+		t.Fatal("status details without a RetryInfo opened a window")
+	}
+
+	// An upstream not heard from before: a core call's level-3 answer
+	// stands (the default window).
+	fresh, freshClk := newTestTable("new:1")
+	r, err := pickerOf(fresh).Pick(balancer.PickInfo{FullMethodName: "/svc.S/Ping"})
+	if err != nil || r.Done == nil {
+		t.Fatalf("Pick = %v, %v", r, err)
+	}
+	r.Done(balancer.DoneInfo{Trailer: served})
+	if !fresh.upstreams["new:1"].blocked(freshClk.now()) {
+		t.Fatal("a core call's level-3 answer from an upstream never heard from opened no window")
+	}
+	freshClk.advance(900 * time.Millisecond)
+	if fresh.upstreams["new:1"].blocked(freshClk.now()) {
+		t.Fatal("that window outlasted the default 800 ms")
+	}
+	// The gateway's health probes are core calls too.
+	probed, probedClk := newTestTable("new:1")
+	ctx := context.WithValue(context.Background(), probeKey{}, "new:1")
+	if r, err = pickerOf(probed).Pick(balancer.PickInfo{FullMethodName: probeMethod, Ctx: ctx}); err != nil {
+		t.Fatal(err)
+	}
+	sendReport(probed, "new:1", reportTrailer(0.97, memcontract.LevelCritical, 500))
+	r.Done(balancer.DoneInfo{Trailer: served})
+	if !probed.upstreams["new:1"].blocked(probedClk.now()) {
+		t.Fatal("a probe's level-3 answer ended the window")
+	}
+}
+
 func TestProbesArePinnedToTheirUpstream(t *testing.T) {
 	tab, _ := newTestTable("a:1", "b:1")
 	p := pickerOf(tab)
@@ -206,7 +311,7 @@ func TestReportsFromTextKeysAndStatusDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab.upstreams["go:1"].done(balancer.DoneInfo{Err: st.Err()})
+	tab.upstreams["go:1"].done(balancer.DoneInfo{Err: st.Err()}, false)
 	if s := tab.upstreams["go:1"].seen.Load(); s == nil || s.pressure.Level != memcontract.LevelCritical {
 		t.Errorf("status details read as %+v", s)
 	}

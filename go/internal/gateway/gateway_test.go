@@ -41,6 +41,9 @@ type testUpstream struct {
 	health  *health.Server
 	calls   atomic.Int64
 	trailer atomic.Pointer[metadata.MD] // what each call's trailer carries
+	// shedPushback, when set, makes it shed every call but /test.S/Ping
+	// (RESOURCE_EXHAUSTED, the trailer and this grpc-retry-pushback-ms).
+	shedPushback atomic.Pointer[string]
 }
 
 func startUpstream(t *testing.T, addr string) *testUpstream {
@@ -73,6 +76,11 @@ func (u *testUpstream) handle(_ any, ss grpc.ServerStream) error {
 	}
 	trailer := (*u.trailer.Load()).Copy()
 	trailer.Set(loadReportKey, "not-for-clients")
+	if pushback := u.shedPushback.Load(); pushback != nil && method != "/test.S/Ping" {
+		trailer.Set(retryPushbackKey, *pushback)
+		ss.SetTrailer(trailer)
+		return status.Error(codes.ResourceExhausted, "test upstream sheds")
+	}
 	ss.SetTrailer(trailer)
 	if err := ss.SendHeader(header); err != nil {
 		return err
@@ -377,6 +385,56 @@ func TestLevel3UpstreamIsSkippedAndShedWhenAlone(t *testing.T) {
 	}
 	if trailer.Get(levelKey)[0] != "3" {
 		t.Errorf("shed trailer %v", trailer)
+	}
+	if _, _, _, err := call(ctx, conn, "/test.S/Ping", nil, "x"); err != nil {
+		t.Errorf("core call: %v", err)
+	}
+}
+
+func TestHalfOpenUpstreamsAtLevel3KeepGettingCallsAfterTheWindow(t *testing.T) {
+	a, b := startUpstream(t, "127.0.0.1:0"), startUpstream(t, "127.0.0.1:0")
+	md := metadata.Pairs(encodePairs(memcontract.Pressure{UsageRatio: 0.97, Level: memcontract.LevelCritical})...)
+	pushback := "300"
+	for _, u := range []*testUpstream{a, b} {
+		u.trailer.Store(&md)
+		u.shedPushback.Store(&pushback)
+	}
+	// Without --contract the window of an answer without a pushback would
+	// be 1 s (retry_pushback_ms): far longer than the calls below.
+	gw := startGateway(t, "--upstream", a.addr, "--upstream", b.addr, "--core-method", "/test.S/Ping")
+	conn := dialRaw(t, gw.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	eventually(t, "both upstreams shed a call", func() bool {
+		if _, _, _, err := call(ctx, conn, "/test.S/Echo", nil, "x"); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("a call while both upstreams shed: %v, want RESOURCE_EXHAUSTED", err)
+		}
+		return a.calls.Load() > 0 && b.calls.Load() > 0
+	})
+	// Both go half-open: still at level 3, they serve non-core calls and
+	// answer them without a pushback.
+	for _, u := range []*testUpstream{a, b} {
+		u.shedPushback.Store(nil)
+	}
+	eventually(t, "a call served once the window is over", func() bool {
+		_, _, _, err := call(ctx, conn, "/test.S/Echo", nil, "x")
+		if err != nil && status.Code(err) != codes.ResourceExhausted {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
+	before := a.calls.Load() + b.calls.Load()
+	served := 0
+	for range 4 {
+		if _, _, _, err := call(ctx, conn, "/test.S/Echo", nil, "x"); err == nil {
+			served++
+		} else if status.Code(err) != codes.ResourceExhausted {
+			t.Fatal(err)
+		}
+	}
+	if served != 4 || a.calls.Load()+b.calls.Load()-before != 4 {
+		t.Errorf("after the window %d of 4 non-core calls were served by half-open upstreams at level 3, "+
+			"want 4 (an answer without a pushback ends the window)", served)
 	}
 	if _, _, _, err := call(ctx, conn, "/test.S/Ping", nil, "x"); err != nil {
 		t.Errorf("core call: %v", err)

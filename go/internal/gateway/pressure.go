@@ -36,9 +36,13 @@ const (
 // report is what one call's end said about its upstream's pressure.
 type report struct {
 	pressure Pressure
-	// pushback is the upstream's grpc-retry-pushback-ms, when it sent one.
+	// pushback is the upstream's grpc-retry-pushback-ms, when it sent one
+	// that is a number.
 	pushback    time.Duration
 	hasPushback bool
+	// shed: the call was shed (a pushback came with it, a number or not;
+	// from the status details, a RetryInfo).
+	shed bool
 }
 
 // memoKey is what identifies a report without decoding it: upstreams
@@ -68,10 +72,12 @@ func memoKey(trailer metadata.MD) string {
 func readReport(trailer metadata.MD, callErr error) (r report, ok bool) {
 	p, ok, _ := memcontract.Decode(trailer)
 	if v := trailer[retryPushbackKey]; len(v) > 0 {
+		r.shed = true
 		r.pushback, r.hasPushback = parsePushback(v[len(v)-1])
 	}
 	if !ok {
 		p, ok, r.pushback, r.hasPushback = fromStatusDetails(callErr)
+		r.shed = r.hasPushback
 	}
 	r.pressure = p
 	return r, ok
