@@ -144,6 +144,28 @@ def test_half_open_opens_below_the_level3_threshold() -> None:
     assert rig.guard.snapshot.admit == 0.0
 
 
+def test_half_open_weighs_live_memory_with_the_calm_gap() -> None:
+    # Calm and steady: used 30 %, live 10 %: a gap of 20 % the heap does not count (code,
+    # stacks, the allocators' own). At level 3, live 85 % plus that gap is over the level-3
+    # threshold: the calls hold the memory, and half-open stays shut (weighing the bare 85 %
+    # opened it, and used memory climbed the gap past the threshold: a user's trial).
+    rig = Rig(make_contract())
+    for _ in range(3):
+        rig.step(0.30, live=0.10)
+    to_level3(rig, live=0.85)
+    for _ in range(12):
+        rig.step(0.97, live=0.85)
+        assert rig.guard.snapshot.admit == 0.0
+    assert rig.guard.level == Level.CRITICAL
+    rig2 = Rig(make_contract())  # the same with a small gap: 85 % + 5 % is below it, opens
+    for _ in range(3):
+        rig2.step(0.30, live=0.25)
+    to_level3(rig2, live=0.85)
+    for _ in range(6):
+        rig2.step(0.97, live=0.85)
+    assert rig2.guard.snapshot.admit > 0.0
+
+
 def recycle_rig(**fields: object) -> tuple[Rig, list[object]]:
     rig = Rig(make_contract(on_stuck="recycle", **fields))
     recycled: list[object] = []

@@ -165,7 +165,9 @@ class BackendBrain:
                 plateau_bytes=step.plateau_bytes,
                 limit_bytes=limit_bytes,
             )
-            fraction = self._recovery.update(pressure, at_hard_limit=step.at_hard_limit)
+            fraction = self._recovery.update(
+                pressure, at_hard_limit=step.at_hard_limit, live_ratio=step.live_ratio
+            )
         if level == Level.CRITICAL and self._last_level != Level.CRITICAL:
             self._release_asked = True  # the guard's collect_garbage action, on entering level 3
         self._last_level = level

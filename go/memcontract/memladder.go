@@ -90,6 +90,11 @@ type memoryStep struct {
 	plateau        uint64 // 0: none
 	margin         float64
 	atHardLimit    bool
+	// liveRatio is the live usage (live plus the calm gap, over capacity:
+	// what used memory would be if nothing were retained) where this sample
+	// read live memory (hasLiveRatio). Recovery weighs it.
+	liveRatio    float64
+	hasLiveRatio bool
 }
 
 // memoryLadder enters level 3 on used memory (through the breachLadder) and at
@@ -201,6 +206,7 @@ func (l *memoryLadder) step(s memorySample) memoryStep {
 	return memoryStep{
 		level: l.ladder.Level(), usageRatio: usage, allocRate: rate, allocRateRatio: rateRatio,
 		plateau: l.plateau, margin: margin, atHardLimit: atHardLimit,
+		liveRatio: l.liveRatio, hasLiveRatio: s.hasLive,
 	}
 }
 

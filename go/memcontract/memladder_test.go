@@ -164,6 +164,43 @@ func TestSamplerHalfOpenStaysShutWhileLiveReadsAboveUsed(t *testing.T) {
 		HasLive: true, LiveSource: "fake"})
 }
 
+// TestSamplerHalfOpenWeighsLiveWithTheCalmGap: calm and steady, used 300
+// MiB and live 100 MiB of 1000: a gap of 200 MiB the heap does not count
+// (the runtime's own, stacks, code). At level 3, live 850 MiB plus that gap
+// is over the level-3 threshold: half-open stays shut (weighing the bare
+// 850 MiB opened it, and used memory climbed the gap past the threshold: a
+// user's trial). With a gap of 50 MiB, 900 MiB is below it: it opens.
+func TestSamplerHalfOpenWeighsLiveWithTheCalmGap(t *testing.T) {
+	for _, tc := range []struct {
+		calmLive uint64
+		opens    bool
+	}{{100 * MiB, false}, {250 * MiB, true}} {
+		restoreGC(t)
+		clock := &stepClock{t: time.Unix(1_800_000_000, 0)}
+		reading := Reading{UsedBytes: 300 * MiB, CapacityBytes: 1000 * MiB, LiveBytes: tc.calmLive,
+			HasLive: true, LiveSource: "fake"}
+		probe := ProbeFunc(func(uint64) (Reading, error) { return reading, nil })
+		s := NewSampler("v1", DefaultModule("api"), WithProbe(probe), WithClock(clock.now),
+			WithoutActions(ActionCollectGarbage))
+		for range 3 {
+			clock.advance(500 * time.Millisecond)
+			s.SampleOnce()
+		}
+		reading.UsedBytes, reading.LiveBytes = 970*MiB, 850*MiB
+		admitted := 0.0
+		for range 40 {
+			clock.advance(500 * time.Millisecond)
+			s.SampleOnce()
+			admitted = max(admitted, s.AdmitFraction())
+		}
+		s.Stop()
+		if level := s.Pressure().Level; level != LevelCritical || (admitted > 0) != tc.opens {
+			t.Errorf("calm live %d MiB: level %v, admitted up to %v; want level 3, half-open %v",
+				tc.calmLive/MiB, level, admitted, tc.opens)
+		}
+	}
+}
+
 // assertHalfOpenShut samples reading 15 times and fails if any non-core call
 // is admitted or the level is not 3 at the end.
 func assertHalfOpenShut(t *testing.T, reading Reading) {

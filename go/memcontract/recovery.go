@@ -20,14 +20,24 @@ const (
 // constants, same phases): while usage falls, wait; when it stalls with
 // nothing growing, hand freed memory back to the OS; when it stalls again,
 // shed half-open (admit firstFraction of non-core calls, doubling every
-// sample usage does not climb) or recycle; when usage climbs, shed every
+// sample usage does not climb) or recycle; while half-open and flat, hand
+// memory back again, every stallSamples samples at first, then twice as long
+// each time (up to maxReleaseWait samples); when usage climbs, shed every
 // non-core call again. The level and usage peers see are never touched here.
 //
 // Where live memory is known it decides: half-open never opens while live
 // memory is at or above the level-3 heap threshold, and recycle fires only
 // while used memory is at the hard limit (the cgroup limit, else the budget)
-// with live memory below the level-1 threshold. Where it is unknown, used
-// memory alone decides, as before.
+// with live memory below the level-1 threshold. Live memory is weighed as
+// the ladder's live usage (live plus the calm gap: what used memory would
+// be if nothing were retained), on the thresholds' scale. Where it is
+// unknown, used memory alone decides, as before.
+//
+// The releases while half-open matter more in Go than in Python: the
+// runtime's live heap is measured only by a collection, so memory the
+// program frees after a load reads as live until the next GC (a forced one
+// comes every 2 minutes) and level 3 could not end on live memory before.
+// A release (debug.FreeOSMemory) collects first.
 //
 // update only decides: the release and the recycle hook it asks for are
 // returned as effects, which the Sampler runs outside its lock.
@@ -41,6 +51,9 @@ const (
 	// firstFraction of non-core calls is admitted when shedding first goes
 	// half-open.
 	firstFraction = 0.125
+	// maxReleaseWait is the longest wait, in samples, between two releases
+	// while half-open and flat.
+	maxReleaseWait = 64
 )
 
 type recoveryPhase int
@@ -64,20 +77,24 @@ type recovery struct {
 	liveLow      float64 // below it (level-1 heap threshold), live memory is low
 	liveHigh     float64 // at or above it (level-3 heap threshold), half-open stays shut
 	effects      []func()
+	step         memoryStep // the ladder's step of the sample being decided
 
 	phase              recoveryPhase
 	fraction           float64
 	floor, last        float64
 	still, releasesRun int
+	wait               int // samples without falling before the next step
 }
 
 func newRecovery(m *memcontractv1.ModuleContract, recycle func(Pressure)) *recovery {
 	heap := m.GetLadder().GetHeap()
+	stall := max(2, int(m.GetLadder().GetConfirm().GetLevel3()))
 	return &recovery{
 		liveLow:      heap.GetLevel1(),
 		liveHigh:     heap.GetLevel3(),
 		recycles:     onStuck(m) == OnStuckRecycle,
-		stallSamples: max(2, int(m.GetLadder().GetConfirm().GetLevel3())),
+		stallSamples: stall,
+		wait:         stall,
 		release:      releaseMemory,
 		recycle:      recycle,
 		dryRun:       m.GetDryRun(),
@@ -93,12 +110,13 @@ func onStuck(m *memcontractv1.ModuleContract) string {
 	return OnStuckHalfOpen
 }
 
-// update feeds one sample (atHardLimit: used memory is at the hard limit)
-// and returns the fraction of non-core calls to admit, 0 to 1, and the
-// effects (release, recycle) to run outside the sampler's lock.
-func (r *recovery) update(p Pressure, atHardLimit bool) (float64, []func()) {
-	r.effects = nil
-	fraction := r.decide(p, atHardLimit)
+// update feeds one sample and the ladder's step for it (atHardLimit: used
+// memory is at the hard limit; the live usage) and returns the fraction of
+// non-core calls to admit, 0 to 1, and the effects (release, recycle) to run
+// outside the sampler's lock.
+func (r *recovery) update(p Pressure, step memoryStep) (float64, []func()) {
+	r.effects, r.step = nil, step
+	fraction := r.decide(p, step.atHardLimit)
 	return fraction, r.effects
 }
 
@@ -133,15 +151,19 @@ func (r *recovery) decide(p Pressure, atHardLimit bool) float64 {
 	} else {
 		r.still++
 	}
-	switch {
-	case r.phase == phaseHalfOpen:
+	if r.phase == phaseHalfOpen {
 		r.fraction = min(1, r.fraction*2)
-	case r.phase != phaseRecycling && r.still >= r.stallSamples:
+	}
+	if r.phase != phaseRecycling && r.still >= r.wait {
 		r.still = 0
-		if r.phase == phaseShedding {
+		switch r.phase {
+		case phaseShedding:
 			r.stalled(p)
-		} else {
+		case phaseReleased:
 			r.stuck(p, atHardLimit)
+		default: // half-open and flat: hand back what the admitted calls freed, less often
+			r.wait = min(2*r.wait, maxReleaseWait)
+			r.handBack()
 		}
 	}
 	return r.fraction
@@ -150,6 +172,7 @@ func (r *recovery) decide(p Pressure, atHardLimit bool) float64 {
 func (r *recovery) shed(usage float64) {
 	r.phase, r.fraction = phaseShedding, 0
 	r.floor, r.last, r.still = usage, usage, 0
+	r.wait = r.stallSamples
 }
 
 func (r *recovery) stalled(p Pressure) {
@@ -170,18 +193,21 @@ func (r *recovery) handBack() {
 // threshold, or, at a hard (cgroup) limit, not below the level-1 threshold
 // (not retained memory: there the kernel kills, where a budget only sheds).
 func (r *recovery) callsHoldIt(p Pressure, atHardLimit bool) bool {
-	live, ok := liveWeighed(p)
+	live, ok := r.liveWeighed(p)
 	return ok && (live >= r.liveHigh || atHardLimit && p.LimitBytes > 0 && live >= r.liveLow)
 }
 
-// liveWeighed is the live usage recovery weighs: infinite for a reading
-// that failed the plausibility check (a named source read more live than
-// used memory: take it all as held); not ok where live memory cannot be
-// read on this platform.
-func liveWeighed(p Pressure) (float64, bool) {
+// liveWeighed is the live usage recovery weighs (the ladder's, else the
+// bare live ratio): infinite for a reading that failed the plausibility
+// check (a named source read more live than used memory: take it all as
+// held); not ok where live memory cannot be read on this platform.
+func (r *recovery) liveWeighed(p Pressure) (float64, bool) {
 	live, ok := p.LiveRatio()
-	if !ok && p.LiveSource != "" {
+	switch {
+	case !ok && p.LiveSource != "":
 		return math.Inf(1), true
+	case ok && r.step.hasLiveRatio:
+		return r.step.liveRatio, true
 	}
 	return live, ok
 }
@@ -189,7 +215,7 @@ func liveWeighed(p Pressure) (float64, bool) {
 // retained reports whether recycling is the way out: live memory unknown
 // (used alone decides), or used at the hard limit with live memory low.
 func (r *recovery) retained(p Pressure, atHardLimit bool) bool {
-	live, ok := liveWeighed(p)
+	live, ok := r.liveWeighed(p)
 	return !ok || (atHardLimit && live < r.liveLow)
 }
 
@@ -203,7 +229,9 @@ func (r *recovery) stuck(p Pressure, atHardLimit bool) {
 	}
 	if r.callsHoldIt(p, atHardLimit) {
 		// The calls in flight hold the memory: admitting more would take it
-		// over the limit. Stay shed; hand back again.
+		// over the limit. Stay shed; hand back again later (less often), as
+		// half-open does.
+		r.wait = min(2*r.wait, maxReleaseWait)
 		r.handBack()
 		return
 	}

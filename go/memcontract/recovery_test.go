@@ -10,7 +10,7 @@ func atLevel3(usage float64) Pressure { return Pressure{UsageRatio: usage, Level
 // step feeds r one sample (not at the hard limit) and runs its effects, as
 // the Sampler does after unlocking.
 func step(r *recovery, p Pressure) float64 {
-	fraction, effects := r.update(p, false)
+	fraction, effects := r.update(p, memoryStep{})
 	for _, effect := range effects {
 		effect()
 	}
@@ -39,6 +39,37 @@ func TestRecoveryMatchesPython(t *testing.T) {
 	}
 	if f := step(r, Pressure{UsageRatio: 0.5, Level: LevelDegraded}); f != 0 || r.phase != phaseClosed {
 		t.Errorf("below level 3: fraction %v, phase %v", f, r.phase)
+	}
+}
+
+// TestRecoveryHalfOpenReleasesAgainLessAndLessOften: while half-open and
+// flat, memory is handed back every stallSamples samples at first, then
+// twice as long each time (Python's test of the same name). In Go this is
+// also what reads the live heap again: it is measured only by a collection.
+func TestRecoveryHalfOpenReleasesAgainLessAndLessOften(t *testing.T) {
+	r := newRecovery(DefaultModule("api"), nil)
+	released := 0
+	r.release = func() { released++ }
+	stall := r.stallSamples
+	for range 2*stall + 1 { // level 3 entered, stalled (a release), stuck: half-open
+		step(r, atLevel3(1.1))
+	}
+	if r.fraction != firstFraction || released != 1 {
+		t.Fatalf("fraction %v after %d releases, want %v after 1", r.fraction, released, firstFraction)
+	}
+	var at []int
+	for sample := 1; sample < 50; sample++ {
+		before := released
+		step(r, atLevel3(1.1))
+		if released > before {
+			at = append(at, sample)
+		}
+	}
+	if want := []int{stall, stall + 2*stall, stall + 6*stall, stall + 14*stall}; !slices.Equal(at, want) {
+		t.Errorf("released at samples %v of half-open, want %v", at, want)
+	}
+	if r.fraction != 1 {
+		t.Errorf("fraction %v, want 1", r.fraction)
 	}
 }
 
@@ -125,8 +156,9 @@ func TestSamplerGoesHalfOpenWhenStuck(t *testing.T) {
 		s.SampleOnce()
 		fractions = append(fractions, s.AdmitFraction())
 	}
-	if s.Pressure().Level != LevelCritical || fractions[len(fractions)-1] < 0.5 || s.recovery.releasesRun != 1 {
-		t.Errorf("fractions %v, releases %d; want level 3 held and half-open after one release", fractions, s.recovery.releasesRun)
+	// Released when stalled, then again after stallSamples samples half-open.
+	if s.Pressure().Level != LevelCritical || fractions[len(fractions)-1] < 0.5 || s.recovery.releasesRun != 2 {
+		t.Errorf("fractions %v, releases %d; want level 3 held, half-open after one release and a second", fractions, s.recovery.releasesRun)
 	}
 	probe.used = 1000 * MiB // climbing
 	s.SampleOnce()

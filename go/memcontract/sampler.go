@@ -221,8 +221,8 @@ func (s *Sampler) SampleOnce() Pressure {
 	}
 	s.mu.Lock()
 	old := s.Pressure().Level
-	p, atHardLimit := s.evaluate(r)
-	admit, effects := s.recovery.update(p, atHardLimit)
+	p, step := s.evaluate(r)
+	admit, effects := s.recovery.update(p, step)
 	s.snapshot.Store(&samplerSnapshot{p: p, admit: admit})
 	if p.Level != old {
 		s.levels.enter(p.Level, p.SampledAt)
@@ -246,7 +246,7 @@ func (s *Sampler) SampleOnce() Pressure {
 }
 
 // evaluate runs the memory ladder over a reading (called with s.mu held).
-func (s *Sampler) evaluate(r Reading) (Pressure, bool) {
+func (s *Sampler) evaluate(r Reading) (Pressure, memoryStep) {
 	now := s.now()
 	hasLive := r.HasLive && r.LiveBytes <= r.UsedBytes // more live than used: implausible
 	step := s.ladder.step(memorySample{
@@ -265,7 +265,7 @@ func (s *Sampler) evaluate(r Reading) (Pressure, bool) {
 	if hasLive {
 		p.LiveBytes, p.HasLive = r.LiveBytes, true
 	}
-	return p, step.atHardLimit
+	return p, step
 }
 
 // onSamplingGoroutine reports whether a hook is running on the sampling

@@ -156,6 +156,7 @@ class Guard:
             recycles=self.module.on_stuck == ON_STUCK_RECYCLE,
         )
         self._at_hard_limit = False
+        self._live_ratio: float | None = None  # the last step's live usage (MemoryStep)
         self._callbacks: list[TransitionCallback] = []
         self._recycle_callbacks: list[RecycleCallback] = []
         self._sample_lock = threading.Lock()
@@ -385,6 +386,7 @@ class Guard:
             )
         )
         self._at_hard_limit = step.at_hard_limit
+        self._live_ratio = step.live_ratio
         return Pressure(
             usage_ratio=step.usage_ratio,
             used_bytes=reading.used_bytes,
@@ -417,7 +419,9 @@ class Guard:
         if self._recovery is None:
             return 0.0
         try:
-            return self._recovery.update(pressure, at_hard_limit=self._at_hard_limit)
+            return self._recovery.update(
+                pressure, at_hard_limit=self._at_hard_limit, live_ratio=self._live_ratio
+            )
         except Exception:
             self.telemetry.add(HOOK_ERRORS, 1, {"hook": "recover"})
             log.exception("memcontract: level 3 recovery failed")

@@ -177,6 +177,9 @@ class MemoryStep:
         margin_bytes: how far used memory may still grow before shedding would take hold.
         at_hard_limit: used memory is at the hard limit (the cgroup's; without one, the
             budget), within :data:`AT_LIMIT_FRACTION` or the margin.
+        live_ratio: the live usage (live memory plus the calm gap, over capacity: what used
+            memory would be if nothing were retained) where this sample read live memory, else
+            ``None``. Recovery weighs this, on the scale of the thresholds it is held to.
     """
 
     level: Level
@@ -186,6 +189,7 @@ class MemoryStep:
     plateau_bytes: int | None
     margin_bytes: float
     at_hard_limit: bool
+    live_ratio: float | None = None
 
 
 class MemoryLadder:
@@ -303,6 +307,7 @@ class MemoryLadder:
             plateau_bytes=self.plateau_bytes,
             margin_bytes=margin,
             at_hard_limit=at_hard_limit,
+            live_ratio=self._live_ratio if live is not None else None,
         )
 
     def note_sample(self, used: int, live: int | None, capacity: int) -> None:

@@ -15,7 +15,8 @@ stays; ``gc.collect()`` then hands back 17 to 31 MiB (25 ms of CPU) and glibc's
 3. **Stuck**: stalled again after the release: with ``on_stuck: half_open`` admit a fraction
    of non-core calls, :data:`FIRST_FRACTION` at first, doubling every sample usage does not
    climb, up to all of them; with ``on_stuck: recycle`` ask the process to recycle itself.
-   Where live memory is known (design §3) it decides: half-open never opens while live memory is
+   Where live memory is known (design §3) it decides, as the ladder's live usage (live memory
+   plus the calm gap, on the thresholds' scale): half-open never opens while live memory is
    at or above the level-3 threshold, nor, at a hard (cgroup) limit, while it is at or above the
    level-1 threshold (the calls hold the memory: shedding is what keeps usage from climbing, and
    past a hard limit the kernel kills), and ``recycle`` fires only while used memory is at the
@@ -165,13 +166,21 @@ class Recovery:
         self._floor = self._last = 0.0
         self._still = 0
         self._wait = self.stall_samples  # samples without falling before the next step
+        self._live_usage: float | None = None  # this sample's live usage, from the ladder
 
-    def update(self, pressure: Pressure, *, at_hard_limit: bool = False) -> float:
+    def update(
+        self, pressure: Pressure, *, at_hard_limit: bool = False, live_ratio: float | None = None
+    ) -> float:
         """Feed one sample; return the fraction of non-core calls to admit (0 to 1).
 
         ``at_hard_limit``: used memory is at the hard limit (see
-        :attr:`memcontract.ladder.MemoryStep.at_hard_limit`).
+        :attr:`memcontract.ladder.MemoryStep.at_hard_limit`). ``live_ratio``: the live usage
+        (:attr:`memcontract.ladder.MemoryStep.live_ratio`: live memory plus the calm gap),
+        weighed against the thresholds instead of the pressure's bare live memory, which leaves
+        out what a process holds besides its heap (code, stacks, the allocators' own): half-open
+        weighing the bare figure let used memory climb that gap past the level-3 threshold.
         """
+        self._live_usage = live_ratio
         usage = pressure.usage_ratio
         if pressure.level < Level.CRITICAL:
             self.phase, self.fraction = Phase.CLOSED, 0.0
@@ -230,16 +239,15 @@ class Recovery:
         )
         self._hand_back()
 
-    @staticmethod
-    def _live(pressure: Pressure) -> float | None:
-        """The live usage recovery weighs: infinite for a reading that failed the plausibility
-        check (a named source read more live than used memory, as a stale pymalloc block size
-        does while a spike's small objects pile up: take it all as held); ``None`` where live
-        memory cannot be read on this platform."""
+    def _live(self, pressure: Pressure) -> float | None:
+        """The live usage recovery weighs (the ladder's, else the bare live ratio): infinite for
+        a reading that failed the plausibility check (a named source read more live than used
+        memory, as a stale pymalloc block size does while a spike's small objects pile up: take
+        it all as held); ``None`` where live memory cannot be read on this platform."""
         live = pressure.live_ratio
-        if live is None and pressure.live_source:
-            return math.inf
-        return live
+        if live is None:
+            return math.inf if pressure.live_source else None
+        return live if self._live_usage is None else self._live_usage
 
     def _calls_hold_it(self, pressure: Pressure, at_hard_limit: bool) -> bool:
         """Whether live memory says the calls hold the memory, so admitting more would take it
