@@ -44,7 +44,8 @@ func TestRecoveryMatchesPython(t *testing.T) {
 
 // TestRecoveryHalfOpenReleasesAgainLessAndLessOften: while half-open and
 // flat, memory is handed back every stallSamples samples at first, then
-// twice as long each time (Python's test of the same name). In Go this is
+// twice as long each time (as Python's
+// test_half_open_and_flat_releases_again_less_and_less_often). In Go this is
 // also what reads the live heap again: it is measured only by a collection.
 func TestRecoveryHalfOpenReleasesAgainLessAndLessOften(t *testing.T) {
 	r := newRecovery(DefaultModule("api"), nil)
