@@ -182,6 +182,19 @@ def test_recycle_fires_at_the_hard_limit_with_live_low() -> None:
     assert rig.guard._recovery.phase is Phase.RECYCLING  # type: ignore[union-attr]
 
 
+def test_recycle_weighs_the_bare_live_memory_not_the_calm_gap() -> None:
+    # A small budget where the process's calm gap is most of it (the example server in 64 MiB:
+    # about 29 MiB of code and interpreter): live 45 % plus a 40 % gap is not below level 1,
+    # yet the program holds little of what is used, and a restart gives the rest back.
+    rig, recycled = recycle_rig()
+    for _ in range(3):
+        rig.step(0.50, live=0.10)
+    to_level3(rig, live=0.45)
+    for _ in range(8):
+        rig.step(0.99, live=0.45)
+    assert len(recycled) == 1
+
+
 def test_recycle_does_not_fire_while_live_is_high() -> None:
     rig, recycled = recycle_rig()
     to_level3(rig, live=0.97)

@@ -193,29 +193,34 @@ func (r *recovery) handBack() {
 // threshold, or, at a hard (cgroup) limit, not below the level-1 threshold
 // (not retained memory: there the kernel kills, where a budget only sheds).
 func (r *recovery) callsHoldIt(p Pressure, atHardLimit bool) bool {
-	live, ok := r.liveWeighed(p)
+	live, ok := r.liveWeighed(p, true) // admitting more grows used memory
 	return ok && (live >= r.liveHigh || atHardLimit && p.LimitBytes > 0 && live >= r.liveLow)
 }
 
-// liveWeighed is the live usage recovery weighs (the ladder's, else the
-// bare live ratio): infinite for a reading that failed the plausibility
-// check (a named source read more live than used memory: take it all as
-// held); not ok where live memory cannot be read on this platform.
-func (r *recovery) liveWeighed(p Pressure) (float64, bool) {
+// liveWeighed is the live memory recovery weighs: with usage, the ladder's
+// live usage (live plus the calm gap: what used memory would be with
+// nothing retained, the scale of the thresholds), else the bare live ratio
+// (what the program holds). Infinite for a reading that failed the
+// plausibility check (a named source read more live than used memory: take
+// it all as held); not ok where live memory cannot be read on this platform.
+func (r *recovery) liveWeighed(p Pressure, usage bool) (float64, bool) {
 	live, ok := p.LiveRatio()
 	switch {
 	case !ok && p.LiveSource != "":
 		return math.Inf(1), true
-	case ok && r.step.hasLiveRatio:
+	case ok && usage && r.step.hasLiveRatio:
 		return r.step.liveRatio, true
 	}
 	return live, ok
 }
 
 // retained reports whether recycling is the way out: live memory unknown
-// (used alone decides), or used at the hard limit with live memory low.
+// (used alone decides), or used at the hard limit with live memory low. The
+// bare live ratio: the question is whether the program holds little of what
+// is used (a restart gives the rest back), and in a small budget the calm
+// gap alone can be most of it.
 func (r *recovery) retained(p Pressure, atHardLimit bool) bool {
-	live, ok := r.liveWeighed(p)
+	live, ok := r.liveWeighed(p, false)
 	return !ok || (atHardLimit && live < r.liveLow)
 }
 

@@ -113,6 +113,29 @@ func TestRecoveryRecyclesWhenAsked(t *testing.T) {
 	}
 }
 
+// TestRecoveryRecycleWeighsTheBareLiveMemory: at the hard limit with live
+// memory at 45 % but a calm gap of 40 % (a small budget, where the process's
+// own code and runtime are most of it), the live usage 85 % is not below
+// level 1, yet the program holds little of what is used: recycle fires.
+func TestRecoveryRecycleWeighsTheBareLiveMemory(t *testing.T) {
+	recycles := 0
+	r := newRecovery(DefaultModule("api"), func(Pressure) { recycles++ })
+	r.recycles = true // on_stuck: recycle
+	r.release = func() {}
+	p := Pressure{UsageRatio: 0.99, Level: LevelCritical, UsedBytes: 990 * MiB, CapacityBytes: 1000 * MiB,
+		LiveBytes: 450 * MiB, HasLive: true, LiveSource: "fake"}
+	at := memoryStep{atHardLimit: true, liveRatio: 0.85, hasLiveRatio: true}
+	for range 12 {
+		_, effects := r.update(p, at)
+		for _, effect := range effects {
+			effect()
+		}
+	}
+	if recycles != 1 {
+		t.Errorf("recycled %d times, want once (bare live 45 %% is low)", recycles)
+	}
+}
+
 func TestOnStuckDefaultsToHalfOpen(t *testing.T) {
 	if got := onStuck(DefaultModule("api")); got != OnStuckHalfOpen {
 		t.Errorf("onStuck() = %q, want %q", got, OnStuckHalfOpen)

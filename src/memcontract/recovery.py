@@ -239,22 +239,24 @@ class Recovery:
         )
         self._hand_back()
 
-    def _live(self, pressure: Pressure) -> float | None:
-        """The live usage recovery weighs (the ladder's, else the bare live ratio): infinite for
-        a reading that failed the plausibility check (a named source read more live than used
-        memory, as a stale pymalloc block size does while a spike's small objects pile up: take
-        it all as held); ``None`` where live memory cannot be read on this platform."""
+    def _live(self, pressure: Pressure, *, usage: bool) -> float | None:
+        """The live memory recovery weighs: with ``usage``, the ladder's live usage (live plus
+        the calm gap: what used memory would be with nothing retained, the scale of the
+        thresholds), else the bare live ratio (what the program holds). Infinite for a reading
+        that failed the plausibility check (a named source read more live than used memory, as
+        a stale pymalloc block size does while a spike's small objects pile up: take it all as
+        held); ``None`` where live memory cannot be read on this platform."""
         live = pressure.live_ratio
         if live is None:
             return math.inf if pressure.live_source else None
-        return live if self._live_usage is None else self._live_usage
+        return self._live_usage if usage and self._live_usage is not None else live
 
     def _calls_hold_it(self, pressure: Pressure, at_hard_limit: bool) -> bool:
         """Whether live memory says the calls hold the memory, so admitting more would take it
         over the limit: live at or above the level-3 threshold, or, at a hard (cgroup) limit,
         not below the level-1 threshold (not retained memory: there the kernel kills, where a
         budget only sheds)."""
-        live = self._live(pressure)
+        live = self._live(pressure, usage=True)  # admitting more grows used memory
         if live is None:
             return False
         return live >= self._live_high or (
@@ -263,8 +265,10 @@ class Recovery:
 
     def _retained(self, pressure: Pressure, at_hard_limit: bool) -> bool:
         """Whether recycling is the way out: live memory unknown (used alone decides, as it
-        always did), or used memory at the hard limit while live memory is low."""
-        live = self._live(pressure)
+        always did), or used memory at the hard limit while live memory is low. The bare live
+        ratio: the question is whether the program holds little of what is used (a restart
+        gives the rest back), and in a small budget the calm gap alone can be most of it."""
+        live = self._live(pressure, usage=False)
         return live is None or (at_hard_limit and live < self._live_low)
 
     def _stuck(self, pressure: Pressure, at_hard_limit: bool) -> None:
