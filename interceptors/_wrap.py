@@ -119,17 +119,14 @@ class _GuardedAio:
         return call
 
 
-class WrappedAioChannel:
-    """A grpc.aio channel whose multicallables are guarded as they are made (what generated
-    stubs do once, in their constructor). Everything else is the channel's own."""
+class _WrappedChannelMethods:
+    """The four multicallable factories of a wrapped channel, each the channel's own, guarded
+    by :meth:`_guarded`; everything else is the channel's own."""
 
-    def __init__(self, channel: grpc.aio.Channel, side: ClientSide) -> None:
-        self._channel = channel
-        self.side = side  # the ClientSide (its peer table, its target)
+    _channel: Any
 
     def _guarded(self, kind: str, method: str, args: Any, kwargs: Any) -> Any:
-        inner = getattr(self._channel, kind)(method, *args, **kwargs)
-        return _GuardedAio(inner, method, self.side)
+        raise NotImplementedError
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """The channel's multicallable for ``method``, guarded."""
@@ -147,15 +144,28 @@ class WrappedAioChannel:
         """The channel's multicallable for ``method``, guarded."""
         return self._guarded("stream_stream", method, args, kwargs)
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+
+class WrappedAioChannel(_WrappedChannelMethods):
+    """A grpc.aio channel whose multicallables are guarded as they are made (what generated
+    stubs do once, in their constructor). Everything else is the channel's own."""
+
+    def __init__(self, channel: grpc.aio.Channel, side: ClientSide) -> None:
+        self._channel = channel
+        self.side = side  # the ClientSide (its peer table, its target)
+
+    def _guarded(self, kind: str, method: str, args: Any, kwargs: Any) -> Any:
+        inner = getattr(self._channel, kind)(method, *args, **kwargs)
+        return _GuardedAio(inner, method, self.side)
+
     async def __aenter__(self) -> WrappedAioChannel:
         await self._channel.__aenter__()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         await self._channel.__aexit__(*exc)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._channel, name)
 
 
 class _GuardedSync:
@@ -241,7 +251,7 @@ class _GuardedStreamResponse(_GuardedSync):
         return self._started(self._inner, request, timeout, metadata, options, named)
 
 
-class WrappedChannel:
+class WrappedChannel(_WrappedChannelMethods):
     """A grpcio channel whose multicallables are guarded as they are made (what generated stubs
     do once, in their constructor). Everything else is the channel's own."""
 
@@ -250,25 +260,10 @@ class WrappedChannel:
         self._interceptor = interceptor
         self.side = interceptor.side  # the ClientSide (its peer table, its target)
 
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """The channel's multicallable for ``method``, guarded."""
-        inner = self._channel.unary_unary(method, *args, **kwargs)
-        return _GuardedUnaryResponse(inner, method, self._interceptor)
-
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """The channel's multicallable for ``method``, guarded."""
-        inner = self._channel.stream_unary(method, *args, **kwargs)
-        return _GuardedUnaryResponse(inner, method, self._interceptor)
-
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """The channel's multicallable for ``method``, guarded."""
-        inner = self._channel.unary_stream(method, *args, **kwargs)
-        return _GuardedStreamResponse(inner, method, self._interceptor)
-
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """The channel's multicallable for ``method``, guarded."""
-        inner = self._channel.stream_stream(method, *args, **kwargs)
-        return _GuardedStreamResponse(inner, method, self._interceptor)
+    def _guarded(self, kind: str, method: str, args: Any, kwargs: Any) -> Any:
+        inner = getattr(self._channel, kind)(method, *args, **kwargs)
+        guarded = _GuardedStreamResponse if kind.endswith("_stream") else _GuardedUnaryResponse
+        return guarded(inner, method, self._interceptor)
 
     def __enter__(self) -> WrappedChannel:
         self._channel.__enter__()
@@ -276,9 +271,6 @@ class WrappedChannel:
 
     def __exit__(self, *exc: Any) -> Any:
         return self._channel.__exit__(*exc)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._channel, name)
 
 
 def wrap_channel(

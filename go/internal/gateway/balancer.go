@@ -400,10 +400,11 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	if !e.up.wantsReport(p.t.now()) {
 		return balancer.PickResult{SubConn: e.sc}, nil
 	}
-	// The answer's meaning at level 3 depends on whether the call was core
-	// (see record): the method is matched only for a call whose trailers are
-	// read.
-	if !matched {
+	// Whether the call was core changes what its answer does only for an
+	// upstream at level 3 or not heard from yet (see window: below level 3 a
+	// report holds no window), so the method is matched only then, not on
+	// every call to an upstream at level 2.
+	if s := e.up.seen.Load(); !matched && (s == nil || s.pressure.Level >= levelCritical) {
 		core = p.t.core(info.FullMethodName)
 	}
 	return balancer.PickResult{SubConn: e.sc, Done: e.up.doneFor(core)}, nil

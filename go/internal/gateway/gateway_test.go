@@ -349,9 +349,14 @@ func TestDeadlineAndCancellationKeepTheirCodes(t *testing.T) {
 	}
 }
 
+// level3Trailer is an upstream's keys at level 3 (97 %).
+func level3Trailer() metadata.MD {
+	return metadata.Pairs(encodePairs(memcontract.Pressure{UsageRatio: 0.97, Level: memcontract.LevelCritical})...)
+}
+
 func TestLevel3UpstreamIsSkippedAndShedWhenAlone(t *testing.T) {
 	hot, calm := startUpstream(t, "127.0.0.1:0"), startUpstream(t, "127.0.0.1:0")
-	md := metadata.Pairs(encodePairs(memcontract.Pressure{UsageRatio: 0.97, Level: memcontract.LevelCritical})...)
+	md := level3Trailer()
 	md.Set(retryPushbackKey, "60000")
 	hot.trailer.Store(&md)
 	gw := startGateway(t, "--upstream", hot.addr, "--upstream", calm.addr, "--core-method", "/test.S/Ping")
@@ -393,7 +398,7 @@ func TestLevel3UpstreamIsSkippedAndShedWhenAlone(t *testing.T) {
 
 func TestHalfOpenUpstreamsAtLevel3KeepGettingCallsAfterTheWindow(t *testing.T) {
 	a, b := startUpstream(t, "127.0.0.1:0"), startUpstream(t, "127.0.0.1:0")
-	md := metadata.Pairs(encodePairs(memcontract.Pressure{UsageRatio: 0.97, Level: memcontract.LevelCritical})...)
+	md := level3Trailer()
 	pushback := "300"
 	for _, u := range []*testUpstream{a, b} {
 		u.trailer.Store(&md)
