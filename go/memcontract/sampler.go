@@ -236,6 +236,7 @@ func (s *Sampler) SampleOnce() Pressure {
 		runHook("recovery", effect)
 	}
 	if p.Level != old {
+		logTransition(old, p)
 		for _, h := range s.hooks {
 			s.inHook.Add(1)
 			runHook("transition hook", func() { h(old, p.Level, p) })
@@ -243,6 +244,18 @@ func (s *Sampler) SampleOnce() Pressure {
 		}
 	}
 	return p
+}
+
+// logTransition logs a level change as the Python guard does: a step up at
+// Warning (what an operator must see), a step down at Info. grpc-go's logger
+// prints them where GRPC_GO_LOG_SEVERITY_LEVEL (or grpclog.SetLoggerV2) says.
+func logTransition(old Level, p Pressure) {
+	if p.Level > old {
+		logger.Warningf("memcontract: %s entered level %d (%s): usage %s of %d MiB, growth %.1f MiB/s",
+			p.Module, int(p.Level), p.Level, formatUsage(p.UsageRatio), p.CapacityBytes>>20, p.AllocRateBytesPerSec/(1<<20))
+		return
+	}
+	logger.Infof("memcontract: %s stepped down to level %d (%s)", p.Module, int(p.Level), p.Level)
 }
 
 // evaluate runs the memory ladder over a reading (called with s.mu held).

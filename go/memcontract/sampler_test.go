@@ -3,6 +3,7 @@ package memcontract
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,8 +11,12 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/grpclog"
 )
 
 const (
@@ -297,6 +302,70 @@ func TestSamplerProbeFailureHoldsTheLevel(t *testing.T) {
 	want := [][2]Level{{LevelNormal, LevelAlert}, {LevelAlert, LevelDegraded}}
 	if !slices.Equal(transitions, want) {
 		t.Errorf("transitions %v, want %v", transitions, want)
+	}
+}
+
+// capturedLogs records the Warningf and Infof lines of the package's logger.
+type capturedLogs struct {
+	grpclog.DepthLoggerV2
+	mu             sync.Mutex
+	warnings, info []string
+}
+
+func (c *capturedLogs) Warningf(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.warnings = append(c.warnings, fmt.Sprintf(format, args...))
+}
+
+func (c *capturedLogs) Infof(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.info = append(c.info, fmt.Sprintf(format, args...))
+}
+
+// captureLogs swaps the package's logger for one that records, until the test ends.
+func captureLogs(t *testing.T) *capturedLogs {
+	c := &capturedLogs{DepthLoggerV2: logger}
+	old := logger
+	logger = c
+	t.Cleanup(func() { logger = old })
+	return c
+}
+
+// Level changes are logged as the Python guard logs them: up at Warning, down at Info.
+func TestSamplerLogsLevelChanges(t *testing.T) {
+	restoreGC(t)
+	logs := captureLogs(t)
+	probe := &fakeProbe{used: 990 * MiB, capacity: 1000 * MiB}
+	s := NewSampler("v1", DefaultModule("api"), WithProbe(probe), WithClock(fakeClock()),
+		WithoutActions(ActionCollectGarbage, ActionSoftMemoryLimit, ActionTightenGC))
+	for range 3 {
+		s.SampleOnce()
+	}
+	probe.used = 100 * MiB
+	for s.Pressure().Level != LevelNormal {
+		s.SampleOnce()
+	}
+	s.Stop()
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	wantUp := []string{
+		"memcontract: api entered level 1 (ALERT): usage 99% of 1000 MiB, growth 0.0 MiB/s",
+		"memcontract: api entered level 2 (DEGRADED): usage 99% of 1000 MiB, growth 0.0 MiB/s",
+		"memcontract: api entered level 3 (CRITICAL): usage 99% of 1000 MiB, growth 0.0 MiB/s",
+	}
+	if !slices.Equal(logs.warnings, wantUp) {
+		t.Errorf("warnings %q, want %q", logs.warnings, wantUp)
+	}
+	var down []string
+	for _, line := range logs.info {
+		if strings.Contains(line, "stepped down") {
+			down = append(down, line)
+		}
+	}
+	if len(down) == 0 || down[len(down)-1] != "memcontract: api stepped down to level 0 (NORMAL)" {
+		t.Errorf("step-down lines %q, want the last to say level 0 (NORMAL)", down)
 	}
 }
 
