@@ -304,8 +304,11 @@ func (builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balance
 	return inner.Build(&watchedConn{ClientConn: cc, t: t}, opts)
 }
 
-// watchedConn logs every state change of an upstream's subchannel (with
-// health checking on, READY means connected and SERVING).
+// watchedConn logs the state changes of an upstream's subchannel (with
+// health checking on, READY means connected and SERVING). Once an upstream
+// has failed, its reconnect attempts (IDLE, CONNECTING, TRANSIENT_FAILURE
+// again, every half second at most) are not logged: the next line about it
+// says READY.
 type watchedConn struct {
 	balancer.ClientConn
 	t *table
@@ -318,14 +321,18 @@ func (c *watchedConn) NewSubConn(addrs []resolver.Address, opts balancer.NewSubC
 		addr = addrs[0].Addr
 	}
 	var last connectivity.State = -1
+	failed := false // TRANSIENT_FAILURE logged, READY not since
 	opts.StateListener = func(s balancer.SubConnState) {
 		if s.ConnectivityState != last {
 			last = s.ConnectivityState
-			line := map[string]any{"event": "upstream", "upstream": addr, "state": s.ConnectivityState.String()}
-			if s.ConnectionError != nil {
-				line["error"] = s.ConnectionError.Error()
+			if !failed || last == connectivity.Ready || last == connectivity.Shutdown {
+				line := map[string]any{"event": "upstream", "upstream": addr, "state": last.String()}
+				if s.ConnectionError != nil {
+					line["error"] = s.ConnectionError.Error()
+				}
+				c.t.events.emit(line)
 			}
-			c.t.events.emit(line)
+			failed = last == connectivity.TransientFailure || (failed && last != connectivity.Ready)
 			c.t.setReady(addr, last == connectivity.Ready)
 		}
 		listener(s)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -486,6 +487,24 @@ func TestRestartedUpstreamGetsCallsWithinASecond(t *testing.T) {
 	})
 	if waited := time.Since(start); waited > 1200*time.Millisecond || restarted.calls.Load() == 0 {
 		t.Errorf("the restarted upstream got calls after %v", waited)
+	}
+	// Its reconnect attempts while down (four or more in those two seconds)
+	// are not logged: one failure, then READY again.
+	var states []string
+	for _, line := range strings.Split(gw.out.String(), "\n") {
+		var ev struct{ Event, State string }
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Event == "upstream" {
+			states = append(states, ev.State)
+		}
+	}
+	failures := 0
+	for _, s := range states {
+		if s == "TRANSIENT_FAILURE" {
+			failures++
+		}
+	}
+	if failures != 1 || len(states) > 6 || states[len(states)-1] != "READY" {
+		t.Errorf("upstream lines %v: want one TRANSIENT_FAILURE while it was down, READY last", states)
 	}
 }
 
