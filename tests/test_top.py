@@ -6,9 +6,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -212,3 +214,40 @@ def test_once_on_a_pipe_prints_full_columns() -> None:
     assert max(len(line) for line in lines) > 80
     assert not any("…" in line for line in lines)  # nothing cut short
     assert any(address in line and "42" in line for line in lines)
+
+
+def test_watching_into_a_pipe_prints_a_table_every_interval() -> None:
+    """Not a terminal: a table per interval, flushed while it runs (rich's live view printed
+    nothing into a pipe until it stopped, and nothing at all when killed)."""
+    rig = Rig(make_contract(version="v7"))
+    rig.step(0.42)
+    with backend(rig.guard, services=True) as address:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "memcontract.cli", "top", "--interval", "0.2", address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            lines: queue.Queue[str] = queue.Queue()
+            threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()]).start()
+            deadline = time.monotonic() + 30
+
+            def next_row(wanted: str) -> str:
+                while True:
+                    try:
+                        line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        raise AssertionError(f"no row with {wanted!r} printed in 30 s") from None
+                    if address in line and wanted in line:
+                        return line
+
+            first = next_row("42")
+            for _ in range(3):
+                rig.step(0.97)
+            later = next_row("3 CRITICAL")
+            assert proc.poll() is None  # still watching: the tables came while it ran
+            assert "…" not in first + later  # full width, nothing cut short
+        finally:
+            proc.terminate()
+            proc.wait(10)

@@ -76,18 +76,46 @@ def _once(targets: list[str], args: argparse.Namespace) -> int:
 
 
 def _live(targets: list[str], args: argparse.Namespace) -> int:
-    from rich.live import Live
-
-    from ..top import Watcher, render_table
+    from ..top import Watcher
 
     watchers = [
         Watcher(t, allocations=args.allocations, interval=args.interval).start() for t in targets
     ]
     try:
-        with Live(refresh_per_second=4, screen=False) as live:
-            while True:
-                live.update(render_table([w.state for w in watchers], allocations=args.allocations))
-                time.sleep(0.25)
+        if sys.stdout.isatty():
+            _redraw(watchers, args)
+        else:
+            _append(watchers, args)
     finally:
         for watcher in watchers:
             watcher.stop()
+    return 0
+
+
+def _redraw(watchers: list[Any], args: argparse.Namespace) -> None:
+    """A terminal: one table, redrawn in place."""
+    from rich.live import Live
+
+    from ..top import render_table
+
+    with Live(refresh_per_second=4, screen=False) as live:
+        while True:
+            live.update(render_table([w.state for w in watchers], allocations=args.allocations))
+            time.sleep(0.25)
+
+
+def _append(watchers: list[Any], args: argparse.Namespace) -> None:
+    """Not a terminal (a pipe, a file): like ``top -b``, a full-width table every interval,
+    each under a line with its UTC time, flushed as it is printed (rich's live view would
+    print nothing until it stops, and nothing at all when killed)."""
+    from rich.console import Console
+
+    from ..top import render_table
+
+    console = Console(width=PIPE_WIDTH)
+    while True:
+        time.sleep(args.interval)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        console.print(f"memcontract top {stamp}", highlight=False)
+        console.print(render_table([w.state for w in watchers], allocations=args.allocations))
+        sys.stdout.flush()
