@@ -30,6 +30,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	v3orcaservicepb "github.com/cncf/xds/go/xds/service/orca/v3"
+
+	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
 	"github.com/memcontract/memcontract/go/memcontract"
 )
 
@@ -592,6 +595,48 @@ func TestMetricsExposition(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
+	}
+}
+
+// The pressure services speak for the gateway, as its trailers do: its own
+// with a contract, none without; never forwarded to an upstream (which
+// memcontract top then showed as the gateway's state).
+func TestPressureServicesAreTheGatewaysOwn(t *testing.T) {
+	up := startUpstream(t, "127.0.0.1:0")
+	contract := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(contract, []byte("version: v1\nmodules: [{name: gateway, max_heap_mb: 512}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dial := func(addr string) *grpc.ClientConn {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	plain := dial(startGateway(t, "--upstream", up.addr).addr)
+	if _, err := memcontractv1.NewMemoryPressureServiceClient(plain).GetPressure(ctx, &memcontractv1.GetPressureRequest{}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("GetPressure of a gateway without a contract: %v, want UNIMPLEMENTED", err)
+	}
+	reports, err := v3orcaservicepb.NewOpenRcaServiceClient(plain).StreamCoreMetrics(ctx, &v3orcaservicepb.OrcaLoadReportRequest{})
+	if err == nil {
+		_, err = reports.Recv()
+	}
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("out-of-band ORCA of a gateway without a contract: %v, want UNIMPLEMENTED", err)
+	}
+
+	owned := dial(startGateway(t, "--upstream", up.addr, "--contract", contract).addr)
+	got, err := memcontractv1.NewMemoryPressureServiceClient(owned).GetPressure(ctx, &memcontractv1.GetPressureRequest{})
+	if err != nil || got.GetPressure().GetModule() != "gateway" || got.GetPressure().GetCapacityBytes() != 512<<20 {
+		t.Errorf("GetPressure of a gateway with a contract: %v, %v; want its own (module gateway, 512 MiB)", got, err)
+	}
+	if n := up.calls.Load(); n != 0 {
+		t.Errorf("%d pressure-service calls were forwarded to the upstream", n)
 	}
 }
 

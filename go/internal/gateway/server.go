@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/protobuf/proto"
 
+	v3orcaservicepb "github.com/cncf/xds/go/xds/service/orca/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	memcontractv1 "github.com/memcontract/memcontract/go/gen/memcontract/v1"
@@ -124,10 +125,11 @@ func build(o *Options, stdout io.Writer) (*gateway, error) {
 		return fail(fmt.Errorf("upstreams: %v", err))
 	}
 	var serverOpts []grpc.ServerOption
+	var own *memcontract.Server
 	if o.Contract != "" {
 		g.sampler = memcontract.NewSampler(version, module, memcontract.WithTransitionHook(g.ownLevel))
 		g.own = ownMetrics(g.sampler, module)
-		own := memcontract.NewServer(g.sampler, module, memcontract.WithTrust(trust))
+		own = memcontract.NewServer(g.sampler, module, memcontract.WithTrust(trust))
 		serverOpts = own.ServerOptions()
 	}
 	p := &proxy{
@@ -156,6 +158,17 @@ func build(o *Options, stdout io.Writer) (*gateway, error) {
 	g.health = health.NewServer()
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(g.server, g.health)
+	// The pressure services (memcontract top, out-of-band ORCA) speak for the
+	// gateway, as its trailers do, never for whichever upstream a forwarded
+	// call would reach: its own with a contract, none without.
+	if own != nil {
+		if err := memcontract.RegisterPressureServices(g.server, own); err != nil {
+			return fail(err)
+		}
+	} else {
+		memcontractv1.RegisterMemoryPressureServiceServer(g.server, memcontractv1.UnimplementedMemoryPressureServiceServer{})
+		v3orcaservicepb.RegisterOpenRcaServiceServer(g.server, v3orcaservicepb.UnimplementedOpenRcaServiceServer{})
+	}
 	if g.descriptors != nil {
 		g.descriptors.register(g.server)
 	}
