@@ -133,13 +133,13 @@ func (r *recovery) decide(p Pressure, atHardLimit bool) float64 {
 	climbing := usage > r.last+recoveryTolerance || p.AllocRateRatio >= growthRatio
 	r.last = usage
 	if r.phase == phaseHalfOpen && r.callsHoldIt(p, atHardLimit) {
-		logger.Infof("memcontract: live memory held by the calls (level-3 threshold, or a hard limit): shedding every call")
+		logger.Infof("live memory held by the calls (level-3 threshold, or a hard limit): shedding every call")
 		r.shed(usage)
 		return 0
 	}
 	if climbing {
 		if r.phase == phaseHalfOpen {
-			logger.Infof("memcontract: usage climbing again at level 3: shedding every call")
+			logger.Infof("usage climbing again at level 3: shedding every call")
 		}
 		if r.phase != phaseRecycling {
 			r.shed(usage)
@@ -177,7 +177,7 @@ func (r *recovery) shed(usage float64) {
 
 func (r *recovery) stalled(p Pressure) {
 	r.phase = phaseReleased
-	logger.Infof("memcontract: level 3 usage stalled at %.1f%% with nothing growing: handing freed memory back", p.UsageRatio*100)
+	logger.Infof("level 3 usage stalled at %.1f%% with nothing growing: handing freed memory back", p.UsageRatio*100)
 	r.handBack()
 }
 
@@ -227,7 +227,7 @@ func (r *recovery) retained(p Pressure, atHardLimit bool) bool {
 func (r *recovery) stuck(p Pressure, atHardLimit bool) {
 	if r.recycles && !r.dryRun && r.recycle != nil && r.retained(p, atHardLimit) {
 		r.phase = phaseRecycling
-		logger.Warningf("memcontract: %s stuck at level 3 (usage %.1f%%, memory retained): recycling", p.Module, p.UsageRatio*100)
+		logger.Warningf("%s stuck at level 3 (usage %.1f%%, memory retained): recycling", p.Module, p.UsageRatio*100)
 		recycle := r.recycle
 		r.effects = append(r.effects, func() { recycle(p) })
 		return
@@ -241,10 +241,10 @@ func (r *recovery) stuck(p Pressure, atHardLimit bool) {
 		return
 	}
 	if r.recycles && r.recycle == nil {
-		logger.Warningf("memcontract: on_stuck is recycle but no WithRecycle hook is set: shedding half-open instead")
+		logger.Warningf("on_stuck is recycle but no WithRecycle hook is set: shedding half-open instead")
 	}
 	r.phase, r.fraction = phaseHalfOpen, firstFraction
-	logger.Warningf("memcontract: level 3 stuck at %.1f%% (memory retained, not growing): admitting %.0f%% of non-core calls, more while usage does not climb",
+	logger.Warningf("level 3 stuck at %.1f%% (memory retained, not growing): admitting %.0f%% of non-core calls, more while usage does not climb",
 		p.UsageRatio*100, r.fraction*100)
 }
 

@@ -213,7 +213,7 @@ func (s *Sampler) SampleOnce() Pressure {
 	if err != nil {
 		s.failures.Add(1)
 		processCounts.failed("read")
-		logger.Warningf("memcontract: memory read failed (level held): %v", err)
+		logger.Warningf("memory read failed (level held): %v", err)
 		return s.Pressure()
 	}
 	for _, source := range r.FailedSources {
@@ -251,11 +251,11 @@ func (s *Sampler) SampleOnce() Pressure {
 // prints them where GRPC_GO_LOG_SEVERITY_LEVEL (or grpclog.SetLoggerV2) says.
 func logTransition(old Level, p Pressure) {
 	if p.Level > old {
-		logger.Warningf("memcontract: %s entered level %d (%s): usage %s of %d MiB, growth %.1f MiB/s",
+		logger.Warningf("%s entered level %d (%s): usage %s of %d MiB, growth %.1f MiB/s",
 			p.Module, int(p.Level), p.Level, formatUsage(p.UsageRatio), p.CapacityBytes>>20, p.AllocRateBytesPerSec/(1<<20))
 		return
 	}
-	logger.Infof("memcontract: %s stepped down to level %d (%s)", p.Module, int(p.Level), p.Level)
+	logger.Infof("%s stepped down to level %d (%s)", p.Module, int(p.Level), p.Level)
 }
 
 // evaluate runs the memory ladder over a reading (called with s.mu held).
@@ -289,7 +289,7 @@ func (s *Sampler) onSamplingGoroutine() bool { return s.inHook.Load() > 0 }
 func runHook(what string, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			logger.Errorf("memcontract: %s panicked: %v", what, r)
+			logger.Errorf("%s panicked: %v", what, r)
 		}
 	}()
 	f()

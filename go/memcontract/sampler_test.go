@@ -351,9 +351,9 @@ func TestSamplerLogsLevelChanges(t *testing.T) {
 	logs.mu.Lock()
 	defer logs.mu.Unlock()
 	wantUp := []string{
-		"memcontract: api entered level 1 (ALERT): usage 99% of 1000 MiB, growth 0.0 MiB/s",
-		"memcontract: api entered level 2 (DEGRADED): usage 99% of 1000 MiB, growth 0.0 MiB/s",
-		"memcontract: api entered level 3 (CRITICAL): usage 99% of 1000 MiB, growth 0.0 MiB/s",
+		"api entered level 1 (ALERT): usage 99% of 1000 MiB, growth 0.0 MiB/s",
+		"api entered level 2 (DEGRADED): usage 99% of 1000 MiB, growth 0.0 MiB/s",
+		"api entered level 3 (CRITICAL): usage 99% of 1000 MiB, growth 0.0 MiB/s",
 	}
 	if !slices.Equal(logs.warnings, wantUp) {
 		t.Errorf("warnings %q, want %q", logs.warnings, wantUp)
@@ -364,7 +364,7 @@ func TestSamplerLogsLevelChanges(t *testing.T) {
 			down = append(down, line)
 		}
 	}
-	if len(down) == 0 || down[len(down)-1] != "memcontract: api stepped down to level 0 (NORMAL)" {
+	if len(down) == 0 || down[len(down)-1] != "api stepped down to level 0 (NORMAL)" {
 		t.Errorf("step-down lines %q, want the last to say level 0 (NORMAL)", down)
 	}
 }
