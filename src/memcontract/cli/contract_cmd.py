@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
-from ..contract import Contract, ModuleContract
+from ..contract import MODULE_ENV, Contract, ModuleContract
 from ..errors import format_number
 
 
@@ -15,19 +16,29 @@ def register(sub: Any) -> None:
     group = parser.add_subparsers(dest="contract_command", required=True)
     check = group.add_parser("check", help="validate a contract file")
     check.add_argument("file")
-    check.add_argument("--module", default=None, help="module to select (default: the only one)")
+    check.add_argument(
+        "--module", default=None, help="module to check (default: every module in the file)"
+    )
     check.set_defaults(run=run_check)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Validate the file; print a one-line summary (errors propagate as ContractError)."""
-    contract = Contract.load(args.file, module=args.module)
-    module = contract.module
-    position = contract.modules.index(module) + 1
-    of = f" ({position} of {len(contract.modules)})" if len(contract.modules) > 1 else ""
-    print(
-        f"OK {args.file}: version {contract.version}, module {module.name}{of} ({_summary(module)})"
-    )
+    """Validate the file; print a one-line summary of the module selected (``--module``, else
+    ``$MEMCONTRACT_MODULE``), or of every module when none is (errors propagate as
+    ContractError)."""
+    module = args.module or os.environ.get(MODULE_ENV) or None
+    if module is None:
+        # No selection: the whole file is checked, as `memcontract lint` checks it.
+        module = Contract.check_file(args.file)[0].name
+        contract = Contract.load(args.file, module=module)
+        shown = contract.modules
+    else:
+        contract = Contract.load(args.file, module=module)
+        shown = (contract.module,)
+    count = len(contract.modules)
+    for m in shown:
+        of = f" ({contract.modules.index(m) + 1} of {count})" if count > 1 else ""
+        print(f"OK {args.file}: version {contract.version}, module {m.name}{of} ({_summary(m)})")
     return 0
 
 
