@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from memcontract.loadtest import LoadTestError, parse_duration, parse_schedule
@@ -99,6 +101,22 @@ def test_pacer_total_and_phase() -> None:
     assert [pacer.intended(n) for n in range(4)] == pytest.approx([0.05, 0.15, 0.25, None])
     with pytest.raises(ValueError, match="duration or a total"):
         Pacer(Schedule.constant(10))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "bounds"),
+    [
+        (Schedule.constant(100), {"duration": 1.0}),
+        (parse_schedule("ramp:10->200:3s"), {"duration": 3.0, "phase": 0.5}),
+        (Schedule.constant(10), {"total": 7, "phase": 0.25}),
+    ],
+)
+def test_calls_before_counts_the_intended_starts(schedule: Schedule, bounds: Any) -> None:
+    """What the runner drops at once while the in-flight bound holds: every call due so far."""
+    pacer = Pacer(schedule, **bounds)
+    starts = _starts(pacer)
+    for t in (0.0, 0.013, 0.5, 0.999, 1.0, 1.7, 2.5, 3.0, 99.0):
+        assert pacer.calls_before(t) == sum(1 for s in starts if s < t), t
 
 
 def test_workers_share_a_schedule_exactly() -> None:

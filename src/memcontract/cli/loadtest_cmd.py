@@ -6,6 +6,7 @@ Parses and dispatches only: the harness is ``memcontract.loadtest``.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from typing import TYPE_CHECKING, Any
@@ -217,8 +218,8 @@ def _schedule(args: argparse.Namespace) -> Schedule | None:
     if len(given) != 1:
         raise _bad("give one of --rps, --schedule (open loop) or --concurrency (closed)")
     if args.rps is not None:
-        if not args.rps > 0:
-            raise _bad(f"--rps {args.rps:g}: must be > 0")
+        if not 0 < args.rps < math.inf:
+            raise _bad(f"--rps {args.rps:g}: must be a finite number > 0")
         return Schedule.constant(args.rps)
     if args.schedule is not None:
         return parse_schedule(args.schedule)

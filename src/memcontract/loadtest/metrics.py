@@ -254,10 +254,11 @@ class Metrics:
             self.late += 1
             bucket.late += 1
 
-    def on_dropped(self, intended: float) -> None:
-        """A call due at ``intended`` was not sent (the in-flight bound was reached)."""
-        self.dropped += 1
-        self.bucket(intended).dropped += 1
+    def on_dropped(self, intended: float, count: int = 1) -> None:
+        """``count`` calls due in the second of ``intended`` were not sent (the in-flight
+        bound was reached)."""
+        self.dropped += count
+        self.bucket(intended).dropped += count
 
     def on_done(
         self,

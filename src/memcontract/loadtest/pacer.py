@@ -13,6 +13,8 @@ latency is measured from those (no coordinated omission).
 
 from __future__ import annotations
 
+import math
+
 from .schedule import Schedule
 
 
@@ -47,6 +49,14 @@ class Pacer:
         if self.duration is not None and start >= self.duration:
             return None
         return start
+
+    def calls_before(self, t: float) -> int:
+        """How many of this worker's calls are intended before ``t`` s from the start (the
+        index of the first one at or after it), within the bounds."""
+        n = max(0, math.ceil(self.schedule.count(t) - self.phase))
+        if self.duration is not None and t > self.duration:
+            n = min(n, self.calls_before(self.duration))
+        return n if self.total is None else min(n, self.total)
 
     def pace(self, elapsed: float, hits: int) -> tuple[float, bool]:
         """(seconds to wait before the next call, stop): vegeta's contract, for ``hits`` fired."""

@@ -375,17 +375,31 @@ class _Worker:
                 await asyncio.sleep(wait)
             elif hits % 64 == 0:
                 await asyncio.sleep(0)  # behind schedule: fire, but let answers in
+            if self.inflight >= limit:
+                hits = self._drop_due(metrics, pacer, start, hits)
+                await asyncio.sleep(0)  # let answers in: only they free a place
+                continue
             offset = pacer.intended(hits)
             assert offset is not None  # pace() said to go on
-            intended = start + offset
-            if self.inflight >= limit:
-                metrics.on_dropped(intended)
-            else:
-                self.inflight += 1  # counted now: a burst of tasks not yet started is in flight
-                task = loop.create_task(self._tracked(metrics, hits % conns, intended))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            self.inflight += 1  # counted now: a burst of tasks not yet started is in flight
+            task = loop.create_task(self._tracked(metrics, hits % conns, start + offset))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
             hits += 1
+
+    def _drop_due(self, metrics: Metrics, pacer: Pacer, start: float, hits: int) -> int:
+        """At the in-flight bound: drop call ``hits`` and every later one due by now, counted a
+        second at a time; return the next call's number. (One loop turn per dropped call ran
+        far past ``--duration`` at a rate far above what the target answers.)"""
+        end = max(hits + 1, pacer.calls_before(self.now() - start))
+        while hits < end:
+            offset = pacer.intended(hits)
+            assert offset is not None  # pace() said to go on, and end is within the bounds
+            second = math.floor(offset)
+            upto = max(hits + 1, min(end, pacer.calls_before(second + 1)))
+            metrics.on_dropped(start + offset, upto - hits)
+            hits = upto
+        return hits
 
     async def _tracked(self, metrics: Metrics, index: int, intended: float) -> None:
         try:

@@ -131,8 +131,10 @@ class Schedule:
 
 
 def _check_rate(rate: float, what: str, *, zero_ok: bool = False) -> None:
-    if not math.isfinite(rate) or rate < 0 or (rate == 0 and not zero_ok):
-        raise LoadTestError(f"{what}: {rate:g} calls/s must be > 0")
+    if not math.isfinite(rate):
+        raise LoadTestError(f"{what}: {rate:g} is not a rate: give a finite number of calls/s")
+    if rate < 0 or (rate == 0 and not zero_ok):
+        raise LoadTestError(f"{what}: {rate:g} calls/s must be {'>= 0' if zero_ok else '> 0'}")
 
 
 def _rate(text: str, what: str, *, zero_ok: bool = False) -> float:
