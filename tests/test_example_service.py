@@ -442,6 +442,35 @@ def test_server_and_client_entry_points(mode: list[str]) -> None:
     assert "listening on 127.0.0.1" in err and "stopping" in err
 
 
+@pytest.mark.parametrize("mode", [[], ["--aio"]], ids=["sync", "aio"])
+def test_sigterm_drains_not_serving_while_calls_are_still_taken(mode: list[str]) -> None:
+    """SIGTERM: for --drain-delay-s a new connection is still accepted, its health check says
+    NOT_SERVING and calls are served; then the grace, and exit 0 (the listener used to close
+    at once, so a probe on a new connection never saw NOT_SERVING)."""
+    proc, port = start_server(*mode, "--drain-delay-s", "4")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        deadline = signalled + 3.5
+        status = None
+        while status != health_pb2.HealthCheckResponse.NOT_SERVING:
+            assert time.monotonic() < deadline, f"health {status} within the drain delay"
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:  # a new connection
+                status = (
+                    health_pb2_grpc.HealthStub(channel)
+                    .Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    .status
+                )
+                pb_grpc.InventoryDemoStub(channel).Ping(pb.PingRequest(), timeout=1)
+        assert time.monotonic() < deadline
+        assert proc.wait(timeout=20) == 0
+        assert time.monotonic() - signalled >= 4
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
 def test_client_reports_an_unreachable_server() -> None:
     out = io.StringIO()
     code = example_client.main(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from examples.python.server import GRACE_SECONDS
 from memcontract import Contract
 from memcontract.recovery import RECYCLE_EXIT_STATUS
 
@@ -103,6 +104,19 @@ def test_probes_readiness_on_grpc_health_liveness_not(
     # NOT_SERVING during a drain must not fail liveness: no health-based liveness probe.
     assert "grpc" not in liveness and "exec" not in liveness
     assert liveness["tcpSocket"]["port"] in ("grpc", grpc_port)
+
+
+def test_the_drain_outlasts_a_readiness_probe_and_fits_the_grace_period(
+    manifests: dict[str, dict[str, Any]],
+) -> None:
+    """NOT_SERVING must be seen by a readiness probe before the listener closes (a recycle is
+    not a pod deletion: only the probe takes the pod out of the endpoints), and the drain and
+    the server's grace must end before the kubelet's SIGKILL."""
+    readiness = container(manifests)["readinessProbe"]
+    drain = float(args(manifests)["drain-delay-s"])
+    assert drain >= readiness["periodSeconds"] * readiness["failureThreshold"]
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= drain + GRACE_SECONDS
 
 
 def test_restart_always_and_recycle_exit_documented(

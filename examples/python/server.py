@@ -9,8 +9,10 @@ From the repository root::
 With ``--metrics-port`` (the ``prometheus`` extra) it serves ``/metrics`` on ``--host`` and
 prints ``metrics URL`` as the second stdout line.
 
-SIGTERM or SIGINT stops it cleanly: health goes NOT_SERVING, in-flight calls get a grace
-period, the guard stops and reverses its actions, and the process exits 0. With
+SIGTERM or SIGINT stops it cleanly: health goes NOT_SERVING while calls are still taken for
+``--drain-delay-s`` (0.5 s, so balancers and a Service's endpoints move away first), then
+in-flight calls get a grace period, the guard stops and reverses its actions, and the process
+exits 0. With
 ``on_stuck: recycle`` in the contract, a level 3 stuck on retained memory stops it the same
 way but exits 75 (``RECYCLE_EXIT_STATUS``): a supervisor (systemd ``Restart=on-failure``,
 a Kubernetes restart policy) starts a fresh process.
@@ -33,6 +35,7 @@ import pathlib
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent import futures
 from typing import Any, TypeVar
@@ -67,6 +70,7 @@ REFLECTED = (
 CONTRACT = pathlib.Path(__file__).resolve().parent / "memory_contract.yaml"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 GRACE_SECONDS = 5.0
+DRAIN_DELAY_SECONDS = 0.5
 
 log = logging.getLogger("inventory")
 T = TypeVar("T")
@@ -222,7 +226,12 @@ class Recycle:
 
 
 def run_sync(
-    guard: Guard, inventory: Inventory, host: str, port: int, metrics_url: str | None = None
+    guard: Guard,
+    inventory: Inventory,
+    host: str,
+    port: int,
+    metrics_url: str | None = None,
+    drain_s: float = DRAIN_DELAY_SECONDS,
 ) -> bool:
     """Serve until SIGTERM or SIGINT, or until the guard asks to recycle (then return True)."""
     stop = threading.Event()
@@ -240,15 +249,21 @@ def run_sync(
         while not stop.wait(0.5):
             pass
     finally:
-        log.info("stopping")
+        log.info("stopping: NOT_SERVING, calls still taken for %g s", drain_s)
         checker.enter_graceful_shutdown()
+        time.sleep(drain_s)  # the listener stays open: new connections see NOT_SERVING
         server.stop(GRACE_SECONDS).wait()
         guard.stop()
     return recycle.requested
 
 
 async def run_aio(
-    guard: Guard, inventory: Inventory, host: str, port: int, metrics_url: str | None = None
+    guard: Guard,
+    inventory: Inventory,
+    host: str,
+    port: int,
+    metrics_url: str | None = None,
+    drain_s: float = DRAIN_DELAY_SECONDS,
 ) -> bool:
     """Serve until SIGTERM or SIGINT, or until the guard asks to recycle (then return True);
     the guard samples in an asyncio task."""
@@ -267,8 +282,9 @@ async def run_aio(
     try:
         await stop.wait()
     finally:
-        log.info("stopping")
+        log.info("stopping: NOT_SERVING, calls still taken for %g s", drain_s)
         await checker.enter_graceful_shutdown()
+        await asyncio.sleep(drain_s)  # the listener stays open: new connections see NOT_SERVING
         await server.stop(GRACE_SECONDS)
         await guard.stop_async()
     return recycle.requested
@@ -295,6 +311,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--db", default=":memory:", help="SQLite file (default: in memory)")
     parser.add_argument("--skus", type=int, default=1000, help="items seeded at start")
     parser.add_argument("--cache-size", type=int, default=256, help="LRU cache entries")
+    parser.add_argument(
+        "--drain-delay-s",
+        type=float,
+        default=DRAIN_DELAY_SECONDS,
+        help="on SIGTERM, seconds of NOT_SERVING while calls are still taken, before the "
+        f"{GRACE_SECONDS:g} s grace (default {DRAIN_DELAY_SECONDS:g})",
+    )
     parser.add_argument(
         "--metrics-port",
         type=int,
@@ -326,9 +349,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_transitions(guard, inventory)
     try:
         if args.aio:
-            recycled = asyncio.run(run_aio(guard, inventory, args.host, args.port, metrics_url))
+            recycled = asyncio.run(
+                run_aio(guard, inventory, args.host, args.port, metrics_url, args.drain_delay_s)
+            )
         else:
-            recycled = run_sync(guard, inventory, args.host, args.port, metrics_url)
+            recycled = run_sync(
+                guard, inventory, args.host, args.port, metrics_url, args.drain_delay_s
+            )
     except CannotListen as err:
         print(f"inventory: {err}", file=sys.stderr)
         return 2
