@@ -83,6 +83,35 @@ def services_added_to_the_raw_server():
     return wrapped
 
 
+def services_added_before_wrapping():
+    server = grpc.server(pool)  # expect: MC001
+    add_ThingServicer_to_server(object(), server)  # noqa: F821
+    server = wrap_server(server, guard)
+    return server
+
+
+def handlers_added_before_wrapping():
+    server = grpc.server(pool)  # expect: MC001
+    server.add_generic_rpc_handlers(())
+    server = wrap_server(server, guard)
+    return server
+
+
+def services_added_after_wrapping():
+    server = grpc.server(pool)
+    server = wrap_server(server, guard)
+    add_ThingServicer_to_server(object(), server)  # noqa: F821
+    server.add_generic_rpc_handlers(())
+    return server
+
+
+def handlers_added_to_the_raw_server():
+    raw = grpc.server(pool)  # expect: MC001
+    wrapped = wrap_server(raw, guard)
+    raw.add_generic_rpc_handlers(())
+    return wrapped
+
+
 class Holder:
     def __init__(self):
         self.server = grpc.server(pool)

@@ -17,6 +17,10 @@ Example::
     server = grpc.server(pool)   # MC001: is passed to wrap_server, but the wrapped
     wrap_server(server, guard)   # server it returns is discarded
 
+    server = grpc.server(pool)                  # MC001: wrap_server guards services as
+    add_InventoryServicer_to_server(s, server)  # they are added, and this one was added
+    server = wrap_server(server, guard)         # before it
+
 The check follows the interceptors through local lists (assignment, ``+=``, ``append``,
 ``extend``, ``[*base, ...]``) and ``wrap_server`` applied to the variable or ``self.attribute``
 holding the server in the same function or class. Interceptors it cannot see (a parameter, an
@@ -134,7 +138,14 @@ class _Server:
         if raw is None or not isinstance(parent, ast.Assign):
             return None
         if any(ast.unparse(t) == raw for t in parent.targets):
-            return None  # server = wrap_server(server, guard)
+            # server = wrap_server(server, guard): guarded, unless services came first
+            for node in self._search(parent.targets[0]):
+                if _adds_service_to(node, raw) and _before(node, wrap):
+                    return (
+                        f"has services added before wrap_server (line {node.lineno}): "
+                        "wrap_server guards services as they are added, so wrap it first"
+                    )
+            return None
         for node in self._search(parent.targets[0]):
             if _adds_service_to(node, raw):
                 return (
@@ -222,11 +233,33 @@ def _is_copy(expr: ast.expr) -> TypeGuard[ast.Call]:
     )
 
 
-def _adds_service_to(node: ast.AST, server: str) -> bool:
-    """Whether ``node`` is a generated ``add_*_to_server(servicer, server)`` call."""
-    if not isinstance(node, ast.Call) or len(node.args) != 2:
+#: grpc.Server's own methods that add services.
+ADD_HANDLERS = ("add_generic_rpc_handlers", "add_registered_method_handlers")
+
+
+def _before(node: ast.AST, other: ast.AST) -> bool:
+    """Whether ``node`` starts before ``other`` in the source."""
+    return (getattr(node, "lineno", 0), getattr(node, "col_offset", 0)) < (
+        getattr(other, "lineno", 0),
+        getattr(other, "col_offset", 0),
+    )
+
+
+def _adds_service_to(node: ast.AST, server: str) -> TypeGuard[ast.Call]:
+    """Whether ``node`` adds services to ``server``: a generated
+    ``add_*_to_server(servicer, server)`` call, or ``server.add_generic_rpc_handlers(...)``
+    (or ``add_registered_method_handlers``)."""
+    if not isinstance(node, ast.Call):
         return False
     func = node.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr in ADD_HANDLERS
+        and ast.unparse(func.value) == server
+    ):
+        return True
+    if len(node.args) != 2:
+        return False
     name = (
         func.id
         if isinstance(func, ast.Name)
