@@ -239,6 +239,22 @@ def test_runs_of_one_stream_merge_into_one() -> None:
     assert merged.sent == 600
 
 
+def test_runs_made_one_after_another_are_laid_over_each_other() -> None:
+    """Merged runs line up by seconds from each run's start, so the merged length is the
+    longest run's, and the rates are the timeline's (the span from the first start to the last
+    end made two 5 s runs 100 s apart one of 105 s at a twentieth of their rate)."""
+    first = Metrics(START)
+    _record(first, _calls(600))
+    later = Metrics(START + 100)
+    _record(later, [(c, i + 100, s + 100, d + 100, u, lv) for c, i, s, d, u, lv in _calls(400)])
+    a, b = first.freeze(CONFIG), later.freeze(CONFIG)
+    merged = merge([a, b], CONFIG, ())
+    assert merged.duration_s == max(a.duration_s, b.duration_s)
+    assert merged.rate_sent == pytest.approx(1000 / merged.duration_s)
+    assert len(merged.timeline) == max(len(a.timeline), len(b.timeline))
+    assert sum(s.sent for s in merged.timeline) == merged.sent == 1000
+
+
 def test_level_changes_are_events_and_an_absent_key_means_unchanged() -> None:
     metrics = Metrics(START)
     for i, level in enumerate([0, 0, None, 3, None, None, 1, None]):

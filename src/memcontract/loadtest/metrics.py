@@ -328,9 +328,12 @@ class Metrics:
         self.events.append(event)
 
     def add(self, other: Metrics) -> None:
-        """Merge ``other`` into this (exact: counts and histograms add)."""
+        """Merge ``other`` into this (exact: counts and histograms add). Runs are laid over
+        each other from their starts (as their seconds are): the merged run is as long as the
+        longer one, from the earlier start."""
+        length = max(self.end_unix - self.start_unix, other.end_unix - other.start_unix)
         self.start_unix = min(self.start_unix, other.start_unix)
-        self.end_unix = max(self.end_unix, other.end_unix)
+        self.end_unix = self.start_unix + length
         for code, hist in other.latency.items():
             self._histogram(self.latency, code).add(hist)
             self._histogram(self.service, code).add(other.service[code])
