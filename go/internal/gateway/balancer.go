@@ -59,6 +59,14 @@ const (
 	// peerTTL is how long a report counts without a new one (the library's
 	// DefaultPeerTTL).
 	peerTTL = 5 * time.Second
+	// An upstream with stallCalls calls or more waiting for its answer's
+	// headers, stallRatio times as many as another READY upstream (plus
+	// one), gets no new call while that one can take it: an upstream that
+	// hangs with its connection up (a stopped process, a stuck event loop)
+	// stays READY, and without this every caller ends up waiting on it. A
+	// call waits from its pick to its headers, so idle streams do not count.
+	stallCalls = 4
+	stallRatio = 4
 )
 
 // table is the gateway's state about its upstreams; it outlives pickers and
@@ -113,6 +121,7 @@ type upstream struct {
 	addr    string
 	t       *table
 	calls   atomic.Int64
+	waiting atomic.Int64 // calls picked for it whose headers have not come (see awaited)
 	seen    atomic.Pointer[seen]
 	seenAt  atomic.Int64 // unix nanoseconds of the last report
 	askedAt atomic.Int64 // unix nanoseconds a call last read the trailers
@@ -403,6 +412,16 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			}
 		}
 	}
+	if e.up.waiting.Load() >= stallCalls && len(p.ends) > 1 {
+		if j, ok := p.lessWaiting(i, p.t.now()); ok {
+			e = &p.ends[j]
+		}
+	}
+	if info.Ctx != nil {
+		if w, _ := info.Ctx.Value(awaitedKey{}).(*awaited); w != nil {
+			w.picked(e.up)
+		}
+	}
 	e.up.calls.Add(1)
 	if !e.up.wantsReport(p.t.now()) {
 		return balancer.PickResult{SubConn: e.sc}, nil
@@ -513,6 +532,45 @@ func (p *picker) rebuild() *schedule {
 }
 
 // another is the unblocked endpoint other than i with the highest weight.
+// lessWaiting returns the upstream to take a call instead of ends[i], which
+// looks hung: the one with the fewest calls waiting, if ends[i] has
+// stallRatio times as many (plus one) and it does not shed (its level-3
+// window open).
+func (p *picker) lessWaiting(i int, now int64) (int, bool) {
+	best, least := -1, int64(0)
+	for j := range p.ends {
+		u := p.ends[j].up
+		if j == i || u.blocked(now) {
+			continue
+		}
+		if n := u.waiting.Load(); best < 0 || n < least {
+			best, least = j, n
+		}
+	}
+	return best, best >= 0 && p.ends[i].up.waiting.Load() >= stallRatio*(least+1)
+}
+
+// awaited is carried in a forwarded call's context: the upstream it was
+// picked for, counted as waiting until the call's headers come or it ends.
+// A transparent retry picks again: the count moves with it.
+type awaited struct{ up atomic.Pointer[upstream] }
+
+type awaitedKey struct{}
+
+func (w *awaited) picked(u *upstream) {
+	u.waiting.Add(1)
+	if old := w.up.Swap(u); old != nil {
+		old.waiting.Add(-1)
+	}
+}
+
+// answered ends the wait (headers came, or the call ended); idempotent.
+func (w *awaited) answered() {
+	if u := w.up.Swap(nil); u != nil {
+		u.waiting.Add(-1)
+	}
+}
+
 func (p *picker) another(i int, now int64) (int, bool) {
 	best, bestWeight := -1, -1.0
 	for j, e := range p.ends {

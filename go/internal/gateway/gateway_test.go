@@ -48,6 +48,9 @@ type testUpstream struct {
 	// shedPushback, when set, makes it shed every call but /test.S/Ping
 	// (RESOURCE_EXHAUSTED, the trailer and this grpc-retry-pushback-ms).
 	shedPushback atomic.Pointer[string]
+	// hung makes it answer nothing until the call ends (a stopped process
+	// whose connection stays up; its health stays SERVING).
+	hung atomic.Bool
 }
 
 func startUpstream(t *testing.T, addr string) *testUpstream {
@@ -70,6 +73,10 @@ func startUpstream(t *testing.T, addr string) *testUpstream {
 // out before the first message is read.
 func (u *testUpstream) handle(_ any, ss grpc.ServerStream) error {
 	u.calls.Add(1)
+	if u.hung.Load() {
+		<-ss.Context().Done()
+		return ss.Context().Err()
+	}
 	method, _ := grpc.MethodFromServerStream(ss)
 	in, _ := metadata.FromIncomingContext(ss.Context())
 	header := metadata.Pairs("x-upstream", u.addr)
@@ -508,6 +515,48 @@ func TestRestartedUpstreamGetsCallsWithinASecond(t *testing.T) {
 	}
 	if failures != 1 || len(states) > 6 || states[len(states)-1] != "READY" {
 		t.Errorf("upstream lines %v: want one TRANSIENT_FAILURE while it was down, READY last", states)
+	}
+}
+
+// An upstream that hangs with its connection up stays READY; once a few
+// calls wait on it, new calls go to the upstream that answers, so the
+// callers are not all caught waiting on the hung one.
+func TestCallsGoAroundAnUpstreamThatHangs(t *testing.T) {
+	hung, live := startUpstream(t, "127.0.0.1:0"), startUpstream(t, "127.0.0.1:0")
+	gw := startGateway(t, "--upstream", hung.addr, "--upstream", live.addr)
+	conn := dialRaw(t, gw.addr)
+	eventually(t, "serving", func() bool { return healthStatus(t, conn) == healthpb.HealthCheckResponse_SERVING })
+	hung.hung.Store(true)
+	var ok, waitedOut atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(3 * time.Second)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, _, _, err := call(ctx, conn, "/test.S/Echo", nil, "x")
+				cancel()
+				switch status.Code(err) {
+				case codes.OK:
+					ok.Add(1)
+				case codes.DeadlineExceeded:
+					waitedOut.Add(1)
+				default:
+					t.Errorf("call: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// A few calls at a time wait on the hung upstream, each for its 1 s
+	// deadline, while the other callers keep calling the live one. Without
+	// the rule every caller waits on every other call: about as many calls
+	// waited out as were served (23 and 24 in a run).
+	if ok.Load() < 100 || ok.Load() < 10*waitedOut.Load() {
+		t.Errorf("in 3 s, %d calls OK and %d waited out their deadline on the hung upstream; want 100 OK or more, 10 times as many as waited out",
+			ok.Load(), waitedOut.Load())
 	}
 }
 

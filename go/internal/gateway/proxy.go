@@ -83,11 +83,13 @@ func (p *proxy) handle(_ any, ss grpc.ServerStream) error {
 	// deadline are the parent's.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cs, err := conn.NewStream(ctx, anyArity, method, p.callOpts...)
+	wait := &awaited{} // the picker counts the call as waiting on its upstream
+	defer wait.answered()
+	cs, err := conn.NewStream(context.WithValue(ctx, awaitedKey{}, wait), anyArity, method, p.callOpts...)
 	if err != nil {
 		return p.refused(ss, err)
 	}
-	return p.pump(ss, cs, cancel)
+	return p.pump(ss, cs, cancel, wait)
 }
 
 // refused ends a call no upstream took: a shed at the gateway carries its
@@ -119,7 +121,7 @@ func (p *proxy) ownError(err error) error {
 // headers as soon as they arrive, messages, then trailers and the status as
 // the upstream sent them (CANCELLED and DEADLINE_EXCEEDED stay what they
 // are). A client that fails or goes away cancels the upstream call.
-func (p *proxy) pump(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.CancelFunc) error {
+func (p *proxy) pump(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.CancelFunc, wait *awaited) error {
 	requests := make(chan error, 1)
 	go func() {
 		err := forwardRequests(ss, cs)
@@ -128,7 +130,7 @@ func (p *proxy) pump(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.
 			cancel()
 		}
 	}()
-	err := p.forwardResponses(ss, cs)
+	err := p.forwardResponses(ss, cs, wait)
 	if err == errClientGone {
 		return status.FromContextError(ss.Context().Err()).Err()
 	}
@@ -155,8 +157,9 @@ func (p *proxy) pump(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.
 // errClientGone: a message could not be written to the client.
 var errClientGone = errors.New("client gone")
 
-func (p *proxy) forwardResponses(ss grpc.ServerStream, cs grpc.ClientStream) error {
+func (p *proxy) forwardResponses(ss grpc.ServerStream, cs grpc.ClientStream, wait *awaited) error {
 	header, err := cs.Header()
+	wait.answered()
 	if err == nil && header != nil {
 		if err := ss.SendHeader(withoutTransport(header)); err != nil {
 			return errClientGone
