@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -59,12 +60,14 @@ const (
 	// peerTTL is how long a report counts without a new one (the library's
 	// DefaultPeerTTL).
 	peerTTL = 5 * time.Second
-	// An upstream with stallCalls calls or more waiting for its answer's
-	// headers, stallRatio times as many as another READY upstream (plus
-	// one), gets no new call while that one can take it: an upstream that
+	// An upstream with stallCalls calls or more waiting for their headers
+	// gets no new call while another can take it with stallRatio times
+	// fewer per unit of weight (counting one more there): an upstream that
 	// hangs with its connection up (a stopped process, a stuck event loop)
-	// stays READY, and without this every caller ends up waiting on it. A
-	// call waits from its pick to its headers, so idle streams do not count.
+	// stays READY, and without this every caller ends up waiting on it. Per
+	// unit of weight, so that an upstream taking most calls by its pressure
+	// is not taken for a hung one; a call waits from its pick to its
+	// headers.
 	stallCalls = 4
 	stallRatio = 4
 )
@@ -408,7 +411,7 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 				if !ok {
 					return balancer.PickResult{}, e.up.shed(now)
 				}
-				e = &p.ends[j]
+				i, e = j, &p.ends[j]
 			}
 		}
 	}
@@ -531,23 +534,31 @@ func (p *picker) rebuild() *schedule {
 	return s
 }
 
-// another is the unblocked endpoint other than i with the highest weight.
 // lessWaiting returns the upstream to take a call instead of ends[i], which
-// looks hung: the one with the fewest calls waiting, if ends[i] has
-// stallRatio times as many (plus one) and it does not shed (its level-3
-// window open).
+// looks hung: of those not shedding and with a weight, the one with the
+// fewest calls waiting per unit of weight, if ends[i] has stallRatio times
+// as many per unit of its own (the waiting count grows with an upstream's
+// share of the calls, which its weight sets).
 func (p *picker) lessWaiting(i int, now int64) (int, bool) {
-	best, least := -1, int64(0)
+	best, least := -1, math.Inf(1)
 	for j := range p.ends {
 		u := p.ends[j].up
-		if j == i || u.blocked(now) {
-			continue
-		}
-		if n := u.waiting.Load(); best < 0 || n < least {
-			best, least = j, n
+		if w := u.weight(now); j != i && w > 0 && !u.blocked(now) {
+			if load := float64(u.waiting.Load()+1) / w; load < least {
+				best, least = j, load
+			}
 		}
 	}
-	return best, best >= 0 && p.ends[i].up.waiting.Load() >= stallRatio*(least+1)
+	u := p.ends[i].up
+	return best, best >= 0 && float64(u.waiting.Load()) >= stallRatio*least*u.weight(now)
+}
+
+// weight is the upstream's weight now: its report's, or 1 without one.
+func (u *upstream) weight(now int64) float64 {
+	if s := u.current(now); s != nil {
+		return s.weight
+	}
+	return 1
 }
 
 // awaited is carried in a forwarded call's context: the upstream it was
@@ -571,17 +582,14 @@ func (w *awaited) answered() {
 	}
 }
 
+// another is the unblocked endpoint other than i with the highest weight.
 func (p *picker) another(i int, now int64) (int, bool) {
 	best, bestWeight := -1, -1.0
 	for j, e := range p.ends {
 		if j == i || e.up.blocked(now) {
 			continue
 		}
-		w := 1.0
-		if s := e.up.current(now); s != nil {
-			w = s.weight
-		}
-		if w > bestWeight {
+		if w := e.up.weight(now); w > bestWeight {
 			best, bestWeight = j, w
 		}
 	}

@@ -111,6 +111,35 @@ func TestPressureWeighsUpstreams(t *testing.T) {
 	}
 }
 
+// Calls waiting in proportion to the weights (an upstream's share of the
+// calls in flight follows its share of the picks) leave the spread as the
+// weights make it: only a count far above an upstream's share looks hung.
+func TestCallsInFlightDoNotOverrideTheWeights(t *testing.T) {
+	for _, inFlight := range []int{4, 16, 64} {
+		tab, _ := newTestTable("calm:1", "hot:1")
+		sendReport(tab, "calm:1", reportTrailer(0.30, memcontract.LevelNormal, -1))
+		sendReport(tab, "hot:1", reportTrailer(0.92, memcontract.LevelDegraded, -1))
+		p := pickerOf(tab)
+		var waiting []*awaited
+		got := map[string]int{}
+		for range 2000 {
+			w := &awaited{}
+			r, err := p.Pick(balancer.PickInfo{FullMethodName: "/svc.S/Get", Ctx: context.WithValue(context.Background(), awaitedKey{}, w)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[r.SubConn.(*fakeSubConn).addr]++
+			if waiting = append(waiting, w); len(waiting) > inFlight {
+				waiting[0].answered() // the oldest call gets its headers
+				waiting = waiting[1:]
+			}
+		}
+		if got["hot:1"] > 100 {
+			t.Errorf("%d in flight: calls = %v, want about 1 in 40 to the level-2 upstream, as without calls in flight", inFlight, got)
+		}
+	}
+}
+
 func TestLevel3UpstreamGetsNoNonCoreCallWhileAnotherCan(t *testing.T) {
 	tab, clk := newTestTable("calm:1", "hot:1")
 	p := pickerOf(tab)
