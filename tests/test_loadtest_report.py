@@ -253,6 +253,10 @@ def test_runs_made_one_after_another_are_laid_over_each_other() -> None:
     assert merged.rate_sent == pytest.approx(1000 / merged.duration_s)
     assert len(merged.timeline) == max(len(a.timeline), len(b.timeline))
     assert sum(s.sent for s in merged.timeline) == merged.sent == 1000
+    # Each run's level changes keep their offsets from its start, inside the merged run (the
+    # later run's fell 100 s past its end).
+    offsets = [e.unix - merged.start_unix for e in merged.events]
+    assert b.events and offsets and all(0 <= t <= merged.duration_s for t in offsets), offsets
 
 
 def test_level_changes_are_events_and_an_absent_key_means_unchanged() -> None:

@@ -109,13 +109,15 @@ def test_pacer_total_and_phase() -> None:
         (Schedule.constant(100), {"duration": 1.0}),
         (parse_schedule("ramp:10->200:3s"), {"duration": 3.0, "phase": 0.5}),
         (Schedule.constant(10), {"total": 7, "phase": 0.25}),
+        (Schedule.constant(100), {"duration": 1.1}),  # count(1.1) is 110.00000000000001
+        (Schedule.constant(3000), {"duration": 1.1, "phase": 0.5}),
     ],
 )
 def test_calls_before_counts_the_intended_starts(schedule: Schedule, bounds: Any) -> None:
     """What the runner drops at once while the in-flight bound holds: every call due so far."""
     pacer = Pacer(schedule, **bounds)
     starts = _starts(pacer)
-    for t in (0.0, 0.013, 0.5, 0.999, 1.0, 1.7, 2.5, 3.0, 99.0):
+    for t in (0.0, 0.013, 0.5, 0.999, 1.0, 1.1, 1.1005, 1.7, 2.5, 3.0, 99.0):
         assert pacer.calls_before(t) == sum(1 for s in starts if s < t), t
 
 

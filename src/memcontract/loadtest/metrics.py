@@ -330,10 +330,12 @@ class Metrics:
     def add(self, other: Metrics) -> None:
         """Merge ``other`` into this (exact: counts and histograms add). Runs are laid over
         each other from their starts (as their seconds are): the merged run is as long as the
-        longer one, from the earlier start."""
+        longer one, from the earlier start, and each run's events keep their offsets."""
         length = max(self.end_unix - self.start_unix, other.end_unix - other.start_unix)
-        self.start_unix = min(self.start_unix, other.start_unix)
-        self.end_unix = self.start_unix + length
+        start = min(self.start_unix, other.start_unix)
+        self.events = [_moved(e, start - self.start_unix) for e in self.events]
+        self.events.extend(_moved(e, start - other.start_unix) for e in other.events)
+        self.start_unix, self.end_unix = start, start + length
         for code, hist in other.latency.items():
             self._histogram(self.latency, code).add(hist)
             self._histogram(self.service, code).add(other.service[code])
@@ -344,7 +346,6 @@ class Metrics:
             self.examples.setdefault(group, example)
         self.send_lag.add(other.send_lag)
         self.loop_lag.add(other.loop_lag)
-        self.events.extend(other.events)
         self.sent += other.sent
         self.answered += other.answered
         self.late += other.late
@@ -494,6 +495,11 @@ def _distinct_levels(events: list[Event]) -> list[Event]:
             last[event.stream] = event.level
         kept.append(event)
     return kept
+
+
+def _moved(event: Event, by: float) -> Event:
+    """``event`` ``by`` seconds later (a run laid over another from its start)."""
+    return event if by == 0 else replace(event, unix=event.unix + by)
 
 
 def _merge_exact(

@@ -53,10 +53,18 @@ class Pacer:
     def calls_before(self, t: float) -> int:
         """How many of this worker's calls are intended before ``t`` s from the start (the
         index of the first one at or after it), within the bounds."""
+        if self.duration is not None:
+            t = min(t, self.duration)
         n = max(0, math.ceil(self.schedule.count(t) - self.phase))
-        if self.duration is not None and t > self.duration:
-            n = min(n, self.calls_before(self.duration))
-        return n if self.total is None else min(n, self.total)
+        if self.total is not None:
+            n = min(n, self.total)
+        # count() and time_of() round apart by a call at most: trust intended(), which
+        # bounds the run.
+        while n > 0 and ((start := self.intended(n - 1)) is None or start >= t):
+            n -= 1
+        while (start := self.intended(n)) is not None and start < t:
+            n += 1
+        return n
 
     def pace(self, elapsed: float, hits: int) -> tuple[float, bool]:
         """(seconds to wait before the next call, stop): vegeta's contract, for ``hits`` fired."""
