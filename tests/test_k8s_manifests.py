@@ -114,7 +114,7 @@ def test_the_drain_outlasts_a_readiness_probe_and_fits_the_grace_period(
     the server's grace must end before the kubelet's SIGKILL."""
     readiness = container(manifests)["readinessProbe"]
     drain = float(args(manifests)["drain-delay-s"])
-    assert drain >= readiness["periodSeconds"] * readiness["failureThreshold"]
+    assert drain > readiness["periodSeconds"] * readiness["failureThreshold"]
     pod = manifests["Deployment"]["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] >= drain + GRACE_SECONDS
 

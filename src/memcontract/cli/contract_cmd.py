@@ -17,7 +17,9 @@ def register(sub: Any) -> None:
     check = group.add_parser("check", help="validate a contract file")
     check.add_argument("file")
     check.add_argument(
-        "--module", default=None, help="module to check (default: every module in the file)"
+        "--module",
+        default=None,
+        help="module to check (default: $MEMCONTRACT_MODULE, else every module in the file)",
     )
     check.set_defaults(run=run_check)
 
