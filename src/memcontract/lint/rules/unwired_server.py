@@ -237,12 +237,9 @@ def _is_copy(expr: ast.expr) -> TypeGuard[ast.Call]:
 ADD_HANDLERS = ("add_generic_rpc_handlers", "add_registered_method_handlers")
 
 
-def _before(node: ast.AST, other: ast.AST) -> bool:
+def _before(node: ast.expr, other: ast.expr) -> bool:
     """Whether ``node`` starts before ``other`` in the source."""
-    return (getattr(node, "lineno", 0), getattr(node, "col_offset", 0)) < (
-        getattr(other, "lineno", 0),
-        getattr(other, "col_offset", 0),
-    )
+    return (node.lineno, node.col_offset) < (other.lineno, other.col_offset)
 
 
 def _adds_service_to(node: ast.AST, server: str) -> TypeGuard[ast.Call]:
